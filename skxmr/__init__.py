@@ -1,0 +1,20 @@
+"""skxmr: extreme multilabel ranking for scikit-learn.
+
+Semantic label indexing, beam-search matching and linear ranking (XR-Linear), in
+Python with Cython kernels. See ``skxmr.metrics`` and ``skxmr.datasets``.
+"""
+
+from skxmr import _check_build  # noqa: F401  (explains an unbuilt tree)
+from skxmr._show_versions import show_versions
+from skxmr._version import __version__
+
+__all__ = ["__version__", "datasets", "metrics", "show_versions"]
+
+
+def __getattr__(name):
+    # Submodules load on first use so that ``import skxmr`` stays light.
+    if name in ("datasets", "metrics"):
+        import importlib
+
+        return importlib.import_module(f"skxmr.{name}")
+    raise AttributeError(f"module 'skxmr' has no attribute {name!r}")
