@@ -3,6 +3,8 @@
 try:
     from skxmr._cython import _openmp_helpers  # noqa: F401
 except ImportError as exc:  # pragma: no cover - only on a broken install
+    if not (exc.name or "").startswith("skxmr"):
+        raise  # a missing dependency, not a missing build
     raise ImportError(
         "skxmr's compiled kernels are not built. Install the package with "
         "`pip install .` (or `pip install -e . --no-build-isolation` for "
