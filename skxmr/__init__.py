@@ -5,10 +5,19 @@ Python with Cython kernels. See ``skxmr.metrics`` and ``skxmr.datasets``.
 """
 
 from skxmr import _check_build  # noqa: F401  (explains an unbuilt tree)
+from skxmr._indexer import LabelIndexer
+from skxmr._label_tree import LabelTree
 from skxmr._show_versions import show_versions
 from skxmr._version import __version__
 
-__all__ = ["__version__", "datasets", "metrics", "show_versions"]
+__all__ = [
+    "LabelIndexer",
+    "LabelTree",
+    "__version__",
+    "datasets",
+    "metrics",
+    "show_versions",
+]
 
 
 def __getattr__(name):

@@ -1,0 +1,274 @@
+"""The label tree as flat arrays, and its exchange format (a chain of assignment
+matrices, the layout PECOS saves)."""
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class LabelTree:
+    """A B-ary tree over labels, stored as flat arrays.
+
+    Nodes are numbered level by level: level 0 is the root (node 0); levels
+    ``1 .. n_levels - 1`` are clusters; level ``n_levels`` holds the labels, one node
+    per label. All leaves (labels) are at the same depth. The children of a node are
+    contiguous: the children of node ``g`` are the nodes ``child_ptr[g]`` to
+    ``child_ptr[g + 1] - 1``, all on the next level. Label node ``level_ptr[-2] + p``
+    stands for label ``label_perm[p]`` (an index into the columns of ``Y``).
+
+    Parameters
+    ----------
+    level_ptr : array of int, shape (n_levels + 2,)
+        Level t holds nodes ``level_ptr[t]`` to ``level_ptr[t + 1] - 1``;
+        ``level_ptr[0] = 0``, ``level_ptr[1] = 1`` (the root).
+    child_ptr : array of int, shape (level_ptr[-2] + 1,)
+        Child ranges of the internal nodes (root and clusters).
+    label_perm : array of int, shape (n_labels,)
+        The label of each label node, in node order: a permutation of the labels.
+
+    Attributes
+    ----------
+    n_levels : int
+        Number of levels below the root; the last one holds the labels.
+    n_labels : int
+    level_sizes : ndarray
+        Number of nodes per level below the root (the last entry is n_labels).
+    """
+
+    def __init__(self, level_ptr, child_ptr, label_perm):
+        self.level_ptr = np.ascontiguousarray(level_ptr, dtype=np.int64)
+        self.child_ptr = np.ascontiguousarray(child_ptr, dtype=np.int64)
+        self.label_perm = np.ascontiguousarray(label_perm, dtype=np.int64)
+        self._check()
+
+    # ------------------------------------------------------------------ checks
+    def _check(self):
+        lp, cp, perm = self.level_ptr, self.child_ptr, self.label_perm
+        if lp.ndim != 1 or lp.size < 3 or lp[0] != 0 or lp[1] != 1:
+            raise ValueError("level_ptr must start with [0, 1] and have >= 3 entries.")
+        if np.any(np.diff(lp) < 1):
+            raise ValueError("every level of the tree must hold at least one node.")
+        n_internal = lp[-2]
+        if cp.shape != (n_internal + 1,) or cp[0] != 1 or cp[-1] != lp[-1]:
+            raise ValueError("child_ptr does not match level_ptr.")
+        if np.any(np.diff(cp) < 1):
+            raise ValueError("every internal node of the tree needs at least one child.")
+        # The children of level t must be exactly the nodes of level t + 1.
+        if not np.array_equal(cp[lp[:-2]], lp[1:-1]):
+            raise ValueError("children must lie on the level below their parent.")
+        if perm.shape != (lp[-1] - lp[-2],):
+            raise ValueError("label_perm must have one entry per label node.")
+        if not np.array_equal(np.sort(perm), np.arange(perm.size)):
+            raise ValueError("label_perm must be a permutation of the labels.")
+
+    # -------------------------------------------------------------- properties
+    @property
+    def n_levels(self):
+        return self.level_ptr.size - 2
+
+    @property
+    def n_labels(self):
+        return self.label_perm.size
+
+    @property
+    def level_sizes(self):
+        return np.diff(self.level_ptr)[1:]
+
+    def children_counts(self, level):
+        """Number of children of each node of ``level`` (0 = root)."""
+        level = self._level_index(level, allow_root=True, allow_labels=False)
+        lo, hi = self.level_ptr[level], self.level_ptr[level + 1]
+        return np.diff(self.child_ptr[lo : hi + 1])
+
+    def leaf_sizes(self):
+        """Number of labels in each leaf cluster (the last cluster level)."""
+        return self.children_counts(self.n_levels - 1)
+
+    def _level_index(self, level, allow_root=False, allow_labels=True):
+        n = self.n_levels
+        if not isinstance(level, (int, np.integer)):
+            raise TypeError(f"level must be an int, got {type(level).__name__}.")
+        if level < 0:
+            level += n + 1
+        lowest = 0 if allow_root else 1
+        highest = n if allow_labels else n - 1
+        if not lowest <= level <= highest:
+            raise ValueError(
+                f"level must lie in [{lowest}, {highest}] (or be negative), got "
+                f"{level} for a tree with {n} levels below the root."
+            )
+        return int(level)
+
+    # -------------------------------------------------------------- structure
+    def _cluster_level(self, level):
+        """Cluster level from the root (1..n_levels-1) or the bottom (-1 = leaves)."""
+        if not isinstance(level, (int, np.integer)):
+            raise TypeError(f"level must be an int, got {type(level).__name__}.")
+        n_cluster_levels = self.n_levels - 1
+        index = level + n_cluster_levels + 1 if level < 0 else level
+        if not 1 <= index <= n_cluster_levels:
+            raise ValueError(
+                f"level must lie in [1, {n_cluster_levels}] or "
+                f"[-{n_cluster_levels}, -1] for this tree, got {level}."
+            )
+        return int(index)
+
+    def parents(self, level):
+        """Parent (a node index within ``level - 1``) of each node of ``level``."""
+        level = self._level_index(level)
+        counts = self.children_counts(level - 1)
+        return np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+
+    def label_to_cluster(self, level=-1):
+        """Node index within cluster ``level`` (default: leaves) of each label.
+
+        Returns an array of shape (n_labels,), indexed by the original label id.
+        """
+        level = self._level_index(level)
+        if level == self.n_levels:
+            nodes = np.arange(self.n_labels, dtype=np.int64)
+        else:
+            nodes = np.arange(self.n_labels, dtype=np.int64)
+            for t in range(self.n_levels, level, -1):
+                nodes = self.parents(t)[nodes]
+        out = np.empty(self.n_labels, dtype=np.int64)
+        out[self.label_perm] = nodes
+        return out
+
+    def assignment_matrix(self, level=-1):
+        """Sparse (n_labels, n_nodes(level)) 0/1 matrix: label -> its cluster."""
+        level = self._level_index(level)
+        clusters = self.label_to_cluster(level)
+        n_nodes = self.level_sizes[level - 1]
+        return sp.csr_matrix(
+            (np.ones(self.n_labels, dtype=np.float32), clusters,
+             np.arange(self.n_labels + 1)),
+            shape=(self.n_labels, n_nodes),
+        )
+
+    def transform(self, Y, level=-1):
+        """Instance-by-label indicator -> instance-by-cluster relevance at ``level``.
+
+        ``Y_t = Y M_t`` with ``M_t`` the label-to-cluster assignment: entry (i, c)
+        counts the relevant labels of row i inside cluster c (float32 CSR).
+        ``level`` counts from the root (1 = the root's children); negative values
+        count from the bottom (-1 = the leaf clusters).
+        """
+        level = self._cluster_level(level)
+        Y = sp.csr_matrix(Y) if sp.issparse(Y) else sp.csr_matrix(np.asarray(Y))
+        if Y.shape[1] != self.n_labels:
+            raise ValueError(
+                f"Y has {Y.shape[1]} columns but the tree has {self.n_labels} labels."
+            )
+        M = self.assignment_matrix(level)
+        Y_bin = Y.astype(np.float32, copy=True)
+        Y_bin.data = (Y_bin.data != 0).astype(np.float32)
+        Y_bin.eliminate_zeros()
+        return (Y_bin @ M).tocsr()
+
+    # ------------------------------------------------------------ chain layout
+    def to_chain(self):
+        """The tree as a list of child-to-parent assignment matrices.
+
+        ``chain[t]`` (CSC, float32) has shape ``(n_nodes(t + 1), n_nodes(t))`` with a
+        1 at (child, parent); ``chain[0]`` has one column (the root) and the last
+        matrix has one row per label, indexed by the original label id: the layout
+        PECOS saves as its cluster chain.
+        """
+        chain = []
+        for level in range(1, self.n_levels + 1):
+            parents = self.parents(level)
+            n_child = parents.size
+            rows = np.arange(n_child)
+            if level == self.n_levels:
+                rows = self.label_perm
+            chain.append(
+                sp.csc_matrix(
+                    (np.ones(n_child, dtype=np.float32), (rows, parents)),
+                    shape=(n_child, self.level_sizes[level - 2] if level > 1 else 1),
+                )
+            )
+        return chain
+
+    @classmethod
+    def from_chain(cls, chain):
+        """Build a tree from a list of child-to-parent assignment matrices.
+
+        ``chain[t]`` has shape ``(n_nodes(t + 1), n_nodes(t))``; ``chain[0]`` has one
+        column; each row has exactly one nonzero (its parent); every parent has a
+        child. Children are reordered so that siblings are contiguous; the order of
+        the labels within a leaf and of clusters within a parent is kept.
+        """
+        if isinstance(chain, sp.spmatrix) or sp.issparse(chain):
+            chain = [chain]
+        chain = list(chain)
+        if not chain:
+            raise ValueError("the chain must hold at least one matrix.")
+        mats = []
+        for t, C in enumerate(chain):
+            if not sp.issparse(C):
+                C = np.asarray(C)
+                if C.ndim != 2:
+                    raise ValueError(f"chain[{t}] must be a 2-D matrix.")
+            C = sp.csr_matrix(C)
+            C.eliminate_zeros()
+            expected_cols = 1 if t == 0 else mats[-1].shape[0]
+            if C.shape[1] != expected_cols:
+                raise ValueError(
+                    f"chain[{t}] has {C.shape[1]} columns; expected {expected_cols} "
+                    "(the rows of the previous matrix)."
+                )
+            if np.any(np.diff(C.indptr) != 1):
+                raise ValueError(f"every row of chain[{t}] needs exactly one parent.")
+            if np.unique(C.indices).size != C.shape[1]:
+                raise ValueError(f"some node of level {t} has no child in chain[{t}].")
+            mats.append(C)
+        level_sizes = [1] + [C.shape[0] for C in mats]
+        level_ptr = np.concatenate([[0], np.cumsum(level_sizes)])
+        # Walk down: node positions of each level in parent order (stable).
+        position = np.zeros(1, dtype=np.int64)  # root's position
+        child_ptr_parts = []
+        perm = None
+        for C in mats:
+            parent_pos = position[C.indices]  # each child's parent position
+            order = np.argsort(parent_pos, kind="stable")  # original child ids in order
+            counts = np.bincount(parent_pos, minlength=C.shape[1])
+            child_ptr_parts.append(counts)
+            position = np.empty(C.shape[0], dtype=np.int64)
+            position[order] = np.arange(C.shape[0])
+            perm = order
+        counts = np.concatenate(child_ptr_parts)
+        child_ptr = np.concatenate([[1], 1 + np.cumsum(counts)])
+        return cls(level_ptr, child_ptr, perm)
+
+    # ---------------------------------------------------------------- helpers
+    def keep_levels(self, levels):
+        """A coarser tree keeping only the given cluster levels (1-based).
+
+        The label level is always kept. Used to group binary levels into B-ary ones.
+        """
+        keep = sorted({self._level_index(t, allow_labels=False) for t in levels})
+        keep.append(self.n_levels)
+        chain = self.to_chain()
+        # chain[s] maps level s + 1 to level s; compose them between kept levels.
+        composed = []
+        previous = 0
+        for t in keep:
+            M = None
+            for s in range(t - 1, previous - 1, -1):  # from level t up to previous
+                M = chain[s] if M is None else M @ chain[s]
+            composed.append(sp.csr_matrix(M))
+            previous = t
+        return LabelTree.from_chain(composed)
+
+    def equals(self, other):
+        """True when both trees have the same arrays."""
+        return (
+            isinstance(other, LabelTree)
+            and np.array_equal(self.level_ptr, other.level_ptr)
+            and np.array_equal(self.child_ptr, other.child_ptr)
+            and np.array_equal(self.label_perm, other.label_perm)
+        )
+
+    def __repr__(self):
+        sizes = ", ".join(str(s) for s in self.level_sizes)
+        return f"LabelTree(n_labels={self.n_labels}, level_sizes=[{sizes}])"
