@@ -1,0 +1,147 @@
+"""LabelIndexer vs libpecos's hierarchical k-means, on the same label vectors.
+
+    python benchmarks/bench_indexer.py [--data ../shared/data/debian-deps] [--repeat 3]
+    python benchmarks/bench_indexer.py --synthetic 1000000   # 1M labels, skxmr only
+                                                             # (add --with-pecos)
+
+Label vectors: PIFA of the training set (computed once by skxmr, identical to PECOS's
+own PIFA), cached under benchmarks/_cache/. Each run is a fresh process (peak RSS from
+ru_maxrss); the libpecos runs use the virtual environment that
+benchmarks/envs/make_pecos_env.sh creates (numpy<2, scipy<1.14, CPU torch). Settings:
+B=16, max leaf size 100, spherical, 20 k-means iterations, seed 0, 2 threads.
+Quality: the mean cosine similarity between each label vector and its leaf centroid.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / "_cache"
+PECOS_PYTHON = HERE / "envs" / ".pecos" / "bin" / "python"
+
+
+def label_vectors(args):
+    from skxmr._embedding import pifa
+
+    if args.synthetic:
+        path = CACHE / f"synthetic_{args.synthetic}_Z.npz"
+        if not path.exists():
+            from skxmr.datasets import make_xmc_classification
+
+            X, Y = make_xmc_classification(
+                n_samples=args.synthetic, n_features=100_000, n_labels=args.synthetic,
+                avg_features_per_sample=20, power_law_exponent=0.5, random_state=0,
+            )
+            Z = pifa(X, Y)
+            sp.save_npz(path, Z, compressed=False)
+        return path
+    path = CACHE / f"{Path(args.data).name}_Z.npz"
+    if not path.exists():
+        X = sp.load_npz(Path(args.data) / "X.trn.npz")
+        Y = sp.load_npz(Path(args.data) / "Y.trn.npz")
+        sp.save_npz(path, pifa(X, Y), compressed=False)
+    return path
+
+
+def run_skxmr(z_path, out_path, threads, clustering):
+    """Worker: index in this process, print JSON."""
+    from skxmr import LabelIndexer
+
+    Z = sp.load_npz(z_path).tocsr()
+    start = time.perf_counter()
+    indexer = LabelIndexer("precomputed", branching_factor=16, max_leaf_size=100,
+                           clustering=clustering, n_jobs=threads, random_state=0).fit(Z)
+    seconds = time.perf_counter() - start
+    tree = indexer.tree_
+    np.save(out_path, tree.label_to_cluster(tree.n_levels - 1))
+    print(json.dumps({
+        "seconds": seconds,
+        "level_sizes": tree.level_sizes.tolist(),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+def mean_leaf_cosine(Z, leaf):
+    M = sp.csr_matrix((np.ones(leaf.size), leaf, np.arange(leaf.size + 1)))
+    centroids = normalize(M.T @ Z)
+    return float(np.asarray(Z.multiply(centroids[leaf]).sum(axis=1)).mean())
+
+
+def subprocess_json(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data" /
+                                              "debian-deps"))
+    parser.add_argument("--synthetic", type=int, default=0,
+                        help="use make_xmc_classification with this many labels")
+    parser.add_argument("--with-pecos", action="store_true",
+                        help="also run libpecos on the synthetic set")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        z_path, out_path, clustering = args.worker
+        run_skxmr(z_path, out_path, args.threads, clustering)
+        return
+    CACHE.mkdir(exist_ok=True)
+    z_path = label_vectors(args)
+    Z = sp.load_npz(z_path).tocsr()
+    print(f"label vectors: {z_path.name}, {Z.shape[0]} labels x {Z.shape[1]} dims, "
+          f"nnz={Z.nnz}; {args.threads} threads, best of {args.repeat}\n")
+    use_pecos = not args.synthetic or args.with_pecos
+    if use_pecos and not PECOS_PYTHON.exists():
+        subprocess.run(["bash", str(HERE / "envs" / "make_pecos_env.sh")], check=True)
+    runs = {"skxmr kmeans (B-way)": [], "skxmr binary (PECOS's way)": []}
+    if use_pecos:
+        runs["libpecos"] = []
+    leaves = {}
+    for _ in range(args.repeat):  # alternate libraries so load hits both alike
+        for name in runs:
+            leaf_path = CACHE / f"leaf_{abs(hash(name))}.npy"
+            if name == "libpecos":
+                chain_path = CACHE / "pecos_chain.npz"
+                result = subprocess_json([
+                    str(PECOS_PYTHON), str(HERE / "envs" / "pecos_runner.py"), "index",
+                    "--Z", str(z_path), "--out", str(chain_path), "--nr-splits", "16",
+                    "--max-leaf-size", "100", "--threads", str(args.threads),
+                    "--seed", "0", "--spherical", "1",
+                ])
+                leaves[name] = np.load(chain_path)["leaf_of_label"]
+            else:
+                clustering = "kmeans" if "kmeans" in name else "binary"
+                result = subprocess_json([
+                    sys.executable, __file__, "--threads", str(args.threads),
+                    "--worker", str(z_path), str(leaf_path), clustering,
+                ])
+                leaves[name] = np.load(leaf_path)
+            runs[name].append(result)
+    print("| indexer | level sizes | seconds (best) | peak RSS (MB) | leaf sizes | "
+          "mean cosine to leaf centroid |")
+    print("|---|---|---:|---:|---|---:|")
+    for name, results in runs.items():
+        best = min(r["seconds"] for r in results)
+        rss = max(r["peak_rss_mb"] for r in results)
+        sizes = np.bincount(leaves[name])
+        levels = results[0]["level_sizes"]
+        print(f"| {name} | {levels} | {best:.2f} | {rss:.0f} | "
+              f"{sizes.min()}-{sizes.max()} | {mean_leaf_cosine(Z, leaves[name]):.4f} |")
+
+
+if __name__ == "__main__":
+    main()
