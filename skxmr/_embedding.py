@@ -51,6 +51,9 @@ import scipy.sparse as sp
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from skxmr._cython._sparse import _csr_row_normalize
+from skxmr.utils import effective_n_threads
+
 __all__ = [
     "check_precomputed",
     "combine_label_features",
@@ -165,19 +168,7 @@ def _rownorm_csr_inplace(M):
     """
     if M.nnz == 0:
         return M
-    n_rows = M.shape[0]
-    counts = np.diff(M.indptr)
-    nonempty = np.flatnonzero(counts)
-    absdata = np.abs(M.data.astype(np.float64, copy=False))
-    absmax = np.zeros(n_rows, dtype=np.float64)
-    absmax[nonempty] = np.maximum.reduceat(absdata, M.indptr[nonempty])
-    del absdata
-    row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), counts)
-    t = M.data.astype(np.float64) / absmax[row_ids]  # |t| <= 1, max |t| == 1
-    r = np.sqrt(np.bincount(row_ids, weights=t * t, minlength=n_rows))
-    r[r == 0] = 1.0  # only for empty rows: r >= 1 wherever a row has an entry
-    t /= r[row_ids]
-    M.data[...] = t
+    _csr_row_normalize(M.data, M.indptr, effective_n_threads(None))
     return M
 
 

@@ -268,12 +268,17 @@ class LabelIndexer(BaseEstimator):
             )
 
     def _leaf_centroids(self, Z, tree):
-        M = tree.assignment_matrix(tree.n_levels - 1)  # label -> leaf cluster
-        sums = M.T @ Z
+        # Leaf -> label membership as CSR: label_perm lists labels leaf by leaf.
+        counts = tree.leaf_sizes()
+        members = sp.csr_matrix(
+            (np.ones(tree.n_labels, dtype=np.float32), tree.label_perm,
+             np.concatenate([[0], np.cumsum(counts)])),
+            shape=(counts.size, tree.n_labels),
+        )
+        sums = members @ Z
         if self.spherical:
             return normalize(sums)
-        counts = np.asarray(M.sum(axis=0)).ravel()
-        scale = sp.diags(1.0 / np.maximum(counts, 1))
+        scale = sp.diags(1.0 / counts)
         return scale @ sums if sp.issparse(sums) else sums / counts[:, None]
 
     def transform(self, Y, level=-1):

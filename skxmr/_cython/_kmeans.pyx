@@ -11,8 +11,9 @@ CSR matrix Z with unit-norm rows for the spherical mode). Each node is split int
    number of threads);
 2. similarities: cosine (spherical) or ``2 x.c - |c|^2`` (Euclidean);
 3. balanced assignment: candidate (item, child) pairs among each item's best
-   ``N_CANDIDATES`` children are taken greedily by decreasing similarity while the
-   child has room; items left over take their best child that still has room;
+   ``N_CANDIDATES`` children are taken greedily by decreasing similarity (ties:
+   item order) while the child has room (a radix sort of 64-bit keys); items left
+   over take their best child that still has room;
 4. centroids: the (normalised, if spherical) mean of their items; stop when at
    most ``tol * n_items`` items changed child in a round, or after ``max_iter``
    rounds.
@@ -23,7 +24,7 @@ contiguous (children in order, items in their previous relative order).
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, free, qsort
 from libc.string cimport memset
 
@@ -35,12 +36,6 @@ cdef enum:
     N_CANDIDATES = 4
 
 
-cdef struct Candidate:
-    float sim
-    int32_t item
-    int32_t child
-
-
 cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
     cdef uint64_t z
     state[0] += <uint64_t> 0x9E3779B97F4A7C15
@@ -50,19 +45,49 @@ cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
     return z ^ (z >> 31)
 
 
-cdef int _cmp_candidates(const void* a, const void* b) noexcept nogil:
-    # Higher similarity first; ties by item, then child (a total order).
-    cdef const Candidate* x = <const Candidate*> a
-    cdef const Candidate* y = <const Candidate*> b
-    if x.sim > y.sim:
-        return -1
-    if x.sim < y.sim:
-        return 1
-    if x.item != y.item:
-        return -1 if x.item < y.item else 1
-    if x.child != y.child:
-        return -1 if x.child < y.child else 1
-    return 0
+cdef int _cmp_keys(const void* a, const void* b) noexcept nogil:
+    cdef uint64_t x = (<const uint64_t*> a)[0]
+    cdef uint64_t y = (<const uint64_t*> b)[0]
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef inline uint64_t _descending_key(float sim, intp_t position) noexcept nogil:
+    """Sort key: ascending keys = decreasing similarity, then increasing position."""
+    cdef uint32_t bits = (<uint32_t*> &sim)[0]
+    if bits & 0x80000000u:
+        bits = ~bits
+    else:
+        bits = bits | 0x80000000u
+    return (<uint64_t> (~bits) << 32) | <uint64_t> position
+
+
+cdef void _sort_keys(uint64_t* keys, uint64_t* tmp, intp_t n) noexcept nogil:
+    """Sort 64-bit keys ascending: qsort for small arrays, else LSD radix sort."""
+    cdef intp_t counts[2048]
+    cdef intp_t i, total, c
+    cdef int shift
+    cdef uint64_t* src = keys
+    cdef uint64_t* dst = tmp
+    cdef uint64_t* swap
+    if n < 4096:
+        qsort(keys, n, sizeof(uint64_t), _cmp_keys)
+        return
+    for shift in range(0, 66, 11):  # six 11-bit digits
+        memset(counts, 0, sizeof(counts))
+        for i in range(n):
+            counts[(src[i] >> shift) & 0x7FF] += 1
+        total = 0
+        for i in range(2048):
+            c = counts[i]
+            counts[i] = total
+            total += c
+        for i in range(n):
+            dst[counts[(src[i] >> shift) & 0x7FF]] = src[i]
+            counts[(src[i] >> shift) & 0x7FF] += 1
+        swap = src
+        src = dst
+        dst = swap
+    # An even number of passes: the sorted data is back in ``keys``.
 
 
 cdef void _similarities(const float* vals, const int32_t* cols, const intp_t* ptr,
@@ -90,9 +115,10 @@ cdef void _similarities(const float* vals, const int32_t* cols, const intp_t* pt
 
 
 cdef void _assign_balanced(const float* sims, intp_t n_items, intp_t f,
-                           const intp_t* capacity, intp_t* room, Candidate* cands,
+                           const intp_t* capacity, intp_t* room, uint64_t* keys,
+                           uint64_t* tmp, int32_t* cand_child,
                            int32_t* assign) noexcept nogil:
-    cdef intp_t i, c, j, m, n_cands = 0, best
+    cdef intp_t i, c, j, m, n_cands = 0, best, pos
     cdef float best_sim = 0
     m = f if f < N_CANDIDATES else N_CANDIDATES
     for c in range(f):
@@ -105,18 +131,18 @@ cdef void _assign_balanced(const float* sims, intp_t n_items, intp_t f,
             for c in range(f):
                 if best >= 0 and sims[i * f + c] <= best_sim:
                     continue
-                if _already_candidate(cands + n_cands - j, j, c):
+                if _already_candidate(cand_child + n_cands - j, j, c):
                     continue
                 best = c
                 best_sim = sims[i * f + c]
-            cands[n_cands].sim = best_sim
-            cands[n_cands].item = <int32_t> i
-            cands[n_cands].child = <int32_t> best
+            cand_child[n_cands] = <int32_t> best
+            keys[n_cands] = _descending_key(best_sim, n_cands)
             n_cands += 1
-    qsort(cands, n_cands, sizeof(Candidate), _cmp_candidates)
+    _sort_keys(keys, tmp, n_cands)
     for j in range(n_cands):
-        i = cands[j].item
-        c = cands[j].child
+        pos = <intp_t> (keys[j] & 0xFFFFFFFFu)
+        i = pos // m
+        c = cand_child[pos]
         if assign[i] < 0 and room[c] > 0:
             assign[i] = <int32_t> c
             room[c] -= 1
@@ -132,11 +158,11 @@ cdef void _assign_balanced(const float* sims, intp_t n_items, intp_t f,
         room[best] -= 1
 
 
-cdef inline bint _already_candidate(const Candidate* first, intp_t count,
+cdef inline bint _already_candidate(const int32_t* first, intp_t count,
                                     intp_t child) noexcept nogil:
     cdef intp_t j
     for j in range(count):
-        if first[j].child == child:
+        if first[j] == child:
             return True
     return False
 
@@ -144,30 +170,30 @@ cdef inline bint _already_candidate(const Candidate* first, intp_t count,
 cdef void _update_centroids(const float* vals, const int32_t* cols, const intp_t* ptr,
                             intp_t n_items, const int32_t* assign, intp_t f,
                             intp_t n_local, bint spherical, const intp_t* capacity,
-                            float* centroids, float* c_sqnorm) noexcept nogil:
-    # Feature-major layout: centroids[feature * f + child].
-    cdef intp_t i, c, p, a
-    cdef double* norms = <double*> calloc(f, sizeof(double))
-    cdef float scale
+                            float* centroids, float* c_sqnorm,
+                            int n_threads) noexcept nogil:
+    # Feature-major layout: centroids[feature * f + child]. Threads split the
+    # children; each child sums its items in item order, so the result does not
+    # depend on the number of threads.
+    cdef intp_t i, c, p
+    cdef double norm, scale
     memset(centroids, 0, f * n_local * sizeof(float))
-    for i in range(n_items):
-        a = assign[i]
-        for p in range(ptr[i], ptr[i + 1]):
-            centroids[cols[p] * f + a] += vals[p]
-    for p in range(n_local):
-        for c in range(f):
-            norms[c] += <double> centroids[p * f + c] * centroids[p * f + c]
-    for c in range(f):
+    for c in prange(f, num_threads=n_threads, schedule="static"):
+        for i in range(n_items):
+            if assign[i] == c:
+                for p in range(ptr[i], ptr[i + 1]):
+                    centroids[cols[p] * f + c] += vals[p]
+        norm = 0
+        for p in range(n_local):
+            norm = norm + <double> centroids[p * f + c] * centroids[p * f + c]
         if spherical:
             c_sqnorm[c] = 1
-            norms[c] = 1.0 / sqrt(norms[c]) if norms[c] > 0 else 0.0
+            scale = 1.0 / sqrt(norm) if norm > 0 else 0.0
         else:
-            c_sqnorm[c] = <float> (norms[c] / (<double> capacity[c] * capacity[c]))
-            norms[c] = 1.0 / capacity[c]
-    for p in range(n_local):
-        for c in range(f):
-            centroids[p * f + c] = <float> (centroids[p * f + c] * norms[c])
-    free(norms)
+            c_sqnorm[c] = <float> (norm / (<double> capacity[c] * capacity[c]))
+            scale = 1.0 / capacity[c]
+        for p in range(n_local):
+            centroids[p * f + c] = <float> (centroids[p * f + c] * scale)
 
 
 cdef int _split_node(const float* data, const int32_t* indices,
@@ -190,7 +216,9 @@ cdef int _split_node(const float* data, const int32_t* indices,
     cdef intp_t* capacity = NULL
     cdef intp_t* room = NULL
     cdef intp_t* pick = NULL
-    cdef Candidate* cands = NULL
+    cdef uint64_t* keys = NULL
+    cdef uint64_t* key_tmp = NULL
+    cdef int32_t* cand_child = NULL
     cdef int32_t* previous = NULL
     cdef int status = 0
     cdef intp_t max_changed = <intp_t> (tol * n_items)
@@ -204,11 +232,14 @@ cdef int _split_node(const float* data, const int32_t* indices,
     capacity = <intp_t*> malloc(f * sizeof(intp_t))
     room = <intp_t*> malloc(f * sizeof(intp_t))
     pick = <intp_t*> malloc(n_items * sizeof(intp_t))
-    cands = <Candidate*> malloc(n_items * N_CANDIDATES * sizeof(Candidate))
+    keys = <uint64_t*> malloc(n_items * N_CANDIDATES * sizeof(uint64_t))
+    key_tmp = <uint64_t*> malloc(n_items * N_CANDIDATES * sizeof(uint64_t))
+    cand_child = <int32_t*> malloc(n_items * N_CANDIDATES * sizeof(int32_t))
     previous = <int32_t*> malloc(n_items * sizeof(int32_t))
     c_sqnorm = <float*> malloc(f * sizeof(float))
     if (ptr == NULL or cols == NULL or vals == NULL or sims == NULL or capacity == NULL
-            or room == NULL or pick == NULL or cands == NULL or previous == NULL
+            or room == NULL or pick == NULL or keys == NULL or key_tmp == NULL
+            or cand_child == NULL or previous == NULL
             or c_sqnorm == NULL):
         status = -1
         n_local = 0
@@ -249,7 +280,8 @@ cdef int _split_node(const float* data, const int32_t* indices,
         for it in range(max_iter):
             _similarities(vals, cols, ptr, n_items, centroids, c_sqnorm, f,
                           spherical, sims, n_threads)
-            _assign_balanced(sims, n_items, f, capacity, room, cands, assign)
+            _assign_balanced(sims, n_items, f, capacity, room, keys, key_tmp,
+                             cand_child, assign)
             changed = 0
             for i in range(n_items):
                 if it == 0 or assign[i] != previous[i]:
@@ -258,12 +290,12 @@ cdef int _split_node(const float* data, const int32_t* indices,
             if it > 0 and changed <= max_changed:
                 break
             _update_centroids(vals, cols, ptr, n_items, assign, f, n_local, spherical,
-                              capacity, centroids, c_sqnorm)
+                              capacity, centroids, c_sqnorm, n_threads)
         if max_iter <= 0:
             for i in range(n_items):
                 assign[i] = <int32_t> (i * f // n_items)
     free(ptr); free(cols); free(vals); free(sims); free(capacity); free(room)
-    free(pick); free(cands); free(previous); free(c_sqnorm); free(centroids)
+    free(pick); free(keys); free(key_tmp); free(cand_child); free(previous); free(c_sqnorm); free(centroids)
     return status
 
 
