@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "_cache"
@@ -71,9 +70,28 @@ def run_skxmr(z_path, out_path, threads, clustering):
 
 
 def mean_leaf_cosine(Z, leaf):
+    """Mean cosine of unit label vectors to their leaf's normalised centroid.
+
+    For a leaf with vectors z_i and sum S, sum_i z_i . S / |S| = |S|, so the mean is
+    sum over leaves of |S_leaf|, divided by the number of labels.
+    """
     M = sp.csr_matrix((np.ones(leaf.size), leaf, np.arange(leaf.size + 1)))
-    centroids = normalize(M.T @ Z)
-    return float(np.asarray(Z.multiply(centroids[leaf]).sum(axis=1)).mean())
+    sums = (M.T @ Z).tocsr()
+    norms = np.sqrt(np.asarray(sums.multiply(sums).sum(axis=1)).ravel())
+    return float(norms.sum() / leaf.size)
+
+
+def check_chain_exchange(chain_path, leaf_of_label):
+    """PECOS's saved cluster chain loads as a LabelTree with the same leaves."""
+    sys.path.insert(0, str(HERE / "envs"))
+    from pecos_runner import load_chain
+
+    from skxmr import LabelTree
+
+    tree = LabelTree.from_chain(load_chain(chain_path))
+    ours = tree.label_to_cluster(tree.n_levels - 1)
+    pairs = set(zip(ours.tolist(), np.asarray(leaf_of_label).tolist()))
+    assert len(pairs) == tree.level_sizes[-2], "leaf partitions differ"
 
 
 def subprocess_json(cmd):
@@ -113,7 +131,8 @@ def main():
     leaves = {}
     for _ in range(args.repeat):  # alternate libraries so load hits both alike
         for name in runs:
-            leaf_path = CACHE / f"leaf_{abs(hash(name))}.npy"
+            slug = "".join(ch if ch.isalnum() else "_" for ch in name)
+            leaf_path = CACHE / f"leaf_{slug}.npy"
             if name == "libpecos":
                 chain_path = CACHE / "pecos_chain.npz"
                 result = subprocess_json([
@@ -123,6 +142,7 @@ def main():
                     "--seed", "0", "--spherical", "1",
                 ])
                 leaves[name] = np.load(chain_path)["leaf_of_label"]
+                check_chain_exchange(chain_path, leaves[name])
             else:
                 clustering = "kmeans" if "kmeans" in name else "binary"
                 result = subprocess_json([

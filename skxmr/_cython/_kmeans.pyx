@@ -10,7 +10,8 @@ CSR matrix Z with unit-norm rows for the spherical mode). Each node is split int
    derived from ``seed`` and the node's position, so results do not depend on the
    number of threads);
 2. similarities: cosine (spherical) or ``2 x.c - |c|^2`` (Euclidean);
-3. balanced assignment: candidate (item, child) pairs among each item's best
+3. balanced assignment: for two children, the optimal cut of the items sorted by
+   ``sim_0 - sim_1``; otherwise candidate (item, child) pairs among each item's best
    ``N_CANDIDATES`` children are taken greedily by decreasing similarity (ties:
    item order) while the child has room (a radix sort of 64-bit keys); items left
    over take their best child that still has room;
@@ -120,6 +121,15 @@ cdef void _assign_balanced(const float* sims, intp_t n_items, intp_t f,
                            int32_t* assign) noexcept nogil:
     cdef intp_t i, c, j, m, n_cands = 0, best, pos
     cdef float best_sim = 0
+    if f == 2:
+        # Two children: the optimal balanced split is a cut of the items ordered
+        # by how much more they prefer child 0 (ties: item order).
+        for i in range(n_items):
+            keys[i] = _descending_key(sims[2 * i] - sims[2 * i + 1], i)
+        _sort_keys(keys, tmp, n_items)
+        for j in range(n_items):
+            assign[keys[j] & 0xFFFFFFFFu] = 0 if j < capacity[0] else 1
+        return
     m = f if f < N_CANDIDATES else N_CANDIDATES
     for c in range(f):
         room[c] = capacity[c]
