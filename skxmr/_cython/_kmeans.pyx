@@ -29,21 +29,13 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, free, qsort
 from libc.string cimport memset
 
+from skxmr._cython._random cimport _node_seed, _splitmix64
 from skxmr._cython._typedefs cimport intp_t, int32_t
 
 import numpy as np
 
 cdef enum:
     N_CANDIDATES = 4
-
-
-cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
-    cdef uint64_t z
-    state[0] += <uint64_t> 0x9E3779B97F4A7C15
-    z = state[0]
-    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
-    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
-    return z ^ (z >> 31)
 
 
 cdef int _cmp_keys(const void* a, const void* b) noexcept nogil:
@@ -307,11 +299,6 @@ cdef int _split_node(const float* data, const int32_t* indices,
     free(ptr); free(cols); free(vals); free(sims); free(capacity); free(room)
     free(pick); free(keys); free(key_tmp); free(cand_child); free(previous); free(c_sqnorm); free(centroids)
     return status
-
-
-cdef inline uint64_t _node_seed(uint64_t seed, intp_t node) noexcept nogil:
-    cdef uint64_t state = seed ^ (<uint64_t> node * <uint64_t> 0xD1B54A32D192ED03)
-    return _splitmix64(&state)
 
 
 def _split_level(const float[::1] data,           # IN  Z values (CSR, rows = labels)

@@ -1,0 +1,367 @@
+"""Beam-search inference over a label tree (Python face of ``_cython._beam_search``).
+
+A model is one weight matrix per tree level below the root: ``weights[t - 1]`` has
+shape ``(n_features + 1, n_nodes_t)``; column ``j`` scores node ``j`` of level ``t``
+(in :class:`~skxmr._label_tree.LabelTree` node order; the last level holds the
+labels in node order, label node ``p`` standing for label ``tree.label_perm[p]``)
+and its last row multiplies a constant feature of value ``bias``. The score of a
+node for a query ``x`` is ``s = W[:, c] . [x; bias]``; the post-processor (see
+:mod:`skxmr._postprocess`) turns raw scores into path scores.
+
+Ranking rule: higher path score first; within a level, ties go to the smaller node
+index, and in the final top-k to the smaller label id.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+
+from skxmr._cython._beam_search import (
+    WeightTable,
+    _beam_search_csr,
+    _beam_search_dense,
+)
+from skxmr._label_tree import LabelTree
+from skxmr._postprocess import get_post_processor
+from skxmr.utils import effective_n_threads
+
+__all__ = ["BeamSearcher", "beam_search", "scores_to_csr"]
+
+_FLOATS = (np.float32, np.float64)
+_INDEX_TYPES = (np.int32, np.int64)
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}.")
+    return int(value)
+
+
+def _check_n_threads(n_threads):
+    if n_threads is None:
+        return effective_n_threads(None)
+    if isinstance(n_threads, bool) or not isinstance(n_threads, Integral):
+        raise TypeError(f"n_threads must be an int or None, got {n_threads!r}.")
+    if n_threads > 0:
+        return int(n_threads)  # as is: counting CPUs costs ~40 us per call
+    return effective_n_threads(int(n_threads))
+
+
+def _prepare_level(W, level, n_rows, n_cols):
+    """One level's weights as CSC float32 (no copy when they already are)."""
+    if not sp.issparse(W):
+        W = np.asarray(W)
+        if W.ndim != 2:
+            raise ValueError(f"weights[{level - 1}] must be a 2-D matrix.")
+    if W.dtype.kind not in "biuf":
+        raise TypeError(
+            f"weights[{level - 1}] must hold real numbers, got dtype {W.dtype}."
+        )
+    if not sp.issparse(W):
+        W = sp.csc_matrix(W)
+    elif W.format != "csc":
+        W = W.tocsc()
+    if W.dtype != np.float32:
+        W = W.astype(np.float32)
+    if n_rows is not None and W.shape != (n_rows, n_cols):
+        raise ValueError(
+            f"weights[{level - 1}] has shape {W.shape}; expected {(n_rows, n_cols)} "
+            f"(n_features + 1 rows, one column per node of tree level {level})."
+        )
+    if W.shape[1] != n_cols:
+        raise ValueError(
+            f"weights[{level - 1}] has {W.shape[1]} columns but tree level {level} "
+            f"has {n_cols} nodes."
+        )
+    indices, indptr = W.indices, W.indptr
+    if indices.dtype not in _INDEX_TYPES:
+        indices = indices.astype(np.int64)
+    if indptr.dtype not in _INDEX_TYPES:
+        indptr = indptr.astype(np.int64)
+    if indptr[-1] > W.data.shape[0] or indices.shape[0] != W.data.shape[0]:
+        raise ValueError(f"weights[{level - 1}] is not a valid CSC matrix.")
+    return (W.shape[0], np.ascontiguousarray(W.data), np.ascontiguousarray(indices),
+            np.ascontiguousarray(indptr))
+
+
+class BeamSearcher:
+    """A model prepared for repeated beam searches.
+
+    Validates the weights and the tree once and keeps a C table of the weight
+    arrays, so that each search adds little Python overhead (useful for one-query
+    calls). Float32 CSC weights are used without a copy: do not modify them in place
+    while the searcher is in use (other formats or dtypes are converted once).
+
+    Parameters
+    ----------
+    weights : list of sparse matrices
+        ``weights[t - 1]`` of shape ``(n_features + 1, n_nodes_t)`` for the tree
+        levels ``t = 1 .. tree.n_levels``; CSC float32 preferred.
+    tree : LabelTree
+    bias : float, default=1.0
+        Value of the constant feature multiplied by the last weight row.
+
+    Attributes
+    ----------
+    n_features : int
+    n_labels : int
+    """
+
+    def __init__(self, weights, tree, *, bias=1.0):
+        if not isinstance(tree, LabelTree):
+            raise TypeError(f"tree must be a LabelTree, got {type(tree).__name__}.")
+        if sp.issparse(weights) or isinstance(weights, np.ndarray):
+            weights = [weights]
+        try:
+            weights = list(weights)
+        except TypeError:
+            raise TypeError("weights must be a list of per-level sparse matrices.")
+        if len(weights) != tree.n_levels:
+            raise ValueError(
+                f"got {len(weights)} weight matrices for a tree with {tree.n_levels} "
+                "levels below the root (one matrix per level)."
+            )
+        if (isinstance(bias, bool) or not isinstance(bias, Real)
+                or not np.isfinite(bias)):
+            raise ValueError(f"bias must be a finite number, got {bias!r}.")
+        sizes = tree.level_sizes
+        n_rows = None
+        data, indices, indptr = [], [], []
+        for t, W in enumerate(weights, start=1):
+            rows, d, i, p = _prepare_level(W, t, n_rows, int(sizes[t - 1]))
+            n_rows = rows
+            data.append(d)
+            indices.append(i)
+            indptr.append(p)
+        if n_rows < 1 or n_rows - 1 >= 2**31 - 1:
+            raise ValueError(f"weights have {n_rows} rows; need 1 .. 2**31 - 1.")
+        self.tree = tree
+        self.bias = float(bias)
+        self.n_features = n_rows - 1
+        self.n_labels = tree.n_labels
+        self._max_beam = int(sizes.max())
+        self._table = WeightTable(data, indices, indptr, n_rows)
+        self._tree_arrays = (tree.level_ptr, tree.child_ptr, tree.label_perm)
+
+    # ----------------------------------------------------------------- inputs
+    def _check_X(self, X):
+        if sp.issparse(X):
+            if X.format != "csr":
+                X = X.tocsr()
+            if X.dtype not in _FLOATS:
+                X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
+        else:
+            X = np.asarray(X)
+            if X.dtype not in _FLOATS:
+                if X.dtype.kind not in "biuf":
+                    raise TypeError(f"X must hold real numbers, got dtype {X.dtype}.")
+                X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
+            if X.ndim != 2:
+                raise ValueError(
+                    f"X must be 2-D, got {X.ndim}-D; reshape a single sample with "
+                    "X.reshape(1, -1)."
+                )
+        if X.shape[1] != self.n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model expects "
+                f"{self.n_features}."
+            )
+        values = X.data if sp.issparse(X) else X
+        if not np.isfinite(values).all():
+            raise ValueError("X contains NaN or infinity.")
+        return X
+
+    def _params(self, beam_size, top_k, post_processor):
+        beam = min(_check_positive_int(beam_size, "beam_size"), self._max_beam)
+        k = min(_check_positive_int(top_k, "top_k"), self.n_labels)
+        pp = get_post_processor(post_processor)
+        return beam, k, pp
+
+    # ----------------------------------------------------------------- search
+    def search(self, X, *, beam_size=10, top_k=10, post_processor="l3-hinge",
+               n_threads=1):
+        """Top-k labels and path scores of every row of ``X``.
+
+        See :func:`beam_search` for the parameters and the returned arrays.
+        """
+        beam, k, pp = self._params(beam_size, top_k, post_processor)
+        n_threads = _check_n_threads(n_threads)
+        X = self._check_X(X)
+        return self._search(X, beam, k, pp.code, pp.power, n_threads)
+
+    def _search(self, X, beam, k, code, power, n_threads):
+        """Trusted: X validated (CSR or dense float32/float64), parameters capped."""
+        n = X.shape[0]
+        labels = np.empty((n, k), dtype=np.int64)
+        scores = np.empty((n, k), dtype=np.float32)
+        lp, cp, perm = self._tree_arrays
+        if sp.issparse(X):
+            indices, indptr = X.indices, X.indptr
+            if indices.dtype != indptr.dtype or indices.dtype not in _INDEX_TYPES:
+                indices = indices.astype(np.int64)
+                indptr = indptr.astype(np.int64)
+            bad = _beam_search_csr(
+                np.ascontiguousarray(X.data), np.ascontiguousarray(indices),
+                np.ascontiguousarray(indptr), self._table, lp, cp, perm, self.bias,
+                beam, code, power, labels, scores, n_threads,
+            )
+        else:
+            bad = _beam_search_dense(
+                np.ascontiguousarray(X), self._table, lp, cp, perm, self.bias, beam,
+                code, power, labels, scores, n_threads,
+            )
+        self._raise_bad(bad)
+        return labels, scores
+
+    @staticmethod
+    def _raise_bad(bad):
+        n_bad_x, n_bad_w, n_failed = bad
+        if n_bad_x:
+            raise ValueError(
+                f"X has {n_bad_x} column indices out of range (malformed CSR matrix)."
+            )
+        if n_bad_w:
+            raise ValueError(
+                f"the weights have {n_bad_w} row indices or pointers out of range "
+                "(malformed CSC matrices)."
+            )
+        if n_failed:
+            raise MemoryError(f"beam search: out of memory for {n_failed} queries.")
+
+    def _predict_one_fast(self, indices, data, *, beam_size=10, top_k=10,
+                          post_processor="l3-hinge"):
+        """Beam search for one sparse query given as (feature indices, values).
+
+        Light checks only (lengths, finiteness, dtypes; index bounds are checked by
+        the kernel); single-threaded. Returns 1-D ``labels`` (int64) and ``scores``
+        (float32) of length ``min(top_k, n_labels)``, equal to one row of
+        :meth:`search`.
+        """
+        beam, k, pp = self._params(beam_size, top_k, post_processor)
+        data = np.asarray(data)
+        if data.dtype not in _FLOATS:
+            data = data.astype(np.float64)
+        indices = np.asarray(indices)
+        if indices.dtype not in _INDEX_TYPES:
+            indices = indices.astype(np.int64)
+        if indices.shape != data.shape or data.ndim != 1:
+            raise ValueError("indices and data must be 1-D arrays of equal length.")
+        if not np.isfinite(data).all():
+            raise ValueError("the query contains NaN or infinity.")
+        labels = np.empty((1, k), dtype=np.int64)
+        scores = np.empty((1, k), dtype=np.float32)
+        indptr = np.array([0, data.shape[0]], dtype=indices.dtype)
+        lp, cp, perm = self._tree_arrays
+        bad = _beam_search_csr(
+            np.ascontiguousarray(data), np.ascontiguousarray(indices), indptr,
+            self._table, lp, cp, perm, self.bias, beam, pp.code, pp.power, labels,
+            scores, 1,
+        )
+        self._raise_bad(bad)
+        return labels[0], scores[0]
+
+
+def beam_search(X, weights, tree, *, beam_size=10, top_k=10,
+                post_processor="l3-hinge", bias=1.0, n_threads=1):
+    """Top-k labels of each row of ``X`` by beam search over a label tree.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Queries; float32 or float64 (other real dtypes become float64), CSR with
+        int32 or int64, sorted or unsorted indices (other sparse formats are
+        converted). Must be finite.
+    weights : list of sparse matrices
+        One matrix per tree level below the root, ``weights[t - 1]`` of shape
+        ``(n_features + 1, n_nodes_t)``; the last row holds the bias weights.
+        CSC float32 is used as is; other formats and dtypes are converted (a copy on
+        every call: prefer :class:`BeamSearcher` for repeated calls on such input).
+    tree : LabelTree
+    beam_size : int, default=10
+        Nodes kept per level above the labels. Values above the largest level size
+        are capped there (a beam that large is an exhaustive search).
+    top_k : int, default=10
+        Labels returned per row; capped at ``tree.n_labels``.
+    post_processor : str, default="l3-hinge"
+        A name from :data:`skxmr._postprocess.POST_PROCESSORS`: ``"l3-hinge"``
+        (any ``"lP-hinge"``), ``"sigmoid"``, ``"log-sigmoid"`` or ``"noop"``.
+    bias : float, default=1.0
+        Value of the constant feature multiplied by the last weight row.
+    n_threads : int or None, default=1
+        OpenMP threads (``None``: all CPUs; negative values count like ``n_jobs``).
+        Results do not depend on it.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples, min(top_k, n_labels)), dtype int64
+        Original label ids (columns of ``Y``), best first. When the beam reaches
+        fewer labels than that (small beams, small leaves), rows end with -1.
+    scores : ndarray of shape (n_samples, min(top_k, n_labels)), dtype float32
+        Path scores of those labels; 0 where the label is -1.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from skxmr._label_tree import LabelTree
+    >>> from skxmr._beam import beam_search
+    >>> tree = LabelTree.from_chain([np.ones((2, 1)), np.eye(2)[[0, 0, 1]]])
+    >>> W1 = sp.csc_matrix(np.array([[1., -1.], [0., 0.]], dtype=np.float32))
+    >>> W2 = sp.csc_matrix(np.array([[2., 1., 3.], [0., 0., 0.]], dtype=np.float32))
+    >>> labels, scores = beam_search(sp.csr_matrix([[1.0]]), [W1, W2], tree,
+    ...                              beam_size=1, top_k=3)
+    >>> labels
+    array([[ 0,  1, -1]])
+    >>> scores
+    array([[1., 1., 0.]], dtype=float32)
+    """
+    searcher = BeamSearcher(weights, tree, bias=bias)
+    return searcher.search(X, beam_size=beam_size, top_k=top_k,
+                           post_processor=post_processor, n_threads=n_threads)
+
+
+def scores_to_csr(labels, scores, n_labels):
+    """Top-k ``(labels, scores)`` as a CSR matrix of shape (n_samples, n_labels).
+
+    Entries with label -1 (padding) are skipped; column indices are sorted within
+    each row. This is the ``decision_function`` form of skxmr models.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skxmr._beam import scores_to_csr
+    >>> M = scores_to_csr(np.array([[2, 0], [1, -1]]),
+    ...                   np.array([[0.9, 0.5], [0.7, 0.0]], dtype=np.float32), 3)
+    >>> M.toarray()
+    array([[0.5, 0. , 0.9],
+           [0. , 0.7, 0. ]], dtype=float32)
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores)
+    if labels.ndim != 2 or labels.shape != scores.shape:
+        raise ValueError("labels and scores must be 2-D arrays of the same shape.")
+    if isinstance(n_labels, bool) or not isinstance(n_labels, Integral) or n_labels < 0:
+        raise ValueError(f"n_labels must be a non-negative int, got {n_labels!r}.")
+    if labels.size and (labels.max() >= n_labels or labels.min() < -1):
+        raise ValueError(f"labels must lie in [0, {n_labels}) or be -1 (padding).")
+    n = labels.shape[0]
+    keep = labels >= 0
+    # Sort each row by label id, padding last.
+    key = np.where(keep, labels, n_labels)
+    order = np.argsort(key, axis=1, kind="stable")
+    labels = np.take_along_axis(labels, order, axis=1)
+    scores = np.take_along_axis(scores, order, axis=1)
+    keep = np.take_along_axis(keep, order, axis=1)
+    counts = keep.sum(axis=1)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    index_dtype = np.int32 if max(n_labels, indptr[-1]) < 2**31 else np.int64
+    M = sp.csr_matrix(
+        (scores[keep].astype(np.float32, copy=False),
+         labels[keep].astype(index_dtype), indptr.astype(index_dtype)),
+        shape=(n, n_labels),
+    )
+    M.has_sorted_indices = True
+    return M

@@ -1,0 +1,223 @@
+"""XRLinearClassifier: recursive linear matcher/ranker over a label tree (XR-Linear).
+
+WORK IN PROGRESS (issue 4): training with teacher-forced negatives ("tfn") and beam
+search inference work; "man" negative sampling, benchmarks and the full scikit-learn
+contract are not done yet.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skxmr._beam import BeamSearcher, scores_to_csr
+from skxmr._indexer import LabelIndexer
+from skxmr._label_tree import LabelTree
+from skxmr._linear_solver import train_binary_nodes
+from skxmr._postprocess import POST_PROCESSORS
+from skxmr._targets import TargetEncoder
+from skxmr.metrics import precision_at_k
+from skxmr.utils import effective_n_threads
+
+
+def level_training_sets(Y_parent, Y_level, parents):
+    """Per-node training rows and signs for one tree level (teacher forcing).
+
+    Node l (a column of ``Y_level``) trains on the rows relevant to its parent
+    ``parents[l]`` (a column of ``Y_parent``): +1 where ``Y_level[i, l] != 0``, else -1.
+
+    Returns ``node_ptr`` (n_nodes + 1,), ``rows`` and ``signs`` (node_ptr[-1],).
+    """
+    P = sp.csc_matrix(Y_parent)
+    P.sort_indices()
+    sizes = np.diff(P.indptr)[parents]
+    node_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    starts = P.indptr[:-1][parents]
+    offsets = np.repeat(starts - node_ptr[:-1], sizes) + np.arange(node_ptr[-1])
+    rows = P.indices[offsets].astype(np.int64)
+    node_of_entry = np.repeat(np.arange(len(parents), dtype=np.int64), sizes)
+    # Positives: (row, node) pairs stored in Y_level, found by a sorted-key lookup.
+    L = sp.csr_matrix(Y_level)
+    L.sort_indices()
+    n_nodes = np.int64(L.shape[1])
+    true_rows = np.repeat(np.arange(L.shape[0], dtype=np.int64), np.diff(L.indptr))
+    true_keys = true_rows * n_nodes + L.indices
+    query = rows * n_nodes + node_of_entry
+    pos = np.minimum(np.searchsorted(true_keys, query), max(true_keys.size - 1, 0))
+    positive = (true_keys[pos] == query) if true_keys.size else np.zeros(query.size, bool)
+    signs = np.where(positive, 1.0, -1.0).astype(np.float32)
+    return node_ptr, rows, signs
+
+
+class XRLinearClassifier(ClassifierMixin, BaseEstimator):
+    """Recursive linear matcher/ranker over a label tree (XR-Linear, PECOS).
+
+    WORK IN PROGRESS: see the module docstring.
+
+    Parameters
+    ----------
+    indexer : LabelIndexer, LabelTree or None, default=None
+        How to build the label tree (None: ``LabelIndexer()``), or a given tree.
+    loss : {"squared_hinge", "hinge", "log"}, default="squared_hinge"
+    C : float, default=1.0
+    Cp, Cn : float, default=1.0
+        Extra cost factors of positive and negative instances.
+    bias : float, default=1.0
+    tol : float, default=0.1
+    max_iter : int, default=100
+    threshold : float, default=0.1
+        Trained weights with ``|w| < threshold`` are dropped.
+    negative_sampling : {"tfn"}, default="tfn"
+    beam_size : int, default=10
+    top_k : int, default=10
+    post_processor : str, default="l3-hinge"
+    n_jobs : int, default=None
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+    """
+
+    _parameter_constraints: dict = {
+        "indexer": [HasMethods(["fit"]), LabelTree, None],
+        "loss": [StrOptions({"squared_hinge", "hinge", "log"})],
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "Cp": [Interval(Real, 0, None, closed="neither")],
+        "Cn": [Interval(Real, 0, None, closed="neither")],
+        "bias": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "threshold": [Interval(Real, 0, None, closed="left")],
+        "negative_sampling": [StrOptions({"tfn"})],
+        "beam_size": [Interval(Integral, 1, None, closed="left")],
+        "top_k": [Interval(Integral, 1, None, closed="left")],
+        "post_processor": [str],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, indexer=None, *, loss="squared_hinge", C=1.0, Cp=1.0, Cn=1.0,
+                 bias=1.0, tol=0.1, max_iter=100, threshold=0.1,
+                 negative_sampling="tfn", beam_size=10, top_k=10,
+                 post_processor="l3-hinge", n_jobs=None, random_state=None, verbose=0):
+        self.indexer = indexer
+        self.loss = loss
+        self.C = C
+        self.Cp = Cp
+        self.Cn = Cn
+        self.bias = bias
+        self.tol = tol
+        self.max_iter = max_iter
+        self.threshold = threshold
+        self.negative_sampling = negative_sampling
+        self.beam_size = beam_size
+        self.top_k = top_k
+        self.post_processor = post_processor
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None):
+        """Build the label tree and train one linear model per tree node."""
+        if self.post_processor not in POST_PROCESSORS:
+            raise ValueError(
+                f"post_processor must be one of {sorted(POST_PROCESSORS)}, "
+                f"got {self.post_processor!r}."
+            )
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64])
+        self._targets = TargetEncoder()
+        Y = self._targets.fit_transform(y)
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[0]} rows but y has {Y.shape[0]}."
+            )
+        self.classes_ = self._targets.classes_
+        weights = np.ones(X.shape[0]) if sample_weight is None else np.asarray(
+            sample_weight, dtype=np.float64)
+        if weights.shape != (X.shape[0],) or not np.all(np.isfinite(weights)) or np.any(
+                weights <= 0):
+            raise ValueError("sample_weight must be positive and finite, one per row.")
+        rng = check_random_state(self.random_state)
+        self.tree_ = self._build_tree(X, Y, rng)
+        n_threads = effective_n_threads(self.n_jobs)
+        tree = self.tree_
+        X_csr = sp.csr_matrix(X)
+        Y_prev = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
+        self.coef_ = []
+        for level in range(1, tree.n_levels + 1):
+            if level < tree.n_levels:
+                Y_level = tree.transform(Y, level)
+            else:
+                Y_level = Y[:, tree.label_perm]  # labels in tree node order
+            node_ptr, rows, signs = level_training_sets(Y_prev, Y_level,
+                                                        tree.parents(level))
+            cost = (self.C * weights[rows] * np.where(signs > 0, self.Cp, self.Cn))
+            self.coef_.append(train_binary_nodes(
+                X_csr, node_ptr, rows, signs, cost, loss=self.loss, bias=self.bias,
+                tol=self.tol, max_iter=self.max_iter, threshold=self.threshold,
+                random_state=rng.randint(np.iinfo(np.int32).max), n_threads=n_threads,
+            ))
+            Y_prev = Y_level
+        return self
+
+    def _build_tree(self, X, Y, rng):
+        if isinstance(self.indexer, LabelTree):
+            tree = self.indexer
+        else:
+            indexer = LabelIndexer() if self.indexer is None else clone(self.indexer)
+            if indexer.get_params().get("random_state", 0) is None:
+                indexer.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
+            tree = indexer.fit(X, Y).tree_
+        if tree.n_labels != Y.shape[1]:
+            raise ValueError(
+                f"the label tree has {tree.n_labels} labels but y has {Y.shape[1]}."
+            )
+        return tree
+
+    def predict_topk(self, X, k=None):
+        """Top-k label indices and scores, each of shape (n_samples, k)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
+                          reset=False)
+        k = self.top_k if k is None else k
+        return self._searcher().search(
+            X, beam_size=self.beam_size, top_k=k, post_processor=self.post_processor,
+            n_threads=effective_n_threads(self.n_jobs),
+        )
+
+    def _searcher(self):
+        # The prepared weights are built once per fitted model (not pickled).
+        searcher = getattr(self, "_beam_searcher", None)
+        if searcher is None or searcher[0] is not self.coef_:
+            searcher = (self.coef_, BeamSearcher(self.coef_, self.tree_, bias=self.bias))
+            self._beam_searcher = searcher
+        return searcher[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_beam_searcher", None)
+        return state
+
+    def decision_function(self, X):
+        """CSR (n_samples, n_labels) holding the top-k scores of each row."""
+        labels, scores = self.predict_topk(X)
+        return scores_to_csr(labels, scores, self.tree_.n_labels)
+
+    def predict(self, X):
+        """Top-k label sets in the form ``y`` had at fit."""
+        labels, _ = self.predict_topk(X)
+        return self._targets.inverse_transform(labels, self.tree_.n_labels)
+
+    def score(self, X, y, sample_weight=None):
+        """Precision@1 of the ranking against ``y`` (in the form ``y`` had at fit)."""
+        return precision_at_k(self._targets.transform(y), self.predict_topk(X, k=1), k=1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        return tags
