@@ -1,0 +1,131 @@
+"""XR-Linear side by side: skxmr's XRLinearClassifier (work in progress) vs libpecos.
+
+    python benchmarks/bench_xrlinear.py [--data ../shared/data/debian-debtags ...]
+                                        [--normalize] [--latency-queries 300]
+
+Same features, same settings: B=16, leaf 100, beam 10, top-k 10, threshold 0.1, tfn
+negatives, l3-hinge, squared hinge, C=1, 2 threads. Each library runs in its own process
+(libpecos in the venv of benchmarks/envs/make_pecos_env.sh). Reported: fit seconds,
+batch predict seconds, single-query latency (median of one-row calls from Python), peak
+RSS, P@1/3/5.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+HERE = Path(__file__).resolve().parent
+PECOS_PYTHON = HERE / "envs" / ".pecos" / "bin" / "python"
+
+
+def load(folder, normalize_rows):
+    from sklearn.preprocessing import normalize
+
+    parts = [sp.load_npz(Path(folder) / f"{name}.npz").tocsr()
+             for name in ("X.trn", "Y.trn", "X.tst", "Y.tst")]
+    if normalize_rows:
+        parts[0], parts[2] = normalize(parts[0]), normalize(parts[2])
+    return parts
+
+
+def run_skxmr(folder, normalize_rows, threads, n_latency):
+    """Worker: fit, predict and time skxmr in this process; print JSON."""
+    from skxmr._xrlinear import XRLinearClassifier
+    from skxmr.metrics import topk_report
+
+    X, Y, Xt, Yt = load(folder, normalize_rows)
+    model = XRLinearClassifier(beam_size=10, top_k=10, threshold=0.1, n_jobs=threads,
+                               random_state=0)
+    start = time.perf_counter()
+    model.fit(X, Y)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    ranking = model.predict_topk(Xt)
+    predict_seconds = time.perf_counter() - start
+    report = topk_report(Yt, ranking, ks=(1, 3, 5))
+    latencies = []
+    for i in range(min(n_latency, Xt.shape[0])):
+        row = Xt[i]
+        start = time.perf_counter()
+        model.predict_topk(row)
+        latencies.append(time.perf_counter() - start)
+    print(json.dumps({
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "latency_ms_median": 1000 * float(np.median(latencies)),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "P@1": report["P@1"], "P@3": report["P@3"], "P@5": report["P@5"],
+        "weights_nnz": int(sum(W.nnz for W in model.coef_)),
+    }))
+
+
+def subprocess_json(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    shared = HERE.parents[1] / "shared" / "data"
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", nargs="+", default=[str(shared / "debian-debtags"),
+                                                      str(shared / "debian-deps")])
+    parser.add_argument("--normalize", action="store_true",
+                        help="L2-normalise rows (for the Mulan sets)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--latency-queries", type=int, default=300)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        run_skxmr(args.worker, args.normalize, args.threads, args.latency_queries)
+        return
+    if not PECOS_PYTHON.exists():
+        subprocess.run(["bash", str(HERE / "envs" / "make_pecos_env.sh")], check=True)
+    print("| data | library | P@1 | P@3 | P@5 | fit (s) | batch predict (s) | "
+          "one query (ms) | peak RSS (MB) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for folder in args.data:
+        flags = ["--normalize"] if args.normalize else []
+        ours = subprocess_json([
+            sys.executable, __file__, "--worker", folder, "--threads", str(args.threads),
+            "--latency-queries", str(args.latency_queries), *flags,
+        ])
+        pecos = subprocess_json([
+            str(PECOS_PYTHON), str(HERE / "envs" / "pecos_runner.py"), "xlinear",
+            "--data-dir", folder, "--nr-splits", "16", "--max-leaf-size", "100",
+            "--beam-size", "10", "--threshold", "0.1", "--threads", str(args.threads),
+            "--seed", "0", "--only-topk", "10",
+            "--latency-queries", str(args.latency_queries), *flags,
+        ])
+        name = Path(folder).name
+        print(f"| {name} | skxmr (WIP) | {100 * ours['P@1']:.2f} | {100 * ours['P@3']:.2f} "
+              f"| {100 * ours['P@5']:.2f} | {ours['fit_seconds']:.1f} | "
+              f"{ours['predict_seconds']:.2f} | {ours['latency_ms_median']:.2f} | "
+              f"{ours['peak_rss_mb']:.0f} |")
+        print(f"| {name} | libpecos | {pecos_value(pecos, 'P@1')} | "
+              f"{pecos_value(pecos, 'P@3')} | {pecos_value(pecos, 'P@5')} | "
+              f"{pecos.get('fit_seconds', float('nan')):.1f} | "
+              f"{pecos.get('predict_seconds', float('nan')):.2f} "
+              f"(predict-only {pecos.get('predict_only_seconds', float('nan')):.2f}) | "
+              f"{pecos.get('latency_ms_median', float('nan')):.2f} "
+              f"(predict-only {pecos.get('latency_predict_only_ms_median', float('nan')):.2f})"
+              f" | {pecos.get('peak_rss_mb', float('nan')):.0f} |", flush=True)
+
+
+def pecos_value(result, key):
+    value = result.get(key, result.get(key.lower().replace("@", "_at_")))
+    if value is None:
+        return "?"
+    return f"{100 * value:.2f}" if value <= 1 else f"{value:.2f}"
+
+
+if __name__ == "__main__":
+    main()
