@@ -173,6 +173,26 @@ def _prepare(y_true, y_score, k):
     return Y, ranked, _hits(Y, ranked)
 
 
+_SHARED_DOC = {
+    "{y_true_y_score}": """y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
+        Relevant labels as an indicator matrix.
+    y_score : {array-like, sparse matrix} of shape (n_samples, n_labels) or tuple
+        Scores, or the ``(indices, scores)`` pair of ``predict_topk``.""",
+    "{k}": """k : int, default=5
+        Cut-off rank.""",
+}
+_SHARED_DOC["{y_true_y_score_k}"] = (
+    _SHARED_DOC["{y_true_y_score}"] + "\n    " + _SHARED_DOC["{k}"]
+)
+
+
+def _fill_doc(func):
+    """Put the parameter descriptions shared by the metrics into a docstring."""
+    for key, text in _SHARED_DOC.items():
+        func.__doc__ = func.__doc__.replace(key, text)
+    return func
+
+
 _METRIC_PARAMS = {
     "y_true": ["array-like", "sparse matrix"],
     "y_score": ["array-like", "sparse matrix", tuple],
@@ -255,6 +275,7 @@ def _coverage(Y, ranked, hits, k):
 
 
 @validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
+@_fill_doc
 def precision_at_k(y_true, y_score, k=5):
     """Precision at k: the share of the top-k ranked labels that are relevant.
 
@@ -262,12 +283,7 @@ def precision_at_k(y_true, y_score, k=5):
 
     Parameters
     ----------
-    y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
-        Relevant labels as an indicator matrix.
-    y_score : {array-like, sparse matrix} of shape (n_samples, n_labels) or tuple
-        Scores, or the ``(indices, scores)`` pair of ``predict_topk``.
-    k : int, default=5
-        Cut-off rank.
+    {y_true_y_score_k}
 
     Returns
     -------
@@ -289,6 +305,7 @@ def precision_at_k(y_true, y_score, k=5):
 
 
 @validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
+@_fill_doc
 def recall_at_k(y_true, y_score, k=5):
     """Recall at k: the share of a row's relevant labels found in its top k.
 
@@ -296,12 +313,7 @@ def recall_at_k(y_true, y_score, k=5):
 
     Parameters
     ----------
-    y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
-        Relevant labels as an indicator matrix.
-    y_score : {array-like, sparse matrix} of shape (n_samples, n_labels) or tuple
-        Scores, or the ``(indices, scores)`` pair of ``predict_topk``.
-    k : int, default=5
-        Cut-off rank.
+    {y_true_y_score_k}
 
     Returns
     -------
@@ -328,6 +340,7 @@ def _ndcg_rows(Y, hits, k):
 
 
 @validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
+@_fill_doc
 def ndcg_at_k(y_true, y_score, k=5):
     """Normalised discounted cumulative gain at k, with binary relevance.
 
@@ -337,12 +350,7 @@ def ndcg_at_k(y_true, y_score, k=5):
 
     Parameters
     ----------
-    y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
-        Relevant labels as an indicator matrix.
-    y_score : {array-like, sparse matrix} of shape (n_samples, n_labels) or tuple
-        Scores, or the ``(indices, scores)`` pair of ``predict_topk``.
-    k : int, default=5
-        Cut-off rank.
+    {y_true_y_score_k}
 
     Returns
     -------
@@ -415,6 +423,7 @@ def label_propensity(Y, A=0.55, B=1.5):
     },
     prefer_skip_nested_validation=True,
 )
+@_fill_doc
 def psprecision_at_k(y_true, y_score, k=5, *, propensity=None, A=0.55, B=1.5,
                      normalize=True):
     """Propensity-scored precision at k (Jain, Prabhu and Varma, KDD 2016).
@@ -427,12 +436,7 @@ def psprecision_at_k(y_true, y_score, k=5, *, propensity=None, A=0.55, B=1.5,
 
     Parameters
     ----------
-    y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
-        Relevant labels as an indicator matrix.
-    y_score : {array-like, sparse matrix} of shape (n_samples, n_labels) or tuple
-        Scores, or the ``(indices, scores)`` pair of ``predict_topk``.
-    k : int, default=5
-        Cut-off rank.
+    {y_true_y_score_k}
     propensity : array-like of shape (n_labels,), default=None
         Label propensities, normally ``label_propensity(Y_train)``. When None they
         are computed from ``y_true`` itself (convenient, but test-set counts).
@@ -460,6 +464,7 @@ def psprecision_at_k(y_true, y_score, k=5, *, propensity=None, A=0.55, B=1.5,
 
 
 @validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
+@_fill_doc
 def coverage_at_k(y_true, y_score, k=5):
     """Label coverage at k: the share of labels found at least once.
 
@@ -470,12 +475,7 @@ def coverage_at_k(y_true, y_score, k=5):
 
     Parameters
     ----------
-    y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
-        Relevant labels as an indicator matrix.
-    y_score : {array-like, sparse matrix} of shape (n_samples, n_labels) or tuple
-        Scores, or the ``(indices, scores)`` pair of ``predict_topk``.
-    k : int, default=5
-        Cut-off rank.
+    {y_true_y_score_k}
 
     Returns
     -------
@@ -493,15 +493,13 @@ def coverage_at_k(y_true, y_score, k=5):
     return _coverage(*_prepare(y_true, y_score, k), k)
 
 
+@_fill_doc
 def topk_report(y_true, y_score, ks=(1, 3, 5), *, propensity=None):
     """All metrics at several cut-offs from one ranking pass.
 
     Parameters
     ----------
-    y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
-        Relevant labels as an indicator matrix.
-    y_score : {array-like, sparse matrix} of shape (n_samples, n_labels) or tuple
-        Scores, or the ``(indices, scores)`` pair of ``predict_topk``.
+    {y_true_y_score}
     ks : sequence of int, default=(1, 3, 5)
         Cut-offs.
     propensity : array-like of shape (n_labels,), default=None
