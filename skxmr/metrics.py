@@ -331,14 +331,6 @@ def recall_at_k(y_true, y_score, k=5):
     return _recall(*_prepare(y_true, y_score, k), k)
 
 
-def _ndcg_rows(Y, hits, k):
-    discount = _dcg_discount(k)
-    dcg = hits @ discount
-    n_ideal = np.minimum(np.diff(Y.indptr), k)
-    ideal = np.concatenate([[0.0], np.cumsum(discount)])[n_ideal]
-    return np.divide(dcg, ideal, out=np.zeros(len(dcg)), where=ideal > 0)
-
-
 @validate_params(_METRIC_PARAMS, prefer_skip_nested_validation=True)
 @_fill_doc
 def ndcg_at_k(y_true, y_score, k=5):
