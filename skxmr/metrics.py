@@ -33,6 +33,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from skxmr._cython._topk import _csr_row_topk, _dense_row_topk
+from skxmr._targets import _is_collection
 from skxmr.utils import effective_n_threads
 
 __all__ = [
@@ -562,10 +563,6 @@ def _y_as_indicator(y, estimator):
     label_sets = [[label for label in labels if label in known] for labels in items]
     binarizer = MultiLabelBinarizer(classes=list(classes), sparse_output=True)
     return binarizer.fit_transform(label_sets)
-
-
-def _is_collection(value):
-    return isinstance(value, (list, tuple, set, frozenset, np.ndarray))
 
 
 class _TopKScorer:
