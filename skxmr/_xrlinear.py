@@ -1,7 +1,7 @@
 """XRLinearClassifier: recursive linear matcher/ranker over a label tree (XR-Linear).
 
-WORK IN PROGRESS (issue 4): training with teacher-forced negatives ("tfn") and beam
-search inference work; "man" negative sampling, benchmarks and the full scikit-learn
+WORK IN PROGRESS (issue 4): training (tfn, man and tfn+man matching sets) and beam
+search inference work; the speed targets, benchmarks and the full scikit-learn
 contract are not done yet.
 """
 
@@ -24,33 +24,48 @@ from skxmr.metrics import precision_at_k
 from skxmr.utils import effective_n_threads
 
 
-def level_training_sets(Y_parent, Y_level, parents):
-    """Per-node training rows and signs for one tree level (teacher forcing).
+def level_training_sets(matching, Y_level, parents):
+    """Per-node training rows and signs for one tree level.
 
-    Node l (a column of ``Y_level``) trains on the rows relevant to its parent
-    ``parents[l]`` (a column of ``Y_parent``): +1 where ``Y_level[i, l] != 0``, else -1.
+    Node l (a column of ``Y_level``) trains on the rows whose matching set holds
+    its parent ``parents[l]`` (a nonzero in column ``parents[l]`` of ``matching``),
+    plus its own positives; the sign is +1 where ``Y_level[i, l] != 0``, else -1.
+    With teacher forcing (``matching`` = the parents' relevance) the positives are
+    already matched.
 
-    Returns ``node_ptr`` (n_nodes + 1,), ``rows`` and ``signs`` (node_ptr[-1],).
+    Returns ``node_ptr`` (n_nodes + 1,), ``rows`` and ``signs`` (node_ptr[-1],),
+    rows sorted within each node.
     """
-    P = sp.csc_matrix(Y_parent)
+    n_rows = np.int64(Y_level.shape[0])
+    n_nodes = len(parents)
+    M = sp.csc_matrix(matching)
+    M.sort_indices()
+    sizes = np.diff(M.indptr)[parents]
+    starts = M.indptr[:-1][parents]
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+    matched_rows = M.indices[offsets + np.arange(sizes.sum())].astype(np.int64)
+    matched_nodes = np.repeat(np.arange(n_nodes, dtype=np.int64), sizes)
+    # Positives as (node, row) keys; node-major keys sort by node, then row.
+    P = sp.csc_matrix(Y_level)
+    P.eliminate_zeros()
     P.sort_indices()
-    sizes = np.diff(P.indptr)[parents]
-    node_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    starts = P.indptr[:-1][parents]
-    offsets = np.repeat(starts - node_ptr[:-1], sizes) + np.arange(node_ptr[-1])
-    rows = P.indices[offsets].astype(np.int64)
-    node_of_entry = np.repeat(np.arange(len(parents), dtype=np.int64), sizes)
-    # Positives: (row, node) pairs stored in Y_level, found by a sorted-key lookup.
-    L = sp.csr_matrix(Y_level)
-    L.sort_indices()
-    n_nodes = np.int64(L.shape[1])
-    true_rows = np.repeat(np.arange(L.shape[0], dtype=np.int64), np.diff(L.indptr))
-    true_keys = true_rows * n_nodes + L.indices
-    query = rows * n_nodes + node_of_entry
-    pos = np.minimum(np.searchsorted(true_keys, query), max(true_keys.size - 1, 0))
-    positive = (true_keys[pos] == query) if true_keys.size else np.zeros(query.size, bool)
+    pos_nodes = np.repeat(np.arange(n_nodes, dtype=np.int64), np.diff(P.indptr))
+    pos_keys = pos_nodes * n_rows + P.indices
+    keys = np.union1d(matched_nodes * n_rows + matched_rows, pos_keys)
+    nodes = keys // n_rows
+    rows = keys - nodes * n_rows
+    node_ptr = np.concatenate([[0], np.cumsum(np.bincount(nodes, minlength=n_nodes))])
+    positive = np.isin(keys, pos_keys, assume_unique=True)
     signs = np.where(positive, 1.0, -1.0).astype(np.float32)
-    return node_ptr, rows, signs
+    return node_ptr.astype(np.int64), rows, signs
+
+
+def _indicator(labels, n_cols):
+    """CSR 0/1 matrix with ones at ``labels`` (n, k; -1 = none)."""
+    keep = labels >= 0
+    rows = np.repeat(np.arange(labels.shape[0]), labels.shape[1])[keep.ravel()]
+    return sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, labels[keep])),
+                         shape=(labels.shape[0], n_cols))
 
 
 class XRLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -71,7 +86,11 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     max_iter : int, default=100
     threshold : float, default=0.1
         Trained weights with ``|w| < threshold`` are dropped.
-    negative_sampling : {"tfn"}, default="tfn"
+    negative_sampling : {"tfn", "man", "tfn+man"}, default="tfn"
+        Matching sets that pick each node's training rows: "tfn" (teacher
+        forcing: the parents of the row's true labels), "man" (matcher-aware: the
+        parents that beam search with the trained upper levels retrieves for the
+        row, plus the node's own positives) or their union.
     beam_size : int, default=10
     top_k : int, default=10
     post_processor : str, default="l3-hinge"
@@ -90,7 +109,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "threshold": [Interval(Real, 0, None, closed="left")],
-        "negative_sampling": [StrOptions({"tfn"})],
+        "negative_sampling": [StrOptions({"tfn", "man", "tfn+man"})],
         "beam_size": [Interval(Integral, 1, None, closed="left")],
         "top_k": [Interval(Integral, 1, None, closed="left")],
         "post_processor": [str],
@@ -153,7 +172,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 Y_level = tree.transform(Y, level)
             else:
                 Y_level = Y[:, tree.label_perm]  # labels in tree node order
-            node_ptr, rows, signs = level_training_sets(Y_prev, Y_level,
+            matching = self._matching_sets(X_csr, Y_prev, level, n_threads)
+            node_ptr, rows, signs = level_training_sets(matching, Y_level,
                                                         tree.parents(level))
             cost = (self.C * weights[rows] * np.where(signs > 0, self.Cp, self.Cn))
             self.coef_.append(train_binary_nodes(
@@ -163,6 +183,26 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             ))
             Y_prev = Y_level
         return self
+
+    def _matching_sets(self, X, Y_prev, level, n_threads):
+        """Rows x nodes of ``level - 1`` that each row's training is restricted to."""
+        if level == 1 or self.negative_sampling == "tfn":
+            return Y_prev
+        # Matcher-aware: beam search with the levels trained so far.
+        tree = self.tree_
+        upper = LabelTree(tree.level_ptr[: level + 1],
+                          tree.child_ptr[: tree.level_ptr[level - 1] + 1],
+                          np.arange(tree.level_sizes[level - 2]))
+        searcher = BeamSearcher(self.coef_, upper, bias=self.bias)
+        found, _ = searcher.search(X, beam_size=self.beam_size, top_k=self.beam_size,
+                                   post_processor=self.post_processor,
+                                   n_threads=n_threads)
+        matched = _indicator(found, upper.n_labels)
+        if self.negative_sampling == "man":
+            return matched
+        union = (matched + Y_prev).tocsr()
+        union.data[:] = 1
+        return union
 
     def _build_tree(self, X, Y, rng):
         if isinstance(self.indexer, LabelTree):

@@ -94,3 +94,36 @@ def test_bad_input():
         XRLinearClassifier(post_processor="cubic").fit(X, Y)
     with pytest.raises(ValueError):
         XRLinearClassifier(C=-1).fit(X, Y)
+
+
+def test_level_training_sets_match_brute_force():
+    from skxmr._xrlinear import level_training_sets
+
+    rng = np.random.default_rng(0)
+    n, n_parents, n_nodes = 30, 4, 11
+    parents = np.sort(np.concatenate([np.arange(n_parents),
+                                      rng.integers(0, n_parents, n_nodes - n_parents)]))
+    matching = sp.csr_matrix(rng.random((n, n_parents)) < 0.4, dtype=np.float32)
+    Y_level = sp.csr_matrix(rng.random((n, n_nodes)) < 0.15, dtype=np.float32)
+    node_ptr, rows, signs = level_training_sets(matching, Y_level, parents)
+    M, Yd = matching.toarray(), Y_level.toarray()
+    for node in range(n_nodes):
+        expected = [i for i in range(n) if M[i, parents[node]] or Yd[i, node]]
+        got = rows[node_ptr[node]:node_ptr[node + 1]]
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(
+            signs[node_ptr[node]:node_ptr[node + 1]],
+            [1.0 if Yd[i, node] else -1.0 for i in expected],
+        )
+
+
+@pytest.mark.parametrize("scheme", ["man", "tfn+man"])
+def test_matcher_aware_negatives(split, scheme):
+    X, Y, Xt, Yt = split
+    tfn = XRLinearClassifier(random_state=0).fit(X, Y)
+    model = XRLinearClassifier(negative_sampling=scheme, random_state=0).fit(X, Y)
+    assert model.tree_.equals(tfn.tree_)
+    # The top level sees every row whatever the scheme.
+    assert (model.coef_[0] != tfn.coef_[0]).nnz == 0
+    p1 = precision_at_k(Yt, model.predict_topk(Xt), k=1)
+    assert p1 >= precision_at_k(Yt, tfn.predict_topk(Xt), k=1) - 0.05
