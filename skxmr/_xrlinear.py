@@ -76,7 +76,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     indexer : LabelIndexer, LabelTree or None, default=None
-        How to build the label tree (None: ``LabelIndexer()``), or a given tree.
+        How to build the label tree (None: ``LabelIndexer()``, fitted on X and y);
+        a fitted ``LabelIndexer`` or a ``LabelTree`` (e.g. ``LabelTree.from_chain``
+        of a PECOS cluster chain) is used as is.
     loss : {"squared_hinge", "hinge", "log"}, default="squared_hinge"
     C : float, default=1.0
     Cp, Cn : float, default=1.0
@@ -207,6 +209,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     def _build_tree(self, X, Y, rng):
         if isinstance(self.indexer, LabelTree):
             tree = self.indexer
+        elif hasattr(self.indexer, "tree_"):
+            tree = self.indexer.tree_  # a fitted indexer: its tree is used as is
         else:
             indexer = LabelIndexer() if self.indexer is None else clone(self.indexer)
             if indexer.get_params().get("random_state", 0) is None:

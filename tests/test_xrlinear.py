@@ -127,3 +127,17 @@ def test_matcher_aware_negatives(split, scheme):
     assert (model.coef_[0] != tfn.coef_[0]).nnz == 0
     p1 = precision_at_k(Yt, model.predict_topk(Xt), k=1)
     assert p1 >= precision_at_k(Yt, tfn.predict_topk(Xt), k=1) - 0.05
+
+
+def test_user_tree_and_fitted_indexer(split):
+    from skxmr import LabelIndexer, LabelTree
+
+    X, Y, Xt, _ = split
+    indexer = LabelIndexer(branching_factor=4, max_leaf_size=30, random_state=5).fit(X, Y)
+    a = XRLinearClassifier(indexer=indexer, random_state=0).fit(X, Y)
+    assert a.tree_.equals(indexer.tree_)
+    tree = LabelTree.from_chain(indexer.tree_.to_chain())
+    b = XRLinearClassifier(indexer=tree, random_state=0).fit(X, Y)
+    np.testing.assert_array_equal(a.predict_topk(Xt)[0], b.predict_topk(Xt)[0])
+    with pytest.raises(ValueError, match="labels"):
+        XRLinearClassifier(indexer=tree).fit(X, Y[:, :100])
