@@ -34,6 +34,7 @@ def train_binary_nodes(
     random_state=None,
     n_threads=1,
     return_n_iter=False,
+    groups=None,
 ):
     """Train one binary linear model per node, all nodes in parallel.
 
@@ -84,6 +85,16 @@ def train_binary_nodes(
         OpenMP threads (``None``: all CPUs; negative: as ``n_jobs``).
     return_n_iter : bool, default=False
         Also return the number of outer iterations each node ran.
+    groups : array-like of int, shape (n_groups + 1,), default=None
+        Optional ``group_ptr`` over nodes: non-decreasing, ``groups[0] == 0`` and
+        ``groups[-1] == n_nodes``; the nodes ``groups[g]..groups[g + 1] - 1`` must
+        all have the same row list (same ``rows`` slice; only ``y`` and ``cost``
+        differ), as the children of one parent in XR-Linear. Each group then
+        builds its local copy of the rows once and trains its nodes on it in turn
+        (groups run in parallel; when there are fewer groups than threads, groups
+        are split into runs of consecutive nodes so that every thread has work).
+        The result is bit-identical to ``groups=None``. ``None``: one group per
+        node.
 
     Returns
     -------
@@ -175,12 +186,15 @@ def train_binary_nodes(
         if np.any(cum[node_ptr[1:]] - cum[node_ptr[:-1]] >= _MAX_NODE_NNZ):
             raise ValueError("a node has 2**32 nonzeros or more; split it")
 
+    n_nodes = node_ptr.shape[0] - 1
+    group_ptr = _check_groups(groups, node_ptr, rows, n_threads)
+
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int64).max,
                                                         dtype=np.int64))
-    n_nodes = node_ptr.shape[0] - 1
     n_iter = np.zeros(n_nodes, dtype=np.intc)
     W_indptr, W_indices, W_data = _train_nodes(
-        data, indices, indptr, n_features, node_ptr, rows, y, cost, LOSSES[loss],
+        data, indices, indptr, n_features, node_ptr, group_ptr, rows, y, cost,
+        LOSSES[loss],
         bias, tol, int(max_iter), threshold, seed, n_iter, n_threads,
     )
     W = sp.csc_matrix((W_data, W_indices, W_indptr), shape=(n_features + 1, n_nodes))
@@ -188,6 +202,46 @@ def train_binary_nodes(
     if return_n_iter:
         return W, n_iter
     return W
+
+
+def _check_groups(groups, node_ptr, rows, n_threads):
+    """Validate ``groups`` and return the kernel's group pointer (intp).
+
+    ``None`` gives one group per node. Groups must be runs of nodes with identical
+    row lists; when there are fewer groups than threads, each group is split into
+    up to ``n_threads`` runs of consecutive nodes (each run builds its own copy).
+    """
+    n_nodes = node_ptr.shape[0] - 1
+    if groups is None:
+        return np.arange(n_nodes + 1, dtype=np.intp)
+    group_ptr = _check_int_array(groups, "groups")
+    if group_ptr.shape[0] < 1 or group_ptr[0] != 0 or group_ptr[-1] != n_nodes:
+        raise ValueError(
+            f"groups must start at 0 and end at the number of nodes {n_nodes}")
+    sizes = np.diff(group_ptr)
+    if np.any(sizes < 0):
+        raise ValueError("groups must be non-decreasing")
+    group_ptr = group_ptr[np.r_[True, sizes > 0]]  # drop empty groups
+    sizes = np.diff(group_ptr)
+    # Every node must have the rows of its group's first node.
+    first = np.repeat(group_ptr[:-1], sizes)  # (n_nodes,) first node of its group
+    lengths = np.diff(node_ptr)
+    if not np.array_equal(lengths, lengths[first]):
+        raise ValueError("the nodes of a group must have the same number of rows")
+    shift = node_ptr[:-1] - node_ptr[first]  # (n_nodes,) offset to the first node
+    if np.any(shift):
+        ref = np.arange(rows.shape[0], dtype=np.intp)
+        ref -= np.repeat(shift, lengths)
+        if not np.array_equal(rows, rows[ref]):
+            raise ValueError("the nodes of a group must have identical rows")
+    n_groups = group_ptr.shape[0] - 1
+    if 0 < n_groups < n_threads:
+        # Split each group into up to n_threads runs of consecutive nodes.
+        pieces = [np.linspace(group_ptr[g], group_ptr[g + 1],
+                              min(n_threads, sizes[g]) + 1).round().astype(np.intp)[:-1]
+                  for g in range(n_groups)]
+        group_ptr = np.unique(np.r_[np.concatenate(pieces), n_nodes]).astype(np.intp)
+    return np.ascontiguousarray(group_ptr, dtype=np.intp)
 
 
 def _check_real(value, name, low):

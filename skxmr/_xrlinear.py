@@ -60,6 +60,20 @@ def level_training_sets(matching, Y_level, parents):
     return node_ptr.astype(np.int64), rows, signs
 
 
+def _balanced_runs(sizes, n_threads, runs_per_thread=8):
+    """Boundaries of runs of consecutive nodes: each group of ``sizes`` is cut into
+    runs of at most ``ceil(total / (runs_per_thread * n_threads))`` nodes, so the
+    threads can share the work evenly."""
+    total = int(np.sum(sizes))
+    longest = max(1, -(-total // (runs_per_thread * n_threads)))
+    bounds = [0]
+    for size in sizes:
+        start = bounds[-1]
+        bounds.extend(range(start + longest, start + size, longest))
+        bounds.append(start + size)
+    return np.asarray(bounds, dtype=np.int64)
+
+
 def _indicator(labels, n_cols):
     """CSR 0/1 matrix with ones at ``labels`` (n, k; -1 = none)."""
     keep = labels >= 0
@@ -178,8 +192,14 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             node_ptr, rows, signs = level_training_sets(matching, Y_level,
                                                         tree.parents(level))
             cost = (self.C * weights[rows] * np.where(signs > 0, self.Cp, self.Cn))
+            # Teacher forcing: siblings train on the same rows (their parent's
+            # matching set), so the solver builds that row set once per parent.
+            groups = None
+            if level == 1 or self.negative_sampling == "tfn":
+                groups = _balanced_runs(tree.children_counts(level - 1), n_threads)
             self.coef_.append(train_binary_nodes(
-                X_csr, node_ptr, rows, signs, cost, loss=self.loss, bias=self.bias,
+                X_csr, node_ptr, rows, signs, cost, groups=groups, loss=self.loss,
+                bias=self.bias,
                 tol=self.tol, max_iter=self.max_iter, threshold=self.threshold,
                 random_state=rng.randint(np.iinfo(np.int32).max), n_threads=n_threads,
             ))

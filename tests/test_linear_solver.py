@@ -405,3 +405,109 @@ def test_bad_input_raises_value_error(change, match):
     kwargs = {**_good(), **change}
     with pytest.raises(ValueError, match=match):
         train_binary_nodes(**kwargs)
+
+
+# ------------------------------------------------------------------ groups
+
+
+def _grouped_batch(seed=0, sizes=(3, 1, 5, 2, 4), n=200):
+    """Groups of nodes sharing one row list each (as the children of a parent)."""
+    rng = np.random.RandomState(seed)
+    X, _ = _problem(n=n, d=60, seed=seed)
+    node_ptr, rows, y, group_ptr = [0], [], [], [0]
+    for m in sizes:
+        r = rng.choice(n, rng.randint(1, n), replace=True)  # repeats and any order
+        for _ in range(m):
+            s = X[r] @ rng.randn(60)
+            y.append(np.where(s > np.median(s), 1, -1))
+            rows.append(r)
+            node_ptr.append(node_ptr[-1] + len(r))
+        group_ptr.append(group_ptr[-1] + m)
+    rows, y = np.concatenate(rows), np.concatenate(y)
+    cost = np.where(y > 0, 2.0, 1.0) * rng.uniform(0.5, 1.5, len(y))
+    return X, np.array(node_ptr), rows, y, cost, np.array(group_ptr)
+
+
+def _assert_same(W1, W2):
+    for attr in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(W1, attr), getattr(W2, attr))
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "hinge", "log"])
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 8])
+def test_groups_give_bit_identical_models(loss, n_threads):
+    X, node_ptr, rows, y, cost, group_ptr = _grouped_batch(seed=1)
+    kw = dict(loss=loss, random_state=5, threshold=0.01, return_n_iter=True)
+    W0, it0 = train_binary_nodes(X, node_ptr, rows, y, cost, n_threads=1, **kw)
+    W1, it1 = train_binary_nodes(X, node_ptr, rows, y, cost, groups=group_ptr,
+                                 n_threads=n_threads, **kw)
+    _assert_same(W0, W1)
+    np.testing.assert_array_equal(it0, it1)
+    # A single group of all nodes of one row list, fewer groups than threads.
+    sl = slice(node_ptr[4], node_ptr[9])  # group 2: nodes 4..8
+    ptr = node_ptr[4:10] - node_ptr[4]
+    Wa = train_binary_nodes(X, ptr, rows[sl], y[sl], cost[sl], n_threads=1,
+                            loss=loss, random_state=5)
+    Wb = train_binary_nodes(X, ptr, rows[sl], y[sl], cost[sl], n_threads=n_threads,
+                            loss=loss, random_state=5, groups=[0, 5])
+    _assert_same(Wa, Wb)
+
+
+@pytest.mark.skipif(not openmp_enabled(), reason="built without OpenMP")
+def test_groups_threads_give_bit_identical_models():
+    X, node_ptr, rows, y, cost, group_ptr = _grouped_batch(seed=2, sizes=(4, 7, 1, 9, 3, 2))
+    kw = dict(random_state=3, groups=group_ptr)
+    _assert_same(train_binary_nodes(X, node_ptr, rows, y, cost, n_threads=1, **kw),
+                 train_binary_nodes(X, node_ptr, rows, y, cost, n_threads=2, **kw))
+
+
+def test_groups_edge_cases():
+    X, node_ptr, rows, y, cost, group_ptr = _grouped_batch(seed=3, sizes=(2, 3))
+    ref = train_binary_nodes(X, node_ptr, rows, y, cost, random_state=0)
+    # Empty groups, singleton groups and a coarser valid grouping.
+    for g in ([0, 0, 2, 2, 5, 5], [0, 1, 2, 3, 4, 5], [0, 2, 5], [0, 1, 2, 4, 5]):
+        _assert_same(ref, train_binary_nodes(X, node_ptr, rows, y, cost,
+                                             random_state=0, groups=g, n_threads=2))
+    # Groups of empty nodes, and no nodes at all.
+    W = train_binary_nodes(X, [0, 0, 0, 3], [0, 1, 2], [1, -1, 1], np.ones(3),
+                           groups=[0, 2, 3], random_state=0)
+    assert W.shape == (X.shape[1] + 1, 3) and W[:, :2].nnz == 0 and W[:, 2].nnz > 0
+    W = train_binary_nodes(X, [0], [], [], [], groups=[0], n_threads=4)
+    assert W.shape == (X.shape[1] + 1, 0)
+
+
+def test_groups_memory_failure_raises_memory_error():
+    X, node_ptr, rows, y, cost, group_ptr = _grouped_batch(seed=6)
+    _solver._set_fail_node(3)
+    try:
+        with pytest.raises(MemoryError, match="out of memory while training 1 of"):
+            train_binary_nodes(X, node_ptr, rows, y, cost, groups=group_ptr, n_threads=2)
+    finally:
+        _solver._set_fail_node(-1)
+
+
+@pytest.mark.parametrize("groups, match", [
+    ([0, 2], "groups must start at 0 and end"),
+    ([1, 5], "groups must start at 0 and end"),
+    ([], "groups must start at 0 and end"),
+    ([0, 3, 2, 5], "non-decreasing"),
+    ([0.0, 5.0], "integers"),
+    ([0, 4, 5], "same number of rows"),
+    ([0, 5], "same number of rows"),
+])
+def test_bad_groups_raise_value_error(groups, match):
+    X, node_ptr, rows, y, cost, _ = _grouped_batch(seed=4, sizes=(2, 3))
+    with pytest.raises(ValueError, match=match):
+        train_binary_nodes(X, node_ptr, rows, y, cost, groups=groups)
+
+
+def test_groups_with_different_rows_raise_value_error():
+    X, _ = _problem(n=10, d=5)
+    rows = np.array([0, 1, 2, 0, 1, 3])
+    args = (X, [0, 3, 6], rows, np.ones(6), np.ones(6))
+    with pytest.raises(ValueError, match="identical rows"):
+        train_binary_nodes(*args, groups=[0, 2])
+    with pytest.raises(ValueError, match="identical rows"):  # same set, other order
+        train_binary_nodes(X, [0, 3, 6], [0, 1, 2, 0, 2, 1], np.ones(6), np.ones(6),
+                           groups=[0, 2])
+    train_binary_nodes(*args, groups=[0, 1, 2])

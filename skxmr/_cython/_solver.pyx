@@ -6,15 +6,18 @@ CSR matrix X, with labels ``y_i`` in {-1, +1} and costs ``C_i > 0``, and minimis
     0.5 |w|^2 + sum_i C_i loss(y_i w.x_i),      x_i = [row of X, bias]
 
 (the last coordinate of w is the weight of a constant feature of value ``bias``).
-Nodes are independent and run in parallel (``prange`` over nodes, dynamic schedule);
-everything a node computes depends only on its own data and its seed, so the
-result does not depend on the number of threads.
+Nodes are independent and run in parallel (``prange`` over groups of consecutive
+nodes, dynamic schedule; a group is a run of nodes with identical row lists, by
+default one node per group); everything a node computes depends only on its own
+data and its seed, so the result depends neither on the number of threads nor on
+the grouping.
 
-Per node:
+Per group, then per node of the group:
 
-1. local copy: the node's rows are copied into a local CSR whose features are
-   renumbered ``0..n_local-1`` in increasing global order (by a table over the
-   node's feature range when that range is at most twice its nonzeros, else by a
+1. local copy (once per group, then shared read-only by its nodes): the group's
+   rows are copied into a local CSR whose features are renumbered
+   ``0..n_local-1`` in increasing global order (by a table over the rows'
+   feature range when that range is at most twice its nonzeros, else by a
    radix sort of (feature, position) pairs).
    All working memory is proportional to the node (its nonzeros, rows and
    distinct features), never to ``n_samples`` or ``n_features``.
@@ -469,38 +472,32 @@ cdef int _solve_log(const LocalProblem* lp, const int8_t* y, const double* cost,
     return 0
 
 
-cdef int _train_node(intp_t node, const float* data, const index_t* indices,
-                     const index_t* indptr, const intp_t* rows, intp_t n_rows,
+cdef int _solve_node(intp_t node, const LocalProblem* lp, intp_t n_rows,
                      const int8_t* y, const double* cost, int loss, double bias,
                      double tol, int max_iter, double threshold, uint64_t seed,
                      int32_t n_features, int32_t** out_idx, float** out_val,
                      intp_t* out_cnt, int* n_iter) noexcept nogil:
-    """Train one node; write its kept weights to new buffers. 0, or -1 out of memory."""
-    cdef LocalProblem lp
+    """Train one node on its (already built) local copy ``lp``; write its kept
+    weights to new buffers. 0, or -1 out of memory. ``lp`` is only read."""
     cdef double* w = NULL
     cdef uint64_t state = _node_seed(seed, node)
     cdef intp_t j, count = 0, n_w
     cdef float v
     cdef int status = 0
-    memset(&lp, 0, sizeof(LocalProblem))
     n_iter[0] = 0
     out_cnt[0] = 0
-    if n_rows == 0 and node != _FAIL_NODE:
-        return 0
     if node == _FAIL_NODE:
-        status = -1
+        return -1
+    if n_rows == 0:
+        return 0
+    w = <double*> calloc(lp.n_local + 1, sizeof(double))
+    if w == NULL:
+        return -1
+    if loss == LOSS_LOG:
+        status = _solve_log(lp, y, cost, bias, tol, max_iter, &state, w, n_iter)
     else:
-        status = _build_local(data, indices, indptr, rows, n_rows, &lp)
-    if status == 0:
-        w = <double*> calloc(lp.n_local + 1, sizeof(double))
-        if w == NULL:
-            status = -1
-    if status == 0:
-        if loss == LOSS_LOG:
-            status = _solve_log(&lp, y, cost, bias, tol, max_iter, &state, w, n_iter)
-        else:
-            status = _solve_svm(&lp, y, cost, bias, loss == LOSS_HINGE, tol, max_iter,
-                                &state, w, n_iter)
+        status = _solve_svm(lp, y, cost, bias, loss == LOSS_HINGE, tol, max_iter,
+                            &state, w, n_iter)
     if status == 0:
         n_w = lp.n_local + 1 if bias != 0 else lp.n_local
         for j in range(n_w):
@@ -521,11 +518,41 @@ cdef int _train_node(intp_t node, const float* data, const index_t* indices,
                     count += 1
             out_cnt[0] = count
     free(w)
+    return status
+
+
+cdef intp_t _train_group(intp_t first, intp_t last, const intp_t* node_ptr,
+                         const float* data, const index_t* indices,
+                         const index_t* indptr, const intp_t* rows,
+                         const int8_t* y, const double* cost, int loss, double bias,
+                         double tol, int max_iter, double threshold, uint64_t seed,
+                         int32_t n_features, int32_t** out_idx, float** out_val,
+                         intp_t* out_cnt, int* n_iter) noexcept nogil:
+    """Train nodes ``first..last-1``, which share the same row list (that of node
+    ``first``): build the local copy once, then solve each node on it in turn.
+    Return the number of nodes that ran out of memory."""
+    cdef LocalProblem lp
+    cdef intp_t node, start, failed = 0
+    cdef intp_t n_rows = node_ptr[first + 1] - node_ptr[first]
+    cdef int status = 0
+    memset(&lp, 0, sizeof(LocalProblem))
+    if n_rows > 0:
+        status = _build_local(data, indices, indptr, rows + node_ptr[first], n_rows, &lp)
+    for node in range(first, last):
+        start = node_ptr[node]
+        if status != 0:
+            n_iter[node] = 0
+            out_cnt[node] = 0
+            failed += 1
+        elif _solve_node(node, &lp, n_rows, y + start, cost + start, loss, bias, tol,
+                         max_iter, threshold, seed, n_features, &out_idx[node],
+                         &out_val[node], &out_cnt[node], &n_iter[node]) != 0:
+            failed += 1
     free(lp.ptr)
     free(lp.cols)
     free(lp.vals)
     free(lp.features)
-    return status
+    return failed
 
 
 def _train_nodes(const float[::1] data,        # IN  X values (CSR, no duplicate entries)
@@ -533,6 +560,7 @@ def _train_nodes(const float[::1] data,        # IN  X values (CSR, no duplicate
                  const index_t[::1] indptr,    # IN  X row pointers
                  int32_t n_features,           # IN  columns of X (< 2**31 - 1)
                  const intp_t[::1] node_ptr,   # IN  (n_nodes + 1,) node k owns [node_ptr[k], node_ptr[k+1])
+                 const intp_t[::1] group_ptr,  # IN  (n_groups + 1,) nodes [group_ptr[g], group_ptr[g+1]) share their rows
                  const intp_t[::1] rows,       # IN  instance (row of X) of each entry
                  const int8_t[::1] y,          # IN  +1 / -1 per entry
                  const double[::1] cost,       # IN  C_i > 0 per entry
@@ -544,17 +572,20 @@ def _train_nodes(const float[::1] data,        # IN  X values (CSR, no duplicate
     """Train every node; return the CSC arrays ``(indptr, indices, data)`` of W.
 
     W has ``n_features + 1`` rows (the bias weight in the last) and one column per
-    node. Nodes have at most ``2**32`` nonzeros each (checked by the caller).
+    node. The nodes of one group have identical row lists (checked by the caller);
+    groups run in parallel and each builds its local copy once. Nodes have at most ``2**32`` nonzeros each (checked by the caller).
     Raises MemoryError when a node's buffers cannot be allocated.
     """
     cdef intp_t n_nodes = node_ptr.shape[0] - 1
-    cdef intp_t node, start, total = 0
+    cdef intp_t n_groups = group_ptr.shape[0] - 1
+    cdef intp_t node, g, total = 0
     cdef intp_t failed = 0
     cdef const float* data_p = &data[0] if data.shape[0] > 0 else NULL
     cdef const index_t* indices_p = &indices[0] if indices.shape[0] > 0 else NULL
     cdef const intp_t* rows_p = &rows[0] if rows.shape[0] > 0 else NULL
     cdef const int8_t* y_p = &y[0] if y.shape[0] > 0 else NULL
     cdef const double* cost_p = &cost[0] if cost.shape[0] > 0 else NULL
+    cdef int* n_iter_p = &n_iter[0] if n_iter.shape[0] > 0 else NULL
     cdef int32_t** out_idx = <int32_t**> calloc(n_nodes + 1, sizeof(int32_t*))
     cdef float** out_val = <float**> calloc(n_nodes + 1, sizeof(float*))
     cdef intp_t* out_cnt = <intp_t*> calloc(n_nodes + 1, sizeof(intp_t))
@@ -564,15 +595,12 @@ def _train_nodes(const float[::1] data,        # IN  X values (CSR, no duplicate
     try:
         if out_idx == NULL or out_val == NULL or out_cnt == NULL:
             raise MemoryError("could not allocate the output buffers")
-        for node in prange(n_nodes, nogil=True, schedule="dynamic",
-                           num_threads=max(1, min(n_threads, n_nodes))):
-            start = node_ptr[node]
-            if _train_node(node, data_p, indices_p, &indptr[0], rows_p + start,
-                           node_ptr[node + 1] - start, y_p + start, cost_p + start, loss,
-                           bias, tol, max_iter, threshold, seed, n_features,
-                           &out_idx[node], &out_val[node], &out_cnt[node],
-                           &n_iter[node]) != 0:
-                failed += 1
+        for g in prange(n_groups, nogil=True, schedule="dynamic",
+                        num_threads=max(1, min(n_threads, n_groups))):
+            failed += _train_group(group_ptr[g], group_ptr[g + 1], &node_ptr[0], data_p,
+                                   indices_p, &indptr[0], rows_p, y_p, cost_p, loss,
+                                   bias, tol, max_iter, threshold, seed, n_features,
+                                   out_idx, out_val, out_cnt, n_iter_p)
         if failed > 0:
             raise MemoryError(
                 f"out of memory while training {failed} of {n_nodes} linear models")
