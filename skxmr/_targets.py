@@ -75,13 +75,8 @@ class TargetEncoder:
             Y.data = (Y.data != 0).astype(np.float32)
             Y.eliminate_zeros()
             return Y
-        items = list(y)
-        if self.kind == "multiclass":
-            items = [[label] for label in items]
-        known = set(self.classes_.tolist())
-        binarizer = MultiLabelBinarizer(classes=list(self.classes_), sparse_output=True)
-        sets = [[label for label in labels if label in known] for labels in items]
-        return binarizer.fit_transform(sets).tocsr().astype(np.float32)
+        return label_sets_to_indicator(y, self.classes_,
+                                       multiclass=self.kind == "multiclass")
 
     def inverse_transform(self, labels, n_labels):
         """Top-k label indices (n, k; -1 = none) -> predictions in the fitted form."""
@@ -98,6 +93,21 @@ class TargetEncoder:
         )
         P.sort_indices()
         return P.toarray() if self.kind == "dense" else P
+
+
+def label_sets_to_indicator(y, classes, multiclass=None):
+    """Label collections (or 1-D multiclass labels) -> CSR float32 indicator over
+    ``classes``; labels not in ``classes`` have no column and are dropped.
+    ``multiclass=None`` tells the two forms apart by the first item."""
+    items = list(y)
+    if multiclass is None:
+        multiclass = bool(items) and not _is_collection(items[0])
+    if multiclass:
+        items = [[label] for label in items]  # multiclass 1-D y
+    known = set(np.asarray(classes).tolist())
+    sets = [[label for label in labels if label in known] for labels in items]
+    binarizer = MultiLabelBinarizer(classes=list(classes), sparse_output=True)
+    return binarizer.fit_transform(sets).tocsr().astype(np.float32)
 
 
 def _is_collection(value):

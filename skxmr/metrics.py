@@ -29,11 +29,10 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from skxmr._cython._topk import _csr_row_topk, _dense_row_topk
-from skxmr._targets import _is_collection
+from skxmr._targets import label_sets_to_indicator
 from skxmr.utils import effective_n_threads
 
 __all__ = [
@@ -556,13 +555,7 @@ def _y_as_indicator(y, estimator):
             "y is not an indicator matrix and the estimator has no classes_ to "
             "map its labels to columns."
         )
-    items = list(y)
-    if items and not _is_collection(items[0]):
-        items = [[label] for label in items]  # multiclass 1-D y
-    known = set(classes)
-    label_sets = [[label for label in labels if label in known] for labels in items]
-    binarizer = MultiLabelBinarizer(classes=list(classes), sparse_output=True)
-    return binarizer.fit_transform(label_sets)
+    return label_sets_to_indicator(y, classes)
 
 
 class _TopKScorer:
