@@ -18,15 +18,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from skxmr._cython._beam_search import (
-    WeightTable,
+    ENTRY_DTYPE,
+    ChunkedWeights,
     _beam_search_csr,
     _beam_search_dense,
+    _fill_slots,
 )
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import get_post_processor
 from skxmr.utils import effective_n_threads
 
-__all__ = ["BeamSearcher", "beam_search", "scores_to_csr"]
+__all__ = ["BeamSearcher", "beam_search", "chunk_level", "scores_to_csr"]
 
 _FLOATS = (np.float32, np.float64)
 _INDEX_TYPES = (np.int32, np.int64)
@@ -50,8 +52,8 @@ def _check_n_threads(n_threads):
     return effective_n_threads(int(n_threads))
 
 
-def _prepare_level(W, level, n_rows, n_cols):
-    """One level's weights as CSC float32 (no copy when they already are)."""
+def _check_level(W, level, n_rows, n_cols):
+    """One level's weights as a validated CSC matrix (no copy when already CSC)."""
     if not sp.issparse(W):
         W = np.asarray(W)
         if W.ndim != 2:
@@ -64,8 +66,6 @@ def _prepare_level(W, level, n_rows, n_cols):
         W = sp.csc_matrix(W)
     elif W.format != "csc":
         W = W.tocsc()
-    if W.dtype != np.float32:
-        W = W.astype(np.float32)
     if n_rows is not None and W.shape != (n_rows, n_cols):
         raise ValueError(
             f"weights[{level - 1}] has shape {W.shape}; expected {(n_rows, n_cols)} "
@@ -77,23 +77,84 @@ def _prepare_level(W, level, n_rows, n_cols):
             f"has {n_cols} nodes."
         )
     indices, indptr = W.indices, W.indptr
-    if indices.dtype not in _INDEX_TYPES:
-        indices = indices.astype(np.int64)
-    if indptr.dtype not in _INDEX_TYPES:
-        indptr = indptr.astype(np.int64)
-    if indptr[-1] > W.data.shape[0] or indices.shape[0] != W.data.shape[0]:
-        raise ValueError(f"weights[{level - 1}] is not a valid CSC matrix.")
-    return (W.shape[0], np.ascontiguousarray(W.data), np.ascontiguousarray(indices),
-            np.ascontiguousarray(indptr))
+    if (indptr.shape != (n_cols + 1,) or indptr[0] != 0
+            or indptr[-1] != W.data.shape[0] or indices.shape != W.data.shape
+            or np.any(np.diff(indptr) < 0)
+            or (indices.size and (indices.min() < 0 or indices.max() >= W.shape[0]))):
+        raise ValueError(
+            f"weights[{level - 1}] is not a valid CSC matrix (row indices or "
+            "pointers out of range)."
+        )
+    return W
+
+
+def chunk_level(W, children_counts):
+    """The chunked layout of one level's weights (see ``_cython._beam_search``).
+
+    Parameters
+    ----------
+    W : CSC matrix of shape (n_features + 1, n_nodes)
+        Validated weights of one tree level (columns in node order).
+    children_counts : ndarray of shape (n_chunks,)
+        Number of children of each node of the level above; they sum to
+        ``n_nodes``, and chunk ``j`` holds the next ``children_counts[j]`` columns.
+
+    Returns
+    -------
+    arrays : tuple
+        ``(chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots)``. Chunk ``j``
+        has the rows ``chunk_ptr[j]:chunk_ptr[j + 1]`` (int64), sorted by feature id
+        ``row_feat`` (int32); row ``r`` has the entries ``row_ptr[r]:row_ptr[r + 1]``
+        (int64) of ``entries`` (fields ``child``, the child offset within the
+        chunk, int32, and ``val``, the weight, float32), by increasing child
+        offset. Chunk ``j``'s hash table is ``slots[slot_ptr[j]:slot_ptr[j +
+        1]]`` (int32 pairs feature id, row within the chunk; -1 = empty), a power of
+        two at least twice its number of rows. Explicit zeros are dropped.
+    """
+    n_rows, n_cols = W.shape
+    counts = np.asarray(children_counts, dtype=np.int64)
+    n_chunks = counts.size
+    first_col = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    chunk_of_col = np.repeat(np.arange(n_chunks, dtype=np.int64), counts)
+    # Feature-major entries (a counting sort, cols increasing within a feature),
+    # then a stable sort by chunk: (chunk, feature, col) order.
+    R = W.tocsr()
+    R.sum_duplicates()
+    R.eliminate_zeros()
+    cols = R.indices
+    chunk_dtype = np.uint16 if n_chunks <= 2**16 else np.int64  # uint16: radix sort
+    order = np.argsort(chunk_of_col[cols].astype(chunk_dtype), kind="stable")
+    feats = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(R.indptr))[order]
+    cols = cols[order].astype(np.int64)
+    chunks = chunk_of_col[cols]
+    new_row = np.ones(feats.size, dtype=bool)
+    new_row[1:] = (feats[1:] != feats[:-1]) | (chunks[1:] != chunks[:-1])
+    starts = np.flatnonzero(new_row)
+    row_ptr = np.append(starts, feats.size).astype(np.int64)
+    row_feat = np.ascontiguousarray(feats[starts])
+    chunk_ptr = np.zeros(n_chunks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(chunks[starts], minlength=n_chunks), out=chunk_ptr[1:])
+    entries = np.empty(cols.size, dtype=ENTRY_DTYPE)
+    entries["child"] = cols - first_col[chunks]
+    entries["val"] = R.data[order]
+    rows_per_chunk = np.diff(chunk_ptr)
+    table_size = np.left_shift(
+        1, np.ceil(np.log2(np.maximum(2 * rows_per_chunk, 1))).astype(np.int64))
+    slot_ptr = np.zeros(n_chunks + 1, dtype=np.int64)
+    np.cumsum(table_size, out=slot_ptr[1:])
+    slots = np.full((slot_ptr[-1], 2), -1, dtype=np.int32)
+    _fill_slots(chunk_ptr, row_feat, slot_ptr, slots)
+    return chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots
 
 
 class BeamSearcher:
     """A model prepared for repeated beam searches.
 
-    Validates the weights and the tree once and keeps a C table of the weight
-    arrays, so that each search adds little Python overhead (useful for one-query
-    calls). Float32 CSC weights are used without a copy: do not modify them in place
-    while the searcher is in use (other formats or dtypes are converted once).
+    Validates the weights and the tree once and converts the weights to the chunked
+    layout of ``_cython._beam_search`` (for each node, its children's weights
+    row-major over the features they use), kept in a C table, so that each search
+    adds little Python overhead (useful for one-query calls). The searcher holds its
+    own copy of the weights: later changes to ``weights`` do not affect it.
 
     Parameters
     ----------
@@ -129,21 +190,20 @@ class BeamSearcher:
             raise ValueError(f"bias must be a finite number, got {bias!r}.")
         sizes = tree.level_sizes
         n_rows = None
-        data, indices, indptr = [], [], []
+        levels = []
         for t, W in enumerate(weights, start=1):
-            rows, d, i, p = _prepare_level(W, t, n_rows, int(sizes[t - 1]))
-            n_rows = rows
-            data.append(d)
-            indices.append(i)
-            indptr.append(p)
-        if n_rows < 1 or n_rows - 1 >= 2**31 - 1:
-            raise ValueError(f"weights have {n_rows} rows; need 1 .. 2**31 - 1.")
+            W = _check_level(W, t, n_rows, int(sizes[t - 1]))
+            n_rows = W.shape[0]
+            if n_rows < 1 or n_rows - 1 >= 2**31 - 1:
+                raise ValueError(f"weights have {n_rows} rows; need 1 .. 2**31 - 1.")
+            levels.append(chunk_level(W, tree.children_counts(t - 1)))
         self.tree = tree
         self.bias = float(bias)
         self.n_features = n_rows - 1
         self.n_labels = tree.n_labels
         self._max_beam = int(sizes.max())
-        self._table = WeightTable(data, indices, indptr, n_rows)
+        max_width = max(int(tree.children_counts(t).max()) for t in range(tree.n_levels))
+        self._table = ChunkedWeights(levels, n_rows, max_width)
         self._tree_arrays = (tree.level_ptr, tree.child_ptr, tree.label_perm)
 
     # ----------------------------------------------------------------- inputs
@@ -218,15 +278,10 @@ class BeamSearcher:
 
     @staticmethod
     def _raise_bad(bad):
-        n_bad_x, n_bad_w, n_failed = bad
+        n_bad_x, _, n_failed = bad
         if n_bad_x:
             raise ValueError(
                 f"X has {n_bad_x} column indices out of range (malformed CSR matrix)."
-            )
-        if n_bad_w:
-            raise ValueError(
-                f"the weights have {n_bad_w} row indices or pointers out of range "
-                "(malformed CSC matrices)."
             )
         if n_failed:
             raise MemoryError(f"beam search: out of memory for {n_failed} queries.")
@@ -277,8 +332,8 @@ def beam_search(X, weights, tree, *, beam_size=10, top_k=10,
     weights : list of sparse matrices
         One matrix per tree level below the root, ``weights[t - 1]`` of shape
         ``(n_features + 1, n_nodes_t)``; the last row holds the bias weights.
-        CSC float32 is used as is; other formats and dtypes are converted (a copy on
-        every call: prefer :class:`BeamSearcher` for repeated calls on such input).
+        They are converted to the chunked layout on every call: prefer
+        :class:`BeamSearcher` for repeated calls.
     tree : LabelTree
     beam_size : int, default=10
         Nodes kept per level above the labels. Values above the largest level size
