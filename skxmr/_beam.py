@@ -22,6 +22,7 @@ from skxmr._cython._beam_search import (
     ChunkedWeights,
     _beam_search_csr,
     _beam_search_dense,
+    _build_chunks,
     _fill_slots,
 )
 from skxmr._label_tree import LabelTree
@@ -88,7 +89,7 @@ def _check_level(W, level, n_rows, n_cols):
     return W
 
 
-def chunk_level(W, children_counts):
+def chunk_level(W, children_counts, n_threads=1):
     """The chunked layout of one level's weights (see ``_cython._beam_search``).
 
     Parameters
@@ -98,6 +99,8 @@ def chunk_level(W, children_counts):
     children_counts : ndarray of shape (n_chunks,)
         Number of children of each node of the level above; they sum to
         ``n_nodes``, and chunk ``j`` holds the next ``children_counts[j]`` columns.
+    n_threads : int, default=1
+        OpenMP threads (the result does not depend on it).
 
     Returns
     -------
@@ -111,39 +114,21 @@ def chunk_level(W, children_counts):
         1]]`` (int32 pairs feature id, row within the chunk; -1 = empty), a power of
         two at least twice its number of rows. Explicit zeros are dropped.
     """
-    n_rows, n_cols = W.shape
+    n_rows = W.shape[0]
     counts = np.asarray(children_counts, dtype=np.int64)
-    n_chunks = counts.size
-    first_col = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    chunk_of_col = np.repeat(np.arange(n_chunks, dtype=np.int64), counts)
-    # Feature-major entries (a counting sort, cols increasing within a feature),
-    # then a stable sort by chunk: (chunk, feature, col) order.
-    R = W.tocsr()
-    R.sum_duplicates()
-    R.eliminate_zeros()
-    cols = R.indices
-    chunk_dtype = np.uint16 if n_chunks <= 2**16 else np.int64  # uint16: radix sort
-    order = np.argsort(chunk_of_col[cols].astype(chunk_dtype), kind="stable")
-    feats = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(R.indptr))[order]
-    cols = cols[order].astype(np.int64)
-    chunks = chunk_of_col[cols]
-    new_row = np.ones(feats.size, dtype=bool)
-    new_row[1:] = (feats[1:] != feats[:-1]) | (chunks[1:] != chunks[:-1])
-    starts = np.flatnonzero(new_row)
-    row_ptr = np.append(starts, feats.size).astype(np.int64)
-    row_feat = np.ascontiguousarray(feats[starts])
-    chunk_ptr = np.zeros(n_chunks + 1, dtype=np.int64)
-    np.cumsum(np.bincount(chunks[starts], minlength=n_chunks), out=chunk_ptr[1:])
-    entries = np.empty(cols.size, dtype=ENTRY_DTYPE)
-    entries["child"] = cols - first_col[chunks]
-    entries["val"] = R.data[order]
+    col_ptr = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=col_ptr[1:])
+    chunk_ptr, row_feat, row_ptr, entries = _build_chunks(
+        col_ptr, np.asarray(W.indptr, dtype=np.int64),
+        np.asarray(W.indices, dtype=np.int32), np.asarray(W.data, dtype=np.float32),
+        n_rows, n_threads)
     rows_per_chunk = np.diff(chunk_ptr)
     table_size = np.left_shift(
         1, np.ceil(np.log2(np.maximum(2 * rows_per_chunk, 1))).astype(np.int64))
-    slot_ptr = np.zeros(n_chunks + 1, dtype=np.int64)
+    slot_ptr = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(table_size, out=slot_ptr[1:])
     slots = np.full((slot_ptr[-1], 2), -1, dtype=np.int32)
-    _fill_slots(chunk_ptr, row_feat, slot_ptr, slots)
+    _fill_slots(chunk_ptr, row_feat, slot_ptr, slots, n_threads)
     return chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots
 
 
@@ -164,6 +149,8 @@ class BeamSearcher:
     tree : LabelTree
     bias : float, default=1.0
         Value of the constant feature multiplied by the last weight row.
+    n_threads : int or None, default=1
+        OpenMP threads for building the layout (the result does not depend on it).
 
     Attributes
     ----------
@@ -171,7 +158,7 @@ class BeamSearcher:
     n_labels : int
     """
 
-    def __init__(self, weights, tree, *, bias=1.0):
+    def __init__(self, weights, tree, *, bias=1.0, n_threads=1):
         if not isinstance(tree, LabelTree):
             raise TypeError(f"tree must be a LabelTree, got {type(tree).__name__}.")
         if sp.issparse(weights) or isinstance(weights, np.ndarray):
@@ -196,7 +183,8 @@ class BeamSearcher:
             n_rows = W.shape[0]
             if n_rows < 1 or n_rows - 1 >= 2**31 - 1:
                 raise ValueError(f"weights have {n_rows} rows; need 1 .. 2**31 - 1.")
-            levels.append(chunk_level(W, tree.children_counts(t - 1)))
+            levels.append(chunk_level(W, tree.children_counts(t - 1),
+                                      _check_n_threads(n_threads)))
         self.tree = tree
         self.bias = float(bias)
         self.n_features = n_rows - 1
@@ -205,6 +193,7 @@ class BeamSearcher:
         max_width = max(int(tree.children_counts(t).max()) for t in range(tree.n_levels))
         self._table = ChunkedWeights(levels, n_rows, max_width)
         self._tree_arrays = (tree.level_ptr, tree.child_ptr, tree.label_perm)
+        self._block = 0  # queries per block in batch searches (0: automatic)
 
     # ----------------------------------------------------------------- inputs
     def _check_X(self, X):
@@ -266,12 +255,12 @@ class BeamSearcher:
             bad = _beam_search_csr(
                 np.ascontiguousarray(X.data), np.ascontiguousarray(indices),
                 np.ascontiguousarray(indptr), self._table, lp, cp, perm, self.bias,
-                beam, code, power, labels, scores, n_threads,
+                beam, code, power, labels, scores, n_threads, self._block,
             )
         else:
             bad = _beam_search_dense(
                 np.ascontiguousarray(X), self._table, lp, cp, perm, self.bias, beam,
-                code, power, labels, scores, n_threads,
+                code, power, labels, scores, n_threads, self._block,
             )
         self._raise_bad(bad)
         return labels, scores

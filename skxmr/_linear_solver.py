@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array, check_random_state
 
-from skxmr._cython._solver import LOSSES, _train_nodes
+from skxmr._cython._solver import LOSSES, _groups_share_rows, _train_nodes
 from skxmr.utils import effective_n_threads
 
 __all__ = ["train_binary_nodes"]
@@ -182,9 +182,11 @@ def train_binary_nodes(
 
     if rows.shape[0]:
         row_nnz = np.diff(indptr).astype(np.int64)
-        cum = np.concatenate([[0], np.cumsum(row_nnz[rows])])
-        if np.any(cum[node_ptr[1:]] - cum[node_ptr[:-1]] >= _MAX_NODE_NNZ):
-            raise ValueError("a node has 2**32 nonzeros or more; split it")
+        # Cheap bound first; the exact per-node count only when it may matter.
+        if int(row_nnz.max()) * int(np.diff(node_ptr).max()) >= _MAX_NODE_NNZ:
+            cum = np.concatenate([[0], np.cumsum(row_nnz[rows])])
+            if np.any(cum[node_ptr[1:]] - cum[node_ptr[:-1]] >= _MAX_NODE_NNZ):
+                raise ValueError("a node has 2**32 nonzeros or more; split it")
 
     n_nodes = node_ptr.shape[0] - 1
     group_ptr = _check_groups(groups, node_ptr, rows, n_threads)
@@ -228,12 +230,8 @@ def _check_groups(groups, node_ptr, rows, n_threads):
     lengths = np.diff(node_ptr)
     if not np.array_equal(lengths, lengths[first]):
         raise ValueError("the nodes of a group must have the same number of rows")
-    shift = node_ptr[:-1] - node_ptr[first]  # (n_nodes,) offset to the first node
-    if np.any(shift):
-        ref = np.arange(rows.shape[0], dtype=np.intp)
-        ref -= np.repeat(shift, lengths)
-        if not np.array_equal(rows, rows[ref]):
-            raise ValueError("the nodes of a group must have identical rows")
+    if not _groups_share_rows(node_ptr, group_ptr, rows):
+        raise ValueError("the nodes of a group must have identical rows")
     n_groups = group_ptr.shape[0] - 1
     if 0 < n_groups < n_threads:
         # Split each group into up to n_threads runs of consecutive nodes.

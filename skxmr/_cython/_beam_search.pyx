@@ -45,10 +45,11 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, uint64_t
 
 from skxmr._cython._typedefs cimport intp_t, index_t, int32_t, int64_t
 from skxmr._cython._heap cimport heap_push, heap_sort_best_first
+from skxmr._cython._radix cimport sort_by_feature
 
 cnp.import_array()
 
@@ -234,7 +235,7 @@ cdef inline uint32_t _hash(int32_t key) noexcept nogil:
 
 
 def _fill_slots(const int64_t[::1] chunk_ptr, const int32_t[::1] row_feat,
-                const int64_t[::1] slot_ptr, int32_t[:, ::1] slots):
+                const int64_t[::1] slot_ptr, int32_t[:, ::1] slots, int n_threads=1):
     """Insert every chunk's rows into its open-addressing table (linear probing).
 
     ``slots`` must be filled with -1; each chunk's table size must be a power of
@@ -242,7 +243,7 @@ def _fill_slots(const int64_t[::1] chunk_ptr, const int32_t[::1] row_feat,
     cdef intp_t c, r, n_chunks = chunk_ptr.shape[0] - 1
     cdef int64_t base, mask, pos
     with nogil:
-        for c in range(n_chunks):
+        for c in prange(n_chunks, schedule="dynamic", num_threads=max(1, n_threads)):
             base = slot_ptr[c]
             mask = slot_ptr[c + 1] - base - 1
             for r in range(chunk_ptr[c], chunk_ptr[c + 1]):
@@ -251,6 +252,103 @@ def _fill_slots(const int64_t[::1] chunk_ptr, const int32_t[::1] row_feat,
                     pos = (pos + 1) & mask
                 slots[base + pos, 0] = row_feat[r]
                 slots[base + pos, 1] = <int32_t> (r - chunk_ptr[c])
+
+
+def _build_chunks(const int64_t[::1] col_ptr,     # IN  (n_chunks + 1,) first column
+                  const int64_t[::1] W_indptr,    # IN  CSC column pointers
+                  const int32_t[::1] W_indices,   # IN  CSC row (feature) indices
+                  const float[::1] W_data,        # IN  CSC values
+                  intp_t n_rows, int n_threads):
+    """Chunk rows and entries of one level from its CSC weights (see
+    :func:`skxmr._beam.chunk_level`); explicit zeros are dropped.
+
+    Each chunk's entries are radix-sorted by feature (stable, so the children of
+    a row stay in column order) in per-thread scratch of the largest chunk's
+    size; a first pass counts rows, a second writes them. Returns ``(chunk_ptr,
+    row_feat, row_ptr, entries)``.
+    """
+    cdef intp_t n_chunks = col_ptr.shape[0] - 1
+    cdef intp_t c, max_nnz = 0, n, k, j, col
+    cdef int stage
+    cdef int64_t p, p0, r, e
+    cdef uint64_t key, f, prev
+    cdef uint64_t* keys
+    cdef uint64_t* tmp
+    cdef uint64_t* ordered
+    cdef int32_t* pos_col
+    cdef intp_t failed = 0
+    cdef int64_t[::1] n_rows_of = np.zeros(n_chunks, dtype=np.int64)
+    cdef int64_t[::1] n_entries_of = np.zeros(n_chunks, dtype=np.int64)
+    cdef int64_t[::1] chunk_ptr
+    cdef int64_t[::1] entry_base
+    cdef int32_t[::1] row_feat
+    cdef int64_t[::1] row_ptr
+    cdef Entry* out
+    for c in range(n_chunks):
+        n = W_indptr[col_ptr[c + 1]] - W_indptr[col_ptr[c]]
+        if n > max_nnz:
+            max_nnz = n
+    if max_nnz >= 4294967296:
+        raise ValueError("a node's children have 2**32 weights or more")
+    n_threads = max(1, min(n_threads, n_chunks))
+    for stage in range(2):
+        if stage == 1:
+            chunk_ptr = np.zeros(n_chunks + 1, dtype=np.int64)
+            entry_base = np.zeros(n_chunks + 1, dtype=np.int64)
+            np.cumsum(n_rows_of, out=np.asarray(chunk_ptr)[1:])
+            np.cumsum(n_entries_of, out=np.asarray(entry_base)[1:])
+            row_feat = np.empty(chunk_ptr[n_chunks], dtype=np.int32)
+            row_ptr = np.empty(chunk_ptr[n_chunks] + 1, dtype=np.int64)
+            row_ptr[chunk_ptr[n_chunks]] = entry_base[n_chunks]
+            entries = np.empty(entry_base[n_chunks], dtype=ENTRY_DTYPE)
+            out = <Entry*> cnp.PyArray_DATA(entries)
+        with nogil, parallel(num_threads=n_threads):
+            keys = <uint64_t*> malloc((max_nnz + 1) * sizeof(uint64_t))
+            tmp = <uint64_t*> malloc((max_nnz + 1) * sizeof(uint64_t))
+            pos_col = <int32_t*> malloc((max_nnz + 1) * sizeof(int32_t))
+            for c in prange(n_chunks, schedule="dynamic"):
+                if keys == NULL or tmp == NULL or pos_col == NULL:
+                    failed += 1
+                    continue
+                p0 = W_indptr[col_ptr[c]]
+                k = 0
+                for col in range(col_ptr[c], col_ptr[c + 1]):
+                    for p in range(W_indptr[col], W_indptr[col + 1]):
+                        pos_col[p - p0] = <int32_t> (col - col_ptr[c])
+                        if W_data[p] != 0:
+                            keys[k] = ((<uint64_t> W_indices[p]) << 32) | <uint64_t> (p - p0)
+                            k = k + 1
+                ordered = sort_by_feature(keys, tmp, k, <uint64_t> n_rows)
+                if stage == 0:
+                    n_entries_of[c] = k
+                    prev = 0
+                    for j in range(k):
+                        f = ordered[j] >> 32
+                        if j == 0 or f != prev:
+                            n_rows_of[c] += 1
+                        prev = f
+                else:
+                    r = chunk_ptr[c] - 1
+                    e = entry_base[c]
+                    prev = 0
+                    for j in range(k):
+                        key = ordered[j]
+                        f = key >> 32
+                        if j == 0 or f != prev:
+                            r = r + 1
+                            row_feat[r] = <int32_t> f
+                            row_ptr[r] = e
+                        prev = f
+                        out[e].child = pos_col[key & <uint64_t> 0xFFFFFFFF]
+                        out[e].val = W_data[p0 + <int64_t> (key & <uint64_t> 0xFFFFFFFF)]
+                        e = e + 1
+            free(keys)
+            free(tmp)
+            free(pos_col)
+        if failed:
+            raise MemoryError("could not allocate the chunk-building scratch")
+    return (np.asarray(chunk_ptr), np.asarray(row_feat), np.asarray(row_ptr),
+            entries)
 
 
 cdef void _chunk_scores(const ChunkLevel* L, intp_t chunk, const QueryItem* q,
@@ -664,9 +762,10 @@ def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
                      intp_t beam, int code, int power,
                      int64_t[:, ::1] out_labels,      # OUT (n_queries, top_k) label ids
                      float[:, ::1] out_scores,        # OUT (n_queries, top_k) scores
-                     int n_threads):
+                     int n_threads, intp_t block=0):
     """Beam search for every row of a CSR matrix (indices sorted or not,
-    duplicates allowed).
+    duplicates allowed). ``block``: queries per block (0: automatic; results do
+    not depend on it).
 
     The tree must be valid (a :class:`LabelTree`) and the chunks built for it.
     Returns ``(n_bad_x, 0, n_failed)``: the number of out-of-range indices met in X
@@ -741,7 +840,8 @@ def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
         free(buf_s)
         free(buf_n)
         return n_bad_x, 0, 0
-    nb = _block_size(n_q, cap, weights.max_width)
+    nb = block if block > 0 else _block_size(n_q, cap, weights.max_width)
+    nb = min(nb, n_q)
     items_ptr = <int64_t*> malloc((nb + 1) * sizeof(int64_t))
     items_len = <intp_t*> malloc(nb * sizeof(intp_t))
     if (not _alloc_workspace(&ws, nb, beam, top_k, _max_chunks(level_ptr),
@@ -788,7 +888,7 @@ def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_featu
                        intp_t beam, int code, int power,
                        int64_t[:, ::1] out_labels,     # OUT (n_queries, top_k) labels
                        float[:, ::1] out_scores,       # OUT (n_queries, top_k) scores
-                       int n_threads):
+                       int n_threads, intp_t block=0):
     """Beam search for every row of a C-contiguous dense matrix; see
     :func:`_beam_search_csr` (same results, same return value)."""
     cdef intp_t n_q = X.shape[0]
@@ -818,8 +918,8 @@ def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_featu
     perm = &label_perm[0]
     cap = beam if beam > top_k else top_k
     n_threads = max(1, min(n_threads, n_q))
-    nb = _block_size(n_q, cap, weights.max_width)
-    nb = max(1, min(nb, (1 << 24) // (n_feat + 1)))  # dense rows: bound the copies
+    nb = block if block > 0 else _block_size(n_q, cap, weights.max_width)
+    nb = max(1, min(nb, n_q, (1 << 24) // (n_feat + 1)))  # dense rows: bound copies
     items_ptr = <int64_t*> malloc((nb + 1) * sizeof(int64_t))
     items_len = <intp_t*> malloc(nb * sizeof(intp_t))
     items = <QueryItem*> malloc(nb * (n_feat + 1) * sizeof(QueryItem))

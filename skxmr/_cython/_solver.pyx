@@ -61,6 +61,7 @@ from libc.stdint cimport int8_t, uint64_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset, memcpy
 
+from skxmr._cython._radix cimport sort_by_feature
 from skxmr._cython._random cimport _node_seed, _splitmix64
 from skxmr._cython._typedefs cimport intp_t, int32_t, int64_t, index_t
 
@@ -70,9 +71,6 @@ cdef enum:
     LOSS_SQUARED_HINGE = 0
     LOSS_HINGE = 1
     LOSS_LOG = 2
-    RADIX_BITS = 11
-    RADIX_SIZE = 2048
-    SMALL_SORT = 64
     NEWTON_MAX_ITER = 100
 
 # Test hook: the node whose allocation is made to fail (-1: none).
@@ -104,52 +102,6 @@ cdef inline void _shuffle(intp_t* index, intp_t n, uint64_t* state) noexcept nog
         tmp = index[j]
         index[j] = index[r]
         index[r] = tmp
-
-
-cdef uint64_t* _sort_by_feature(uint64_t* keys, uint64_t* tmp, intp_t n,
-                                uint64_t max_feature) noexcept nogil:
-    """Stable sort of ``(feature << 32) | position`` keys by feature.
-
-    Returns the buffer holding the result (``keys`` or ``tmp``).
-    """
-    cdef intp_t counts[RADIX_SIZE]
-    cdef intp_t i, j, total, c
-    cdef int shift
-    cdef uint64_t key, digit
-    cdef uint64_t* src = keys
-    cdef uint64_t* dst = tmp
-    cdef uint64_t* swap
-    if n <= SMALL_SORT:
-        # Insertion sort on the whole key (positions are distinct and increasing).
-        for i in range(1, n):
-            key = keys[i]
-            j = i - 1
-            while j >= 0 and keys[j] > key:
-                keys[j + 1] = keys[j]
-                j -= 1
-            keys[j + 1] = key
-        return keys
-    shift = 32
-    while (max_feature >> (shift - 32)) > 0:
-        memset(counts, 0, sizeof(counts))
-        for i in range(n):
-            counts[(src[i] >> shift) & (RADIX_SIZE - 1)] += 1
-        total = 0
-        for i in range(RADIX_SIZE):
-            c = counts[i]
-            counts[i] = total
-            total += c
-        for i in range(n):
-            digit = (src[i] >> shift) & (RADIX_SIZE - 1)
-            dst[counts[digit]] = src[i]
-            counts[digit] += 1
-        swap = src
-        src = dst
-        dst = swap
-        shift += RADIX_BITS
-        if shift >= 64:
-            break
-    return src
 
 
 cdef int _build_local(const float* data, const index_t* indices, const index_t* indptr,
@@ -238,7 +190,7 @@ cdef int _build_local(const float* data, const index_t* indices, const index_t* 
             lp.vals[q] = data[p]
             q += 1
     lp.ptr[n_rows] = q
-    ordered = _sort_by_feature(keys, tmp, nnz, max_feature)
+    ordered = sort_by_feature(keys, tmp, nnz, max_feature)
     # The buffer not holding the sorted keys collects the distinct features.
     seen = <int32_t*> (tmp if ordered == keys else keys)
     for j in range(nnz):
@@ -553,6 +505,31 @@ cdef intp_t _train_group(intp_t first, intp_t last, const intp_t* node_ptr,
     free(lp.vals)
     free(lp.features)
     return failed
+
+
+def _groups_share_rows(const intp_t[::1] node_ptr, const intp_t[::1] group_ptr,
+                       const intp_t[::1] rows):
+    """Whether every node of each group has the same row list as the group's
+    first node (O(entries) time, no allocation)."""
+    cdef intp_t g, node, first, k, n, n_groups = group_ptr.shape[0] - 1
+    cdef bint same = True
+    with nogil:
+        for g in range(n_groups):
+            first = group_ptr[g]
+            n = node_ptr[first + 1] - node_ptr[first]
+            for node in range(first + 1, group_ptr[g + 1]):
+                if node_ptr[node + 1] - node_ptr[node] != n:
+                    same = False
+                    break
+                for k in range(n):
+                    if rows[node_ptr[node] + k] != rows[node_ptr[first] + k]:
+                        same = False
+                        break
+                if not same:
+                    break
+            if not same:
+                break
+    return same
 
 
 def _train_nodes(const float[::1] data,        # IN  X values (CSR, no duplicate entries)
