@@ -1,7 +1,11 @@
-"""XR-Linear side by side: skxmr's XRLinearClassifier (work in progress) vs libpecos.
+"""XR-Linear side by side: skxmr's XRLinearClassifier vs libpecos.
 
     python benchmarks/bench_xrlinear.py [--data ../shared/data/debian-debtags ...]
-                                        [--normalize] [--latency-queries 300]
+                                        [--latency-queries 300]
+
+Datasets (default: the five of issue 4): debian-debtags, debian-deps (TF-IDF rows, already
+L2-normalised), delicious, rcv1-subset1 and the EURLex-4K piece (rows L2-normalised here,
+for both libraries: linear XMC models expect unit rows, see ../shared/data/README.md).
 
 Same features, same settings: B=16, leaf 100, beam 10, top-k 10, threshold 0.1, tfn
 negatives, l3-hinge, squared hinge, C=1, 2 threads. Each library runs in its own process
@@ -37,7 +41,7 @@ def load(folder, normalize_rows):
 
 def run_skxmr(folder, normalize_rows, threads, n_latency):
     """Worker: fit, predict and time skxmr in this process; print JSON."""
-    from skxmr._xrlinear import XRLinearClassifier
+    from skxmr import XRLinearClassifier
     from skxmr.metrics import topk_report
 
     X, Y, Xt, Yt = load(folder, normalize_rows)
@@ -46,6 +50,7 @@ def run_skxmr(folder, normalize_rows, threads, n_latency):
     start = time.perf_counter()
     model.fit(X, Y)
     fit_seconds = time.perf_counter() - start
+    peak_after_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     ranking = model.predict_topk(Xt)
     predict_seconds = time.perf_counter() - start
@@ -61,8 +66,10 @@ def run_skxmr(folder, normalize_rows, threads, n_latency):
         "predict_seconds": predict_seconds,
         "latency_ms_median": 1000 * float(np.median(latencies)),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb_after_fit": peak_after_fit,
         "P@1": report["P@1"], "P@3": report["P@3"], "P@5": report["P@5"],
         "weights_nnz": int(sum(W.nnz for W in model.coef_)),
+        "level_sizes": [1] + [int(n) for n in model.tree_.level_sizes],
     }))
 
 
@@ -73,13 +80,19 @@ def subprocess_json(cmd):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# Rows are L2-normalised for these (binary or raw-count features).
+NORMALIZE = {"delicious", "rcv1-subset1", "eurlex-4k-subset-nyu-dev", "bibtex", "enron",
+             "medical", "corel5k"}
+DEFAULT_DATA = ["debian-debtags", "debian-deps", "delicious", "rcv1-subset1",
+                "eurlex-4k-subset-nyu-dev"]
+
+
 def main():
     shared = HERE.parents[1] / "shared" / "data"
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", nargs="+", default=[str(shared / "debian-debtags"),
-                                                      str(shared / "debian-deps")])
-    parser.add_argument("--normalize", action="store_true",
-                        help="L2-normalise rows (for the Mulan sets)")
+    parser.add_argument("--data", nargs="+",
+                        default=[str(shared / name) for name in DEFAULT_DATA])
+    parser.add_argument("--normalize", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latency-queries", type=int, default=300)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -90,10 +103,11 @@ def main():
     if not PECOS_PYTHON.exists():
         subprocess.run(["bash", str(HERE / "envs" / "make_pecos_env.sh")], check=True)
     print("| data | library | P@1 | P@3 | P@5 | fit (s) | batch predict (s) | "
-          "one query (ms) | peak RSS (MB) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "one query (ms) | peak RSS after fit (MB) | peak RSS (MB) | tree level sizes |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for folder in args.data:
-        flags = ["--normalize"] if args.normalize else []
+        name = Path(folder).name
+        flags = ["--normalize"] if name in NORMALIZE else []
         ours = subprocess_json([
             sys.executable, __file__, "--worker", folder, "--threads", str(args.threads),
             "--latency-queries", str(args.latency_queries), *flags,
@@ -105,19 +119,21 @@ def main():
             "--seed", "0", "--only-topk", "10",
             "--latency-queries", str(args.latency_queries), *flags,
         ])
-        name = Path(folder).name
-        print(f"| {name} | skxmr (WIP) | {100 * ours['P@1']:.2f} | {100 * ours['P@3']:.2f} "
-              f"| {100 * ours['P@5']:.2f} | {ours['fit_seconds']:.1f} | "
-              f"{ours['predict_seconds']:.2f} | {ours['latency_ms_median']:.2f} | "
-              f"{ours['peak_rss_mb']:.0f} |")
+        print(f"| {name} | skxmr | {100 * ours['P@1']:.2f} | {100 * ours['P@3']:.2f} "
+              f"| {100 * ours['P@5']:.2f} | {ours['fit_seconds']:.2f} | "
+              f"{ours['predict_seconds']:.3f} | {ours['latency_ms_median']:.3f} | "
+              f"{ours['peak_rss_mb_after_fit']:.0f} | {ours['peak_rss_mb']:.0f} | "
+              f"{ours['level_sizes']} |")
         print(f"| {name} | libpecos | {pecos_value(pecos, 'P@1')} | "
               f"{pecos_value(pecos, 'P@3')} | {pecos_value(pecos, 'P@5')} | "
-              f"{pecos.get('fit_seconds', float('nan')):.1f} | "
-              f"{pecos.get('predict_seconds', float('nan')):.2f} "
-              f"(predict-only {pecos.get('predict_only_seconds', float('nan')):.2f}) | "
-              f"{pecos.get('latency_ms_median', float('nan')):.2f} "
-              f"(predict-only {pecos.get('latency_predict_only_ms_median', float('nan')):.2f})"
-              f" | {pecos.get('peak_rss_mb', float('nan')):.0f} |", flush=True)
+              f"{pecos.get('fit_seconds', float('nan')):.2f} | "
+              f"{pecos.get('predict_seconds', float('nan')):.3f} "
+              f"(predict-only {pecos.get('predict_only_seconds', float('nan')):.3f}) | "
+              f"{pecos.get('latency_ms_median', float('nan')):.3f} "
+              f"(predict-only {pecos.get('latency_predict_only_ms_median', float('nan')):.3f})"
+              f" | {pecos.get('peak_rss_mb_after_fit', float('nan')):.0f} | "
+              f"{pecos.get('peak_rss_mb', float('nan')):.0f} | "
+              f"{pecos.get('level_sizes', '?')} |", flush=True)
 
 
 def pecos_value(result, key):

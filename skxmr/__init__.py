@@ -1,7 +1,8 @@
 """skxmr: extreme multilabel ranking for scikit-learn.
 
 Semantic label indexing, beam-search matching and linear ranking (XR-Linear), in
-Python with Cython kernels. See ``skxmr.metrics`` and ``skxmr.datasets``.
+Python with Cython kernels: ``XRLinearClassifier`` (the model), ``LabelIndexer``
+(the label tree), ``skxmr.metrics`` and ``skxmr.datasets``.
 """
 
 from skxmr import _check_build  # noqa: F401  (explains an unbuilt tree)
@@ -9,10 +10,12 @@ from skxmr._indexer import LabelIndexer
 from skxmr._label_tree import LabelTree
 from skxmr._show_versions import show_versions
 from skxmr._version import __version__
+from skxmr._xrlinear import XRLinearClassifier
 
 __all__ = [
     "LabelIndexer",
     "LabelTree",
+    "XRLinearClassifier",
     "__version__",
     "datasets",
     "metrics",

@@ -21,7 +21,17 @@ class TargetEncoder:
 
     def fit_transform(self, y):
         """Return ``Y`` (CSR float32 0/1 indicator) and remember the form of ``y``."""
+        if y is None:
+            raise ValueError("y is None; pass the labels of the training rows.")
+        if isinstance(y, (str, bytes)):
+            raise ValueError(
+                f"y must hold one entry per row, got a single string {y[:40]!r}."
+            )
+        if not sp.issparse(y) and getattr(y, "ndim", 1) == 2 and hasattr(y, "to_numpy"):
+            y = y.to_numpy()  # a pandas DataFrame indicator
         if sp.issparse(y):
+            if y.ndim != 2:
+                raise ValueError(f"a sparse y must be 2-D, got shape {y.shape}.")
             Y = sp.csr_matrix(y, dtype=np.float32, copy=True)
             self.kind = "sparse"
             self.dtype = y.dtype
@@ -33,36 +43,66 @@ class TargetEncoder:
             self.kind = "dense"
             self.dtype = y.dtype
             self.classes_ = np.arange(Y.shape[1])
+        elif isinstance(y, np.ndarray) and y.ndim not in (1, 2):
+            raise ValueError(
+                "y must be a 2-D indicator matrix, a sequence of label collections or "
+                f"1-D labels; got a {y.ndim}-D array."
+            )
         else:
-            items = list(y)
-            if not items:
-                raise ValueError("y is empty.")
-            if _is_collection(items[0]):
-                self.kind = "sets"
-                self._binarizer = MultiLabelBinarizer(sparse_output=True)
-                Y = self._binarizer.fit_transform(items).tocsr().astype(np.float32)
-                self.classes_ = self._binarizer.classes_
-            else:
-                arr = np.asarray(items)
-                if arr.ndim != 1:
-                    raise ValueError(
-                        "y must be an indicator matrix, label collections or 1-D labels."
-                    )
-                self.kind = "multiclass"
-                self.classes_, codes = np.unique(arr, return_inverse=True)
-                Y = sp.csr_matrix(
-                    (np.ones(len(codes), dtype=np.float32), codes,
-                     np.arange(len(codes) + 1)),
-                    shape=(len(codes), len(self.classes_)),
-                )
+            Y = self._fit_labels(y)
         if Y.dtype.kind == "f" and not np.isfinite(Y.data).all():
             raise ValueError("y contains NaN or infinity.")
         Y.sum_duplicates()
+        if self.kind in ("sparse", "dense") and Y.nnz and Y.data.min() < 0:
+            raise ValueError(
+                "y is an indicator matrix, so it must hold 0 (not relevant) and 1 "
+                "(relevant); it has negative values (a -1/+1 indicator? map -1 to 0)."
+            )
         Y.data = (Y.data != 0).astype(np.float32)
         Y.eliminate_zeros()
         if Y.nnz == 0:
             raise ValueError("y has no positive label at all; nothing to learn.")
         return Y
+
+    def _fit_labels(self, y):
+        """Label collections (one per row) or 1-D multiclass labels -> CSR."""
+        items = list(y)
+        if not items:
+            raise ValueError("y is empty.")
+        is_collection = [_is_collection(item) for item in items]
+        if any(is_collection) and not all(is_collection):
+            first = is_collection.index(not is_collection[0])
+            raise ValueError(
+                "y mixes label collections and single labels: item 0 is a "
+                f"{type(items[0]).__name__} and item {first} a "
+                f"{type(items[first]).__name__}. Pass one collection of labels per row "
+                "(e.g. [['a'], ['a', 'b'], []]) or one label per row."
+            )
+        try:
+            if is_collection[0]:
+                self.kind = "sets"
+                self._binarizer = MultiLabelBinarizer(sparse_output=True)
+                Y = self._binarizer.fit_transform(items).tocsr().astype(np.float32)
+                self.classes_ = self._binarizer.classes_
+                return Y
+            arr = np.empty(len(items), dtype=object)
+            arr[:] = items
+            if all(isinstance(item, (str, np.str_)) for item in items):
+                arr = arr.astype(str)
+            elif all(isinstance(item, (int, float, np.number, bool)) for item in items):
+                arr = np.asarray(items)
+            self.kind = "multiclass"
+            self.classes_, codes = np.unique(arr, return_inverse=True)
+        except TypeError as exc:
+            raise TypeError(
+                "the labels in y must be hashable and comparable with each other (so "
+                f"that they can be sorted), e.g. all str or all int: {exc}"
+            ) from exc
+        return sp.csr_matrix(
+            (np.ones(len(codes), dtype=np.float32), codes.ravel(),
+             np.arange(len(codes) + 1)),
+            shape=(len(codes), len(self.classes_)),
+        )
 
     def transform(self, y):
         """Map a ``y`` of the fitted form to the fitted columns (unknown labels dropped)."""

@@ -1,8 +1,9 @@
 """XRLinearClassifier: recursive linear matcher/ranker over a label tree (XR-Linear).
 
-WORK IN PROGRESS (issue 4): training (tfn, man and tfn+man matching sets) and beam
-search inference work; the speed targets, benchmarks and the full scikit-learn
-contract are not done yet.
+Training builds a label tree (``LabelIndexer`` or a given ``LabelTree``), then
+trains one binary linear model per tree node, level by level, each node on the
+rows of its parent's matching set (teacher forcing, matcher-aware negatives or
+both); inference is beam search down the tree (``skxmr._beam``).
 """
 
 from numbers import Integral, Real
@@ -36,28 +37,27 @@ def level_training_sets(matching, Y_level, parents):
     Returns ``node_ptr`` (n_nodes + 1,), ``rows`` and ``signs`` (node_ptr[-1],),
     rows sorted within each node.
     """
-    n_rows = np.int64(Y_level.shape[0])
-    n_nodes = len(parents)
-    M = sp.csc_matrix(matching)
-    M.sort_indices()
-    sizes = np.diff(M.indptr)[parents]
-    starts = M.indptr[:-1][parents]
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
-    matched_rows = M.indices[offsets + np.arange(sizes.sum())].astype(np.int64)
-    matched_nodes = np.repeat(np.arange(n_nodes, dtype=np.int64), sizes)
-    # Positives as (node, row) keys; node-major keys sort by node, then row.
-    P = sp.csc_matrix(Y_level)
-    P.eliminate_zeros()
-    P.sort_indices()
-    pos_nodes = np.repeat(np.arange(n_nodes, dtype=np.int64), np.diff(P.indptr))
-    pos_keys = pos_nodes * n_rows + P.indices
-    keys = np.union1d(matched_nodes * n_rows + matched_rows, pos_keys)
-    nodes = keys // n_rows
-    rows = keys - nodes * n_rows
-    node_ptr = np.concatenate([[0], np.cumsum(np.bincount(nodes, minlength=n_nodes))])
-    positive = np.isin(keys, pos_keys, assume_unique=True)
-    signs = np.where(positive, 1.0, -1.0).astype(np.float32)
-    return node_ptr.astype(np.int64), rows, signs
+    matched = _binary_csc(matching)[:, parents]
+    positive = _binary_csc(Y_level)
+    positive.data *= 2
+    # 1: matched negative, 2: unmatched positive, 3: matched positive. Both are
+    # canonical, so the sum is too: rows sorted and unique within each node.
+    union = (matched + positive).tocsc()
+    if not union.has_canonical_format:
+        union.sum_duplicates()
+    node_ptr = union.indptr.astype(np.int64)
+    rows = union.indices.astype(np.int64)
+    signs = np.where(union.data >= 2, 1.0, -1.0).astype(np.float32)
+    return node_ptr, rows, signs
+
+
+def _binary_csc(M):
+    """A canonical CSC 0/1 (int8) copy of the nonzero pattern of ``M``."""
+    M = sp.csc_matrix(M, copy=True)
+    M.sum_duplicates()
+    M.eliminate_zeros()
+    return sp.csc_matrix((np.ones(M.nnz, dtype=np.int8), M.indices, M.indptr),
+                         shape=M.shape)
 
 
 def _balanced_runs(sizes, n_threads, runs_per_thread=8):
@@ -74,6 +74,43 @@ def _balanced_runs(sizes, n_threads, runs_per_thread=8):
     return np.asarray(bounds, dtype=np.int64)
 
 
+def _is_single_csr_row(X, n_features):
+    """Whether X is one CSR row of float32/float64 with the fitted width (the
+    one-query fast path: the kernel checks the indices, finiteness is checked)."""
+    return (
+        sp.issparse(X) and X.format == "csr" and X.shape == (1, n_features)
+        and X.dtype in (np.float32, np.float64)
+        and X.indptr[0] == 0 and X.indptr[1] == X.data.shape[0]
+    )
+
+
+def _check_sample_weight(sample_weight, n_samples):
+    """Row weights as a float64 array of shape (n_samples,), checked."""
+    if sample_weight is None:
+        return np.ones(n_samples)
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"sample_weight must hold numbers: {exc}") from exc
+    if weights.ndim == 0:
+        weights = np.full(n_samples, float(weights))
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight has shape {weights.shape}; expected ({n_samples},), one "
+            "weight per row of X."
+        )
+    if not np.isfinite(weights).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if weights.min() < 0:
+        raise ValueError(
+            f"sample_weight must be non-negative; its smallest value is "
+            f"{weights.min():g}."
+        )
+    if not weights.any():
+        raise ValueError("sample_weight is zero for every row; nothing to learn.")
+    return weights
+
+
 def _indicator(labels, n_cols):
     """CSR 0/1 matrix with ones at ``labels`` (n, k; -1 = none)."""
     keep = labels >= 0
@@ -83,40 +120,149 @@ def _indicator(labels, n_cols):
 
 
 class XRLinearClassifier(ClassifierMixin, BaseEstimator):
-    """Recursive linear matcher/ranker over a label tree (XR-Linear, PECOS).
+    """Recursive linear matcher/ranker over a label tree (XR-Linear, as in PECOS).
 
-    WORK IN PROGRESS: see the module docstring.
+    Extreme multilabel ranking in three stages: the labels are clustered into a
+    B-ary tree (semantic label indexing, ``indexer``); one binary linear model
+    per tree node is trained, level by level, on the rows that reach the node's
+    parent (matching); at prediction time beam search walks down the tree,
+    keeping the ``beam_size`` best nodes per level, and ranks the labels it
+    reaches by their path scores (ranking). A row may have any number of
+    relevant labels; ``predict`` returns the ``top_k`` best ones.
 
     Parameters
     ----------
-    indexer : LabelIndexer, LabelTree or None, default=None
-        How to build the label tree (None: ``LabelIndexer()``, fitted on X and y);
-        a fitted ``LabelIndexer`` or a ``LabelTree`` (e.g. ``LabelTree.from_chain``
-        of a PECOS cluster chain) is used as is.
+    indexer : LabelIndexer, LabelTree, list of sparse matrices or None, \
+            default=None
+        How to build the label tree. None: ``LabelIndexer()`` (PIFA label
+        vectors, branching factor 16, leaves of at most 100 labels), fitted on
+        ``X`` and ``y``. An unfitted ``LabelIndexer`` (or any estimator with
+        ``fit(X, Y)`` and a ``tree_``) is cloned and fitted, so a search can
+        tune ``indexer__branching_factor`` and the like; a fitted one, or a
+        ``LabelTree`` (e.g. ``LabelTree.from_chain`` of a PECOS cluster chain),
+        is used as is and must have one label per column of ``y``. A list of
+        assignment matrices (the cluster-chain layout: one 0/1 matrix per level,
+        children x parents, the last one labels x leaf clusters) is read with
+        ``LabelTree.from_chain``.
     loss : {"squared_hinge", "hinge", "log"}, default="squared_hinge"
+        Loss of every node's binary linear model (L2-regularised, solved by
+        dual coordinate descent).
     C : float, default=1.0
-    Cp, Cn : float, default=1.0
-        Extra cost factors of positive and negative instances.
+        Cost of the loss against the regularisation (> 0): larger values fit
+        the training rows more closely.
+    Cp : float, default=1.0
+        Extra cost factor of the positive rows of a node (> 0).
+    Cn : float, default=1.0
+        Extra cost factor of the negative rows of a node (> 0).
     bias : float, default=1.0
+        Value of the constant feature appended to every row (>= 0); its weight
+        is the node's (regularised) bias. 0: no bias term.
     tol : float, default=0.1
+        Stopping tolerance of each node's solver (> 0).
     max_iter : int, default=100
+        Most passes of each node's solver over its rows.
     threshold : float, default=0.1
-        Trained weights with ``|w| < threshold`` are dropped.
+        Trained weights with ``|w| < threshold`` are dropped (bias weights
+        included), which keeps ``coef_`` sparse and prediction fast; 0 keeps
+        every nonzero weight.
     negative_sampling : {"tfn", "man", "tfn+man"}, default="tfn"
-        Matching sets that pick each node's training rows: "tfn" (teacher
-        forcing: the parents of the row's true labels), "man" (matcher-aware: the
-        parents that beam search with the trained upper levels retrieves for the
-        row, plus the node's own positives) or their union.
+        Which rows train a node (its matching set): the rows that reach its
+        parent, plus the node's own positives. "tfn" (teacher forcing): a row
+        reaches the parents of its true labels. "man" (matcher-aware): a row
+        reaches the parents that beam search with the levels trained so far
+        retrieves for it (hard negatives, slower to train). "tfn+man": both.
+        The top level always trains on every row.
     beam_size : int, default=10
+        Nodes kept per level by beam search (at prediction, and to find the
+        "man" matching sets). Larger beams are slower and rank more exactly;
+        a beam as large as the widest level is an exhaustive search.
     top_k : int, default=10
+        Labels returned per row by ``predict``, ``predict_topk`` (unless ``k``
+        is given) and ``decision_function``; capped at the number of labels.
     post_processor : str, default="l3-hinge"
+        How node scores ``s`` become path scores: ``"l3-hinge"`` (any
+        ``"lP-hinge"``: ``exp(-max(0, 1 - s) ** P)``, multiplied along the
+        path), ``"sigmoid"`` (multiplied), ``"log-sigmoid"`` (summed) or
+        ``"noop"`` (raw scores). See ``skxmr._postprocess``.
     n_jobs : int, default=None
+        OpenMP threads for training and prediction (None: all available CPUs;
+        -1: all; -2: all but one). The model does not depend on it.
     random_state : int, RandomState instance or None, default=None
+        Seeds the label tree (when the indexer's own ``random_state`` is None)
+        and the solvers' visiting orders. A fixed value gives the same model,
+        bit for bit, for any ``n_jobs``.
     verbose : int, default=0
+        Verbosity (currently unused).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,)
+        The label of each column: ``0 .. n_labels - 1`` for an indicator ``y``,
+        the sorted distinct labels for label collections or 1-D labels.
+    tree_ : LabelTree
+        The label tree: ``tree_.n_levels`` levels below the root, the last one
+        holding the labels (label node ``p`` is label ``tree_.label_perm[p]``,
+        i.e. ``classes_[tree_.label_perm[p]]``).
+    coef_ : list of scipy.sparse.csc_matrix
+        One float32 matrix per tree level, ``coef_[t - 1]`` of shape
+        ``(n_features + 1, n_nodes_t)`` for levels ``t = 1 .. tree_.n_levels``.
+        Column ``j`` holds the weights of node ``j`` of the level (in tree node
+        order, so the children of a parent are contiguous columns; in the last
+        level, label node order); the last row holds the bias weights. A node's
+        score is ``[x, bias] @ coef_[t - 1][:, j]``.
+    n_features_in_ : int
+        Number of features (columns of ``X``) seen during ``fit``.
+
+    See Also
+    --------
+    LabelIndexer : The semantic label indexing used to build ``tree_``.
+    skxmr.metrics.make_topk_scorer : Top-k scorers for model selection.
+
+    Notes
+    -----
+    Rows without labels (all-zero rows of an indicator, empty label
+    collections) are kept: they are negatives for every node of the top level
+    (which trains on all rows) and, with ``negative_sampling="tfn"``, for
+    nothing below it; with "man" or "tfn+man" they are also negatives for the
+    children of the clusters beam search retrieves for them. In ``score`` (as
+    in ``skxmr.metrics``) a row without labels counts as a miss.
+
+    Labels without training rows (all-zero columns of an indicator ``y``) are
+    kept in ``classes_`` and in the tree (the indexer warns that they have an
+    all-zero label vector and places them by balance alone). Their nodes are
+    trained on negatives only, so they get low scores: in practice they rank
+    below the labels relevant to a row and seldom enter the top-k. Label
+    collections and 1-D labels only have columns for the labels they contain.
+
+    ``sample_weight`` scales each row's cost in every node's loss; it does not
+    change the label tree. A weight of 0 leaves the row out altogether.
+
+    ``predict`` answers in the form ``y`` had at fit: a sparse indicator (CSR,
+    the dtype of ``y``) or a dense ndarray indicator with ones at the top-k
+    labels, a list of tuples of labels (best first) for label collections, or
+    the best label of each row (ndarray) for 1-D ``y``. A list of lists is
+    always read as label collections, never as a 0/1 indicator.
+
+    Examples
+    --------
+    >>> from skxmr import XRLinearClassifier
+    >>> from skxmr.datasets import make_xmc_classification
+    >>> X, Y = make_xmc_classification(2000, 1000, 200, random_state=0)
+    >>> model = XRLinearClassifier(top_k=3, random_state=0).fit(X[:1500], Y[:1500])
+    >>> model.tree_
+    LabelTree(n_labels=200, level_sizes=[2, 200])
+    >>> labels, scores = model.predict_topk(X[1500:1502])
+    >>> labels
+    array([[ 24, 165, 163],
+           [ 24, 164, 156]])
+    >>> [row.indices.tolist() for row in Y[1500:1502]]  # the true labels
+    [[24], [24, 35, 84, 102, 164]]
+    >>> round(model.score(X[1500:], Y[1500:]), 3)  # precision@1
+    0.952
     """
 
     _parameter_constraints: dict = {
-        "indexer": [HasMethods(["fit"]), LabelTree, None],
+        "indexer": [HasMethods(["fit"]), LabelTree, list, None],
         "loss": [StrOptions({"squared_hinge", "hinge", "log"})],
         "C": [Interval(Real, 0, None, closed="neither")],
         "Cp": [Interval(Real, 0, None, closed="neither")],
@@ -157,13 +303,40 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
-        """Build the label tree and train one linear model per tree node."""
+        """Build the label tree and train one linear model per tree node.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training instances (e.g. TF-IDF rows); CSR float32 is used as is.
+        y : sparse matrix, ndarray, sequence of label collections or 1-D labels
+            A sparse or dense (NumPy) 0/1 indicator of shape (n_samples,
+            n_labels), one collection of hashable labels per row (as
+            ``MultiLabelBinarizer`` takes; a list of lists is always read as
+            label collections), or one label per row (multiclass). ``predict``
+            answers in the same form.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Non-negative weight of each row: it scales the row's cost (``C``) in
+            every node's loss. Rows of weight 0 are left out of training
+            altogether (the label tree included).
+
+        Returns
+        -------
+        self : XRLinearClassifier
+            The fitted classifier.
+        """
         if self.post_processor not in POST_PROCESSORS:
             raise ValueError(
-                f"post_processor must be one of {sorted(POST_PROCESSORS)}, "
-                f"got {self.post_processor!r}."
+                f"post_processor must be one of {sorted(POST_PROCESSORS)} (or any "
+                f"'lP-hinge' with an integer P >= 1), got {self.post_processor!r}."
             )
+        n_threads = effective_n_threads(self.n_jobs)
         X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64])
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is "
+                "None."
+            )
         self._targets = TargetEncoder()
         Y = self._targets.fit_transform(y)
         if Y.shape[0] != X.shape[0]:
@@ -171,14 +344,18 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 f"X has {X.shape[0]} rows but y has {Y.shape[0]}."
             )
         self.classes_ = self._targets.classes_
-        weights = np.ones(X.shape[0]) if sample_weight is None else np.asarray(
-            sample_weight, dtype=np.float64)
-        if weights.shape != (X.shape[0],) or not np.all(np.isfinite(weights)) or np.any(
-                weights <= 0):
-            raise ValueError("sample_weight must be positive and finite, one per row.")
+        weights = _check_sample_weight(sample_weight, X.shape[0])
+        if np.any(weights == 0):  # a zero weight is the same as leaving the row out
+            keep = np.flatnonzero(weights)
+            X, Y, weights = X[keep], Y[keep], weights[keep]
+            if Y.nnz == 0:
+                raise ValueError(
+                    "the rows of nonzero sample_weight have no positive label at all; "
+                    "nothing to learn."
+                )
+        uniform_weights = bool(np.all(weights == 1))
         rng = check_random_state(self.random_state)
         self.tree_ = self._build_tree(X, Y, rng)
-        n_threads = effective_n_threads(self.n_jobs)
         tree = self.tree_
         X_csr = sp.csr_matrix(X)
         Y_prev = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
@@ -191,7 +368,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             matching = self._matching_sets(X_csr, Y_prev, level, n_threads)
             node_ptr, rows, signs = level_training_sets(matching, Y_level,
                                                         tree.parents(level))
-            cost = (self.C * weights[rows] * np.where(signs > 0, self.Cp, self.Cn))
+            cost = np.where(signs > 0, self.C * self.Cp, self.C * self.Cn)
+            if not uniform_weights:
+                cost *= weights[rows]
             # Teacher forcing: siblings train on the same rows (their parent's
             # matching set), so the solver builds that row set once per parent.
             groups = None
@@ -204,6 +383,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 random_state=rng.randint(np.iinfo(np.int32).max), n_threads=n_threads,
             ))
             Y_prev = Y_level
+        del X_csr, Y_prev, Y_level, matching, node_ptr, rows, signs, cost
+        self._searcher()  # the inference layout, ready for the first query
         return self
 
     def _matching_sets(self, X, Y_prev, level, n_threads):
@@ -229,6 +410,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     def _build_tree(self, X, Y, rng):
         if isinstance(self.indexer, LabelTree):
             tree = self.indexer
+        elif isinstance(self.indexer, list):
+            tree = LabelTree.from_chain(self.indexer)  # assignment matrices
         elif hasattr(self.indexer, "tree_"):
             tree = self.indexer.tree_  # a fitted indexer: its tree is used as is
         else:
@@ -243,11 +426,23 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         return tree
 
     def predict_topk(self, X, k=None):
-        """Top-k label indices and scores, each of shape (n_samples, k)."""
+        """Top-k label indices and scores, each of shape (n_samples, k).
+
+        Labels are column indices of ``y`` as seen at fit (``classes_[labels]``
+        gives the original labels), best first; when the beam reaches fewer than
+        ``k`` labels a row ends with label -1 and score 0. A single CSR row takes a
+        fast path with light validation (one-query serving).
+        """
+        k = self.top_k if k is None else k
+        if _is_single_csr_row(X, getattr(self, "n_features_in_", None)):
+            check_is_fitted(self)
+            labels, scores = self._searcher()._predict_one_fast(
+                X.indices, X.data, beam_size=self.beam_size, top_k=k,
+                post_processor=self.post_processor)
+            return labels[None, :], scores[None, :]
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
                           reset=False)
-        k = self.top_k if k is None else k
         return self._searcher().search(
             X, beam_size=self.beam_size, top_k=k, post_processor=self.post_processor,
             n_threads=effective_n_threads(self.n_jobs),
@@ -257,7 +452,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         # The prepared weights are built once per fitted model (not pickled).
         searcher = getattr(self, "_beam_searcher", None)
         if searcher is None or searcher[0] is not self.coef_:
-            searcher = (self.coef_, BeamSearcher(self.coef_, self.tree_, bias=self.bias))
+            searcher = (self.coef_, BeamSearcher(
+                self.coef_, self.tree_, bias=self.bias,
+                n_threads=effective_n_threads(self.n_jobs)))
             self._beam_searcher = searcher
         return searcher[1]
 

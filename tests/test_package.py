@@ -23,10 +23,11 @@ def test_linear_path_never_imports_torch():
     code = (
         "import sys\n"
         "import skxmr, skxmr.metrics, skxmr.datasets\n"
-        "from skxmr import LabelIndexer\n"
+        "from skxmr import LabelIndexer, XRLinearClassifier\n"
         "from skxmr.datasets import make_xmc_classification\n"
         "X, Y = make_xmc_classification(200, 500, 50, random_state=0)\n"
         "LabelIndexer(max_leaf_size=10, random_state=0).fit(X, Y)\n"
+        "XRLinearClassifier(random_state=0).fit(X, Y).predict(X)\n"
         "bad = [m for m in ('torch', 'sentence_transformers', 'transformers')\n"
         "       if m in sys.modules]\n"
         "assert not bad, bad\n"

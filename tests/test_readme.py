@@ -23,6 +23,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)\n```", README, flags=re.S)
     working = [b for b in blocks if "coming" not in b]
     assert working, "the README must show code that works today"
+    assert any("XRLinearClassifier" in b for b in working), "the Quickstart must run"
     monkeypatch.chdir(tmp_path)
     for block in working:
         exec(compile(block, "README.md", "exec"), {})

@@ -141,3 +141,21 @@ def test_user_tree_and_fitted_indexer(split):
     np.testing.assert_array_equal(a.predict_topk(Xt)[0], b.predict_topk(Xt)[0])
     with pytest.raises(ValueError, match="labels"):
         XRLinearClassifier(indexer=tree).fit(X, Y[:, :100])
+
+
+def test_tree_as_assignment_matrices(split):
+    """A user tree given as the chain of assignment matrices (PECOS's layout)
+    trains the same model as the same tree given as a LabelTree."""
+    X, Y, Xt, _ = split
+    tree = XRLinearClassifier(random_state=0).fit(X, Y).tree_
+    chain = tree.to_chain()
+    a = XRLinearClassifier(indexer=chain, random_state=1).fit(X, Y)
+    b = XRLinearClassifier(indexer=tree, random_state=1).fit(X, Y)
+    assert a.tree_.equals(tree)
+    for Wa, Wb in zip(a.coef_, b.coef_):
+        assert (Wa != Wb).nnz == 0
+    np.testing.assert_array_equal(a.predict_topk(Xt)[0], b.predict_topk(Xt)[0])
+    bad = [m.copy() for m in chain]
+    bad[-1] = bad[-1][:-1]  # one label short of y
+    with pytest.raises(ValueError, match="labels"):
+        XRLinearClassifier(indexer=bad).fit(X, Y)
