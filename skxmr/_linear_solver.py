@@ -35,6 +35,7 @@ def train_binary_nodes(
     n_threads=1,
     return_n_iter=False,
     groups=None,
+    node_offset=0,
 ):
     """Train one binary linear model per node, all nodes in parallel.
 
@@ -95,6 +96,10 @@ def train_binary_nodes(
         are split into runs of consecutive nodes so that every thread has work).
         The result is bit-identical to ``groups=None``. ``None``: one group per
         node.
+    node_offset : int, default=0
+        Node ``k`` draws the random stream of node ``node_offset + k``: training
+        the nodes of a larger problem in consecutive batches, each with its
+        offset and the same ``random_state``, gives the same weights as one call.
 
     Returns
     -------
@@ -189,6 +194,9 @@ def train_binary_nodes(
                 raise ValueError("a node has 2**32 nonzeros or more; split it")
 
     n_nodes = node_ptr.shape[0] - 1
+    if (isinstance(node_offset, bool) or not isinstance(node_offset, Integral)
+            or node_offset < 0):
+        raise ValueError(f"node_offset must be a non-negative integer, got {node_offset!r}")
     group_ptr = _check_groups(groups, node_ptr, rows, n_threads)
 
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int64).max,
@@ -198,6 +206,7 @@ def train_binary_nodes(
         data, indices, indptr, n_features, node_ptr, group_ptr, rows, y, cost,
         LOSSES[loss],
         bias, tol, int(max_iter), threshold, seed, n_iter, n_threads,
+        int(node_offset),
     )
     W = sp.csc_matrix((W_data, W_indices, W_indptr), shape=(n_features + 1, n_nodes))
     W.has_sorted_indices = True

@@ -51,6 +51,10 @@ def level_training_sets(matching, Y_level, parents):
     return node_ptr, rows, signs
 
 
+# Training entries (node, row) per solver call: bounds the per-entry arrays.
+_BATCH_ENTRIES = 4_000_000
+
+
 def _binary_csc(M):
     """A canonical CSC 0/1 (int8) copy of the nonzero pattern of ``M``."""
     M = sp.csc_matrix(M, copy=True)
@@ -60,15 +64,21 @@ def _binary_csc(M):
                          shape=M.shape)
 
 
-def _balanced_runs(sizes, n_threads, runs_per_thread=8):
-    """Boundaries of runs of consecutive nodes: each group of ``sizes`` is cut into
-    runs of at most ``ceil(total / (runs_per_thread * n_threads))`` nodes, so the
-    threads can share the work evenly."""
-    total = int(np.sum(sizes))
-    longest = max(1, -(-total // (runs_per_thread * n_threads)))
+def _balanced_runs(sizes, rows_per_node, n_threads, runs_per_thread=8):
+    """Boundaries of runs of consecutive nodes for the solver's ``groups``.
+
+    Group ``g`` has ``sizes[g]`` nodes of ``rows_per_node[g]`` training rows each
+    (siblings share their parent's rows). Each group is cut into runs of about
+    ``total work / (runs_per_thread * n_threads)`` rows (at least one node), so
+    that the threads share the work evenly even when parents differ a lot in size.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    work = sizes * np.maximum(np.asarray(rows_per_node, dtype=np.int64), 1)
+    target = max(1, -(-int(work.sum()) // (runs_per_thread * n_threads)))
     bounds = [0]
-    for size in sizes:
+    for size, rows in zip(sizes.tolist(), np.maximum(rows_per_node, 1).tolist()):
         start = bounds[-1]
+        longest = max(1, target // rows)
         bounds.extend(range(start + longest, start + size, longest))
         bounds.append(start + size)
     return np.asarray(bounds, dtype=np.int64)
@@ -366,26 +376,61 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             else:
                 Y_level = Y[:, tree.label_perm]  # labels in tree node order
             matching = self._matching_sets(X_csr, Y_prev, level, n_threads)
-            node_ptr, rows, signs = level_training_sets(matching, Y_level,
-                                                        tree.parents(level))
+            self.coef_.append(self._train_level(
+                X_csr, matching, Y_level, level, None if uniform_weights else weights,
+                rng.randint(np.iinfo(np.int32).max), n_threads))
+            Y_prev = Y_level
+        del X_csr, Y_prev, Y_level, matching
+        self._searcher()  # the inference layout, ready for the first query
+        return self
+
+    def _train_level(self, X, matching, Y_level, level, weights, seed, n_threads):
+        """Weights of every node of ``level`` (CSC, one column per node).
+
+        Parents are taken in consecutive batches of about ``_BATCH_ENTRIES``
+        training entries (node, row), so the per-entry arrays stay bounded on big
+        levels; node ``k`` keeps its random stream (``node_offset``), so the
+        result does not depend on the batches.
+        """
+        tree = self.tree_
+        counts = tree.children_counts(level - 1)
+        child_start = np.concatenate([[0], np.cumsum(counts)])
+        parents = tree.parents(level)
+        matching = _binary_csc(matching)
+        Y_level = sp.csc_matrix(Y_level)
+        work = counts * np.maximum(np.diff(matching.indptr), 1)
+        blocks = []
+        p0 = 0
+        while p0 < counts.size:
+            p1 = p0 + 1 + int(np.searchsorted(np.cumsum(work[p0 + 1:]),
+                                              _BATCH_ENTRIES - work[p0], side="right"))
+            c0, c1 = child_start[p0], child_start[p1]
+            node_ptr, rows, signs = level_training_sets(
+                matching[:, p0:p1], Y_level[:, c0:c1], parents[c0:c1] - p0)
             cost = np.where(signs > 0, self.C * self.Cp, self.C * self.Cn)
-            if not uniform_weights:
+            if weights is not None:
                 cost *= weights[rows]
             # Teacher forcing: siblings train on the same rows (their parent's
             # matching set), so the solver builds that row set once per parent.
             groups = None
             if level == 1 or self.negative_sampling == "tfn":
-                groups = _balanced_runs(tree.children_counts(level - 1), n_threads)
-            self.coef_.append(train_binary_nodes(
-                X_csr, node_ptr, rows, signs, cost, groups=groups, loss=self.loss,
-                bias=self.bias,
-                tol=self.tol, max_iter=self.max_iter, threshold=self.threshold,
-                random_state=rng.randint(np.iinfo(np.int32).max), n_threads=n_threads,
+                batch_counts = counts[p0:p1]
+                first = np.minimum(child_start[p0:p1] - c0, len(node_ptr) - 2)
+                groups = _balanced_runs(batch_counts, np.diff(node_ptr)[first],
+                                        n_threads)
+            blocks.append(train_binary_nodes(
+                X, node_ptr, rows, signs, cost, groups=groups, loss=self.loss,
+                bias=self.bias, tol=self.tol, max_iter=self.max_iter,
+                threshold=self.threshold, random_state=seed, n_threads=n_threads,
+                node_offset=int(c0),
             ))
-            Y_prev = Y_level
-        del X_csr, Y_prev, Y_level, matching, node_ptr, rows, signs, cost
-        self._searcher()  # the inference layout, ready for the first query
-        return self
+            del node_ptr, rows, signs, cost
+            p0 = p1
+        if len(blocks) == 1:
+            return blocks[0]
+        W = sp.hstack(blocks, format="csc")
+        W.has_sorted_indices = True
+        return W
 
     def _matching_sets(self, X, Y_prev, level, n_threads):
         """Rows x nodes of ``level - 1`` that each row's training is restricted to."""

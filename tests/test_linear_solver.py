@@ -511,3 +511,24 @@ def test_groups_with_different_rows_raise_value_error():
         train_binary_nodes(X, [0, 3, 6], [0, 1, 2, 0, 2, 1], np.ones(6), np.ones(6),
                            groups=[0, 2])
     train_binary_nodes(*args, groups=[0, 1, 2])
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "log"])
+def test_node_offset_batches_equal_one_call(loss):
+    """Nodes trained in consecutive batches with their offsets equal one call."""
+    X, node_ptr, rows, y, cost, group_ptr = _grouped_batch(seed=7)
+    kw = dict(loss=loss, random_state=11, threshold=0.01)
+    full = train_binary_nodes(X, node_ptr, rows, y, cost, **kw)
+    parts = []
+    for lo, hi in [(0, 4), (4, 9), (9, len(node_ptr) - 1)]:
+        sl = slice(node_ptr[lo], node_ptr[hi])
+        parts.append(train_binary_nodes(X, node_ptr[lo:hi + 1] - node_ptr[lo], rows[sl],
+                                        y[sl], cost[sl], node_offset=lo, **kw))
+    _assert_same(full, sp.hstack(parts, format="csc"))
+    # Without the offset the batches draw other streams.
+    sl = slice(node_ptr[4], node_ptr[9])
+    other = train_binary_nodes(X, node_ptr[4:10] - node_ptr[4], rows[sl], y[sl], cost[sl],
+                               **kw)
+    assert (other != parts[1]).nnz > 0
+    with pytest.raises(ValueError, match="node_offset"):
+        train_binary_nodes(X, node_ptr, rows, y, cost, node_offset=-1)

@@ -159,3 +159,20 @@ def test_tree_as_assignment_matrices(split):
     bad[-1] = bad[-1][:-1]  # one label short of y
     with pytest.raises(ValueError, match="labels"):
         XRLinearClassifier(indexer=bad).fit(X, Y)
+
+
+@pytest.mark.parametrize("negative_sampling", ["tfn", "tfn+man"])
+def test_training_in_batches_gives_the_same_model(split, monkeypatch, negative_sampling):
+    """Levels trained in many small batches of parents give the same weights."""
+    import skxmr._xrlinear as xrl
+
+    X, Y, _, _ = split
+    params = dict(random_state=4, negative_sampling=negative_sampling,
+                  indexer=xrl.LabelIndexer(branching_factor=4, max_leaf_size=20,
+                                           random_state=0))
+    ref = XRLinearClassifier(**params).fit(X, Y)
+    monkeypatch.setattr(xrl, "_BATCH_ENTRIES", 5000)
+    batched = XRLinearClassifier(**params).fit(X, Y)
+    assert ref.tree_.n_levels >= 3
+    for Wa, Wb in zip(ref.coef_, batched.coef_):
+        assert Wa.shape == Wb.shape and (Wa != Wb).nnz == 0

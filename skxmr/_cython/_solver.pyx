@@ -428,11 +428,12 @@ cdef int _solve_node(intp_t node, const LocalProblem* lp, intp_t n_rows,
                      const int8_t* y, const double* cost, int loss, double bias,
                      double tol, int max_iter, double threshold, uint64_t seed,
                      int32_t n_features, int32_t** out_idx, float** out_val,
-                     intp_t* out_cnt, int* n_iter) noexcept nogil:
+                     intp_t* out_cnt, int* n_iter, intp_t node_offset) noexcept nogil:
     """Train one node on its (already built) local copy ``lp``; write its kept
-    weights to new buffers. 0, or -1 out of memory. ``lp`` is only read."""
+    weights to new buffers. 0, or -1 out of memory. ``lp`` is only read. The
+    node's random stream is that of node ``node_offset + node``."""
     cdef double* w = NULL
-    cdef uint64_t state = _node_seed(seed, node)
+    cdef uint64_t state = _node_seed(seed, node_offset + node)
     cdef intp_t j, count = 0, n_w
     cdef float v
     cdef int status = 0
@@ -479,7 +480,8 @@ cdef intp_t _train_group(intp_t first, intp_t last, const intp_t* node_ptr,
                          const int8_t* y, const double* cost, int loss, double bias,
                          double tol, int max_iter, double threshold, uint64_t seed,
                          int32_t n_features, int32_t** out_idx, float** out_val,
-                         intp_t* out_cnt, int* n_iter) noexcept nogil:
+                         intp_t* out_cnt, int* n_iter,
+                         intp_t node_offset) noexcept nogil:
     """Train nodes ``first..last-1``, which share the same row list (that of node
     ``first``): build the local copy once, then solve each node on it in turn.
     Return the number of nodes that ran out of memory."""
@@ -498,7 +500,8 @@ cdef intp_t _train_group(intp_t first, intp_t last, const intp_t* node_ptr,
             failed += 1
         elif _solve_node(node, &lp, n_rows, y + start, cost + start, loss, bias, tol,
                          max_iter, threshold, seed, n_features, &out_idx[node],
-                         &out_val[node], &out_cnt[node], &n_iter[node]) != 0:
+                         &out_val[node], &out_cnt[node], &n_iter[node],
+                         node_offset) != 0:
             failed += 1
     free(lp.ptr)
     free(lp.cols)
@@ -545,7 +548,7 @@ def _train_nodes(const float[::1] data,        # IN  X values (CSR, no duplicate
                  double bias, double tol, int max_iter, double threshold,
                  uint64_t seed,
                  int[::1] n_iter,              # OUT (n_nodes,) outer iterations run (np.intc)
-                 int n_threads):
+                 int n_threads, intp_t node_offset=0):
     """Train every node; return the CSC arrays ``(indptr, indices, data)`` of W.
 
     W has ``n_features + 1`` rows (the bias weight in the last) and one column per
@@ -577,7 +580,7 @@ def _train_nodes(const float[::1] data,        # IN  X values (CSR, no duplicate
             failed += _train_group(group_ptr[g], group_ptr[g + 1], &node_ptr[0], data_p,
                                    indices_p, &indptr[0], rows_p, y_p, cost_p, loss,
                                    bias, tol, max_iter, threshold, seed, n_features,
-                                   out_idx, out_val, out_cnt, n_iter_p)
+                                   out_idx, out_val, out_cnt, n_iter_p, node_offset)
         if failed > 0:
             raise MemoryError(
                 f"out of memory while training {failed} of {n_nodes} linear models")
