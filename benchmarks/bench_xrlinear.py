@@ -39,14 +39,14 @@ def load(folder, normalize_rows):
     return parts
 
 
-def run_skxmr(folder, normalize_rows, threads, n_latency):
+def run_skxmr(folder, normalize_rows, threads, n_latency, seed=0):
     """Worker: fit, predict and time skxmr in this process; print JSON."""
     from skxmr import XRLinearClassifier
     from skxmr.metrics import topk_report
 
     X, Y, Xt, Yt = load(folder, normalize_rows)
     model = XRLinearClassifier(beam_size=10, top_k=10, threshold=0.1, n_jobs=threads,
-                               random_state=0)
+                               random_state=seed)
     start = time.perf_counter()
     model.fit(X, Y)
     fit_seconds = time.perf_counter() - start
@@ -95,10 +95,15 @@ def main():
     parser.add_argument("--normalize", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latency-queries", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="run seeds 0..N-1 for both libraries and report means "
+                             "(the small test sets are noisy)")
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        run_skxmr(args.worker, args.normalize, args.threads, args.latency_queries)
+        run_skxmr(args.worker, args.normalize, args.threads, args.latency_queries,
+                  args.seed)
         return
     if not PECOS_PYTHON.exists():
         subprocess.run(["bash", str(HERE / "envs" / "make_pecos_env.sh")], check=True)
@@ -108,17 +113,23 @@ def main():
     for folder in args.data:
         name = Path(folder).name
         flags = ["--normalize"] if name in NORMALIZE else []
-        ours = subprocess_json([
-            sys.executable, __file__, "--worker", folder, "--threads", str(args.threads),
-            "--latency-queries", str(args.latency_queries), *flags,
-        ])
-        pecos = subprocess_json([
-            str(PECOS_PYTHON), str(HERE / "envs" / "pecos_runner.py"), "xlinear",
-            "--data-dir", folder, "--nr-splits", "16", "--max-leaf-size", "100",
-            "--beam-size", "10", "--threshold", "0.1", "--threads", str(args.threads),
-            "--seed", "0", "--only-topk", "10",
-            "--latency-queries", str(args.latency_queries), *flags,
-        ])
+        runs_ours, runs_pecos = [], []
+        for seed in range(args.seeds):
+            runs_ours.append(subprocess_json([
+                sys.executable, __file__, "--worker", folder, "--threads",
+                str(args.threads), "--latency-queries", str(args.latency_queries),
+                "--seed", str(seed), *flags,
+            ]))
+            runs_pecos.append(subprocess_json([
+                str(PECOS_PYTHON), str(HERE / "envs" / "pecos_runner.py"), "xlinear",
+                "--data-dir", folder, "--nr-splits", "16", "--max-leaf-size", "100",
+                "--beam-size", "10", "--threshold", "0.1", "--threads",
+                str(args.threads), "--seed", str(seed), "--only-topk", "10",
+                "--latency-queries", str(args.latency_queries), *flags,
+            ]))
+        ours, pecos = mean_runs(runs_ours), mean_runs(runs_pecos)
+        if args.seeds > 1:
+            name = f"{name} (mean of {args.seeds} seeds)"
         print(f"| {name} | skxmr | {100 * ours['P@1']:.2f} | {100 * ours['P@3']:.2f} "
               f"| {100 * ours['P@5']:.2f} | {ours['fit_seconds']:.2f} | "
               f"{ours['predict_seconds']:.3f} | {ours['latency_ms_median']:.3f} | "
@@ -134,6 +145,15 @@ def main():
               f" | {pecos.get('peak_rss_mb_after_fit', float('nan')):.0f} | "
               f"{pecos.get('peak_rss_mb', float('nan')):.0f} | "
               f"{pecos.get('level_sizes', '?')} |", flush=True)
+
+
+def mean_runs(runs):
+    """Mean of every numeric field over the runs (other fields: the first run's)."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = float(np.mean([r[key] for r in runs]))
+    return out
 
 
 def pecos_value(result, key):

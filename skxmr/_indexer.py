@@ -103,12 +103,17 @@ class LabelIndexer(BaseEstimator):
     tol : float, default=0.01
         A node's k-means stops once at most ``tol * n_labels_in_node`` labels
         changed cluster in a round (0: only when nothing changes).
-    clustering : {"kmeans", "binary"}, default="kmeans"
-        ``"kmeans"``: B-way balanced k-means at every node; the last level gets
-        just enough children per node for the leaf bound. ``"binary"``: balanced
-        2-means to depth ``ceil(log2(L / max_leaf_size))``, binary levels grouped
+    clustering : {"binary", "kmeans"}, default="binary"
+        ``"binary"``: balanced 2-means to depth ``ceil(log2(L / max_leaf_size))``
+        (leaves of half to all of ``max_leaf_size`` labels), binary levels grouped
         into B-ary levels from the bottom (PECOS's way; the root may then have
-        fewer than B children). ``branching_factor`` must be a power of 2 then.
+        fewer than B children); ``branching_factor`` must be a power of 2.
+        ``"kmeans"``: B-way balanced k-means at every node; the last level gets
+        just enough children per node for the leaf bound (larger leaves). For
+        XR-Linear, ``"binary"`` trees were as accurate as or more accurate than
+        ``"kmeans"`` ones on four of five benchmark sets and cheaper to train;
+        ``"kmeans"`` gave +0.4 to +0.9 P@1 on debian-deps (see
+        ``benchmarks/RESULTS.md``).
     n_components : int, default=64
         Dimension of the ``"spectral"`` representation.
     n_jobs : int, default=None
@@ -172,7 +177,7 @@ class LabelIndexer(BaseEstimator):
         spherical=True,
         max_iter=20,
         tol=0.01,
-        clustering="kmeans",
+        clustering="binary",
         n_components=64,
         n_jobs=None,
         random_state=None,

@@ -52,7 +52,7 @@ def level_training_sets(matching, Y_level, parents):
 
 
 # Training entries (node, row) per solver call: bounds the per-entry arrays.
-_BATCH_ENTRIES = 4_000_000
+_BATCH_ENTRIES = 1_000_000
 
 
 def _binary_csc(M):

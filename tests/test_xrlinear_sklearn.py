@@ -221,11 +221,11 @@ def test_nested_indexer_params(data):
     params = model.get_params(deep=True)
     assert params["indexer__branching_factor"] == 16
     assert params["indexer__max_leaf_size"] == 5
-    assert list(model.fit(X, Y).tree_.level_sizes) == [10, 50]
+    assert list(model.fit(X, Y).tree_.level_sizes) == [16, 50]
     assert not hasattr(indexer, "tree_")  # the indexer is cloned, not fitted
     model.set_params(indexer__branching_factor=4)
     assert indexer.branching_factor == 4
-    assert list(model.fit(X, Y).tree_.level_sizes) == [4, 12, 50]
+    assert list(model.fit(X, Y).tree_.level_sizes) == [4, 16, 50]
     assert model.predict(X).shape == Y.shape
 
 

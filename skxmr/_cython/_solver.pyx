@@ -247,21 +247,17 @@ cdef inline double _sq_norm(const LocalProblem* lp, intp_t i, double bias) noexc
 
 cdef int _solve_svm(const LocalProblem* lp, const int8_t* y, const double* cost,
                     double bias, bint hinge, double tol, int max_iter, uint64_t* state,
-                    double* w, int* n_iter) noexcept nogil:
-    """Hsieh et al. (2008) dual CD with shrinking; ``w`` zero on entry. 0 or -1."""
+                    double* w, int* n_iter, double* alpha,
+                    intp_t* index) noexcept nogil:
+    """Hsieh et al. (2008) dual CD with shrinking; ``w`` zero on entry. Scratch:
+    ``alpha`` (4 n_rows doubles) and ``index`` (n_rows). Returns 0."""
     cdef intp_t n = lp.n_rows, i, s, active = n, tmp
-    cdef double* alpha = <double*> malloc(4 * n * sizeof(double))
-    cdef intp_t* index = <intp_t*> malloc(n * sizeof(intp_t))
     cdef double* diag
     cdef double* qbar
     cdef double* upper
     cdef double G, PG, pg_max, pg_min, a, old, d
     cdef double pg_max_old = INFINITY, pg_min_old = -INFINITY
     cdef int it = 0
-    if alpha == NULL or index == NULL:
-        free(alpha)
-        free(index)
-        return -1
     diag = alpha + n
     qbar = alpha + 2 * n
     upper = alpha + 3 * n
@@ -337,8 +333,6 @@ cdef int _solve_svm(const LocalProblem* lp, const int8_t* y, const double* cost,
         pg_max_old = pg_max if pg_max > 0 else INFINITY
         pg_min_old = pg_min if pg_min < 0 else -INFINITY
     n_iter[0] = it
-    free(alpha)
-    free(index)
     return 0
 
 
@@ -369,19 +363,14 @@ cdef inline double _newton_small(double Q, double b, double u0, double C,
 
 cdef int _solve_log(const LocalProblem* lp, const int8_t* y, const double* cost,
                     double bias, double tol, int max_iter, uint64_t* state, double* w,
-                    int* n_iter) noexcept nogil:
-    """Yu, Huang and Lin (2011) dual CD for logistic regression. 0 or -1."""
+                    int* n_iter, double* alpha, intp_t* index) noexcept nogil:
+    """Yu, Huang and Lin (2011) dual CD for logistic regression; scratch as
+    :func:`_solve_svm` (3 n_rows doubles used). Returns 0."""
     cdef intp_t n = lp.n_rows, i, s
-    cdef double* alpha = <double*> malloc(3 * n * sizeof(double))
-    cdef intp_t* index = <intp_t*> malloc(n * sizeof(intp_t))
     cdef double* beta
     cdef double* qdiag
     cdef double b, G, g_max, C, a, c, u, delta
     cdef int it = 0
-    if alpha == NULL or index == NULL:
-        free(alpha)
-        free(index)
-        return -1
     beta = alpha + n
     qdiag = alpha + 2 * n
     for i in range(n):
@@ -419,8 +408,6 @@ cdef int _solve_log(const LocalProblem* lp, const int8_t* y, const double* cost,
         if g_max <= tol:
             break
     n_iter[0] = it
-    free(alpha)
-    free(index)
     return 0
 
 
@@ -428,11 +415,12 @@ cdef int _solve_node(intp_t node, const LocalProblem* lp, intp_t n_rows,
                      const int8_t* y, const double* cost, int loss, double bias,
                      double tol, int max_iter, double threshold, uint64_t seed,
                      int32_t n_features, int32_t** out_idx, float** out_val,
-                     intp_t* out_cnt, int* n_iter, intp_t node_offset) noexcept nogil:
+                     intp_t* out_cnt, int* n_iter, intp_t node_offset, double* w,
+                     double* alpha, intp_t* index) noexcept nogil:
     """Train one node on its (already built) local copy ``lp``; write its kept
     weights to new buffers. 0, or -1 out of memory. ``lp`` is only read. The
-    node's random stream is that of node ``node_offset + node``."""
-    cdef double* w = NULL
+    node's random stream is that of node ``node_offset + node``. Scratch, reused
+    from node to node: ``w`` (n_local + 1), ``alpha`` (4 n_rows), ``index``."""
     cdef uint64_t state = _node_seed(seed, node_offset + node)
     cdef intp_t j, count = 0, n_w
     cdef float v
@@ -443,14 +431,13 @@ cdef int _solve_node(intp_t node, const LocalProblem* lp, intp_t n_rows,
         return -1
     if n_rows == 0:
         return 0
-    w = <double*> calloc(lp.n_local + 1, sizeof(double))
-    if w == NULL:
-        return -1
+    memset(w, 0, (lp.n_local + 1) * sizeof(double))
     if loss == LOSS_LOG:
-        status = _solve_log(lp, y, cost, bias, tol, max_iter, &state, w, n_iter)
+        status = _solve_log(lp, y, cost, bias, tol, max_iter, &state, w, n_iter,
+                            alpha, index)
     else:
         status = _solve_svm(lp, y, cost, bias, loss == LOSS_HINGE, tol, max_iter,
-                            &state, w, n_iter)
+                            &state, w, n_iter, alpha, index)
     if status == 0:
         n_w = lp.n_local + 1 if bias != 0 else lp.n_local
         for j in range(n_w):
@@ -470,7 +457,6 @@ cdef int _solve_node(intp_t node, const LocalProblem* lp, intp_t n_rows,
                     out_val[0][count] = v
                     count += 1
             out_cnt[0] = count
-    free(w)
     return status
 
 
@@ -489,9 +475,19 @@ cdef intp_t _train_group(intp_t first, intp_t last, const intp_t* node_ptr,
     cdef intp_t node, start, failed = 0
     cdef intp_t n_rows = node_ptr[first + 1] - node_ptr[first]
     cdef int status = 0
+    cdef double* w = NULL
+    cdef double* alpha = NULL
+    cdef intp_t* index = NULL
     memset(&lp, 0, sizeof(LocalProblem))
     if n_rows > 0:
         status = _build_local(data, indices, indptr, rows + node_ptr[first], n_rows, &lp)
+        if status == 0:
+            # Scratch shared by the group's nodes (allocated once, not per node).
+            w = <double*> malloc((lp.n_local + 1) * sizeof(double))
+            alpha = <double*> malloc(4 * n_rows * sizeof(double))
+            index = <intp_t*> malloc(n_rows * sizeof(intp_t))
+            if w == NULL or alpha == NULL or index == NULL:
+                status = -1
     for node in range(first, last):
         start = node_ptr[node]
         if status != 0:
@@ -501,8 +497,11 @@ cdef intp_t _train_group(intp_t first, intp_t last, const intp_t* node_ptr,
         elif _solve_node(node, &lp, n_rows, y + start, cost + start, loss, bias, tol,
                          max_iter, threshold, seed, n_features, &out_idx[node],
                          &out_val[node], &out_cnt[node], &n_iter[node],
-                         node_offset) != 0:
+                         node_offset, w, alpha, index) != 0:
             failed += 1
+    free(w)
+    free(alpha)
+    free(index)
     free(lp.ptr)
     free(lp.cols)
     free(lp.vals)
