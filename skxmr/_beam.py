@@ -132,6 +132,55 @@ def chunk_level(W, children_counts, n_threads=1):
     return chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots
 
 
+def _check_chunked_level(level, counts, n_rows, t):
+    """Validate one level of the chunked layout against the tree (see
+    :func:`chunk_level`); raise ``ValueError`` naming what is wrong."""
+    kinds = (np.int64, np.int32, np.int64, ENTRY_DTYPE, np.int64, np.int32)
+    if len(level) != 6:
+        raise ValueError(f"chunked level {t}: expected 6 arrays, got {len(level)}.")
+    for a, kind in zip(level, kinds):
+        if not isinstance(a, np.ndarray) or a.dtype != kind:
+            raise ValueError(f"chunked level {t}: expected {kind} arrays.")
+    chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots = level
+    n_chunks = counts.size
+    n_rows_total, nnz = row_feat.shape[0], entries.shape[0]
+
+    def bad(what):
+        return ValueError(f"chunked level {t}: {what}.")
+
+    if (chunk_ptr.shape != (n_chunks + 1,) or chunk_ptr[0] != 0
+            or chunk_ptr[-1] != n_rows_total or np.any(np.diff(chunk_ptr) < 0)):
+        raise bad("chunk pointers do not match the tree or the rows")
+    if (row_ptr.shape != (n_rows_total + 1,) or row_ptr[0] != 0
+            or row_ptr[-1] != nnz or np.any(np.diff(row_ptr) <= 0)):
+        raise bad("row pointers are out of range")
+    if n_rows_total and (row_feat.min() < 0 or row_feat.max() >= n_rows):
+        raise bad("feature ids are out of range")
+    row_chunk = np.repeat(np.arange(n_chunks), np.diff(chunk_ptr))
+    if n_rows_total > 1:
+        same = row_chunk[1:] == row_chunk[:-1]
+        if np.any(row_feat[1:][same] <= row_feat[:-1][same]):
+            raise bad("feature ids are not sorted within a chunk")
+    entry_chunk = np.repeat(row_chunk, np.diff(row_ptr))
+    child = entries["child"]
+    if nnz and (child.min() < 0 or np.any(child >= counts[entry_chunk])):
+        raise bad("child offsets are out of range")
+    sizes = np.diff(slot_ptr) if slot_ptr.shape == (n_chunks + 1,) else None
+    if (sizes is None or slot_ptr[0] != 0 or slots.ndim != 2 or slots.shape[1] != 2
+            or slot_ptr[-1] != slots.shape[0] or np.any(sizes < 1)
+            or np.any(sizes & (sizes - 1)) or np.any(sizes <= np.diff(chunk_ptr))):
+        raise bad("hash tables have the wrong sizes")
+    slot_chunk = np.repeat(np.arange(n_chunks), sizes)
+    used = slots[:, 0] >= 0
+    if np.any(slots[:, 0] < -1) or np.any(
+            slots[used, 1] >= np.diff(chunk_ptr)[slot_chunk[used]]) or np.any(
+            slots[used, 1] < 0):
+        raise bad("hash table entries are out of range")
+    if not np.array_equal(np.bincount(slot_chunk[used], minlength=n_chunks),
+                          np.diff(chunk_ptr)):
+        raise bad("hash tables do not hold their chunk's rows")
+
+
 class BeamSearcher:
     """A model prepared for repeated beam searches.
 
@@ -188,12 +237,52 @@ class BeamSearcher:
         self.tree = tree
         self.bias = float(bias)
         self.n_features = n_rows - 1
+        self._finish(levels, n_rows)
+
+    def _finish(self, levels, n_rows):
+        tree = self.tree
         self.n_labels = tree.n_labels
-        self._max_beam = int(sizes.max())
+        self._max_beam = int(tree.level_sizes.max())
         max_width = max(int(tree.children_counts(t).max()) for t in range(tree.n_levels))
+        self._levels = levels
         self._table = ChunkedWeights(levels, n_rows, max_width)
         self._tree_arrays = (tree.level_ptr, tree.child_ptr, tree.label_perm)
         self._block = 0  # queries per block in batch searches (0: automatic)
+
+    @property
+    def chunked_levels(self):
+        """The chunked layout, one tuple of arrays per level (see
+        :func:`chunk_level`); with ``n_features``, ``tree`` and ``bias``, what
+        :meth:`from_chunked_levels` needs to rebuild the searcher without the
+        conversion (e.g. from memory-mapped files)."""
+        return list(self._levels)
+
+    @classmethod
+    def from_chunked_levels(cls, levels, tree, *, n_features, bias=1.0):
+        """A searcher over an existing chunked layout (no copy of the arrays).
+
+        Every array is checked for the dtype, shape and index ranges the kernel
+        relies on (O(size), vectorised), so inconsistent arrays, e.g. from a
+        damaged file, raise ``ValueError`` instead of reaching the kernel.
+        """
+        if not isinstance(tree, LabelTree):
+            raise TypeError(f"tree must be a LabelTree, got {type(tree).__name__}.")
+        if (isinstance(bias, bool) or not isinstance(bias, Real)
+                or not np.isfinite(bias)):
+            raise ValueError(f"bias must be a finite number, got {bias!r}.")
+        n_rows = _check_positive_int(int(n_features) + 1, "n_features + 1")
+        levels = [tuple(level) for level in levels]
+        if len(levels) != tree.n_levels:
+            raise ValueError(f"got {len(levels)} chunked levels for a tree with "
+                             f"{tree.n_levels} levels.")
+        for t, level in enumerate(levels, start=1):
+            _check_chunked_level(level, tree.children_counts(t - 1), n_rows, t)
+        self = cls.__new__(cls)
+        self.tree = tree
+        self.bias = float(bias)
+        self.n_features = n_rows - 1
+        self._finish(levels, n_rows)
+        return self
 
     # ----------------------------------------------------------------- inputs
     def _check_X(self, X):

@@ -468,3 +468,31 @@ def test_block_size_does_not_change_results(dense):
     for i in range(3):
         assert_same(searcher.search(X[i:i + 1], beam_size=3, top_k=6),
                     (expected[0][i:i + 1], expected[1][i:i + 1]))
+
+
+def test_searcher_from_chunked_levels():
+    """The chunked layout rebuilds an identical searcher; damaged arrays raise."""
+    X, weights, tree = problem(23, [4, 10, 37], n=30, n_features=25)
+    searcher = BeamSearcher(weights, tree, bias=0.5)
+    levels = searcher.chunked_levels
+    again = BeamSearcher.from_chunked_levels(levels, tree, n_features=25, bias=0.5)
+    assert_same(again.search(X, beam_size=2, top_k=5),
+                searcher.search(X, beam_size=2, top_k=5))
+    damages = [
+        (0, lambda a: a.__setitem__(-1, a[-1] + 1)),           # chunk_ptr
+        (1, lambda a: a.__setitem__(0, 10**6)),                # feature id
+        (2, lambda a: a.__setitem__(1, a[-1] + 5)),            # row_ptr
+        (3, lambda a: a["child"].__setitem__(0, 99)),          # child offset
+        (4, lambda a: a.__setitem__(1, a[1] + 1)),             # slot_ptr
+        (5, lambda a: a.__setitem__((slice(None), 1), 10**6)),  # slot rows
+    ]
+    for index, damage in damages:
+        broken = [list(level) for level in levels]
+        broken[1][index] = broken[1][index].copy()
+        damage(broken[1][index])
+        with pytest.raises(ValueError, match="chunked level 2"):
+            BeamSearcher.from_chunked_levels(broken, tree, n_features=25, bias=0.5)
+    with pytest.raises(ValueError, match="chunked levels"):
+        BeamSearcher.from_chunked_levels(levels[:2], tree, n_features=25)
+    with pytest.raises(ValueError, match="chunked level 1"):
+        BeamSearcher.from_chunked_levels(levels, tree, n_features=3)

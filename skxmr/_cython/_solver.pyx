@@ -96,9 +96,17 @@ cdef struct LocalProblem:
 
 
 cdef inline void _shuffle(intp_t* index, intp_t n, uint64_t* state) noexcept nogil:
+    """Fisher-Yates shuffle. The position in ``[0, n - j)`` is the high half of
+    a 32 x 32-bit product (Lemire's multiply-shift; no division, bias below
+    n / 2**32, nil for the visiting order); rows beyond 2**32 use a modulo."""
     cdef intp_t j, r, tmp
+    cdef uint64_t m
     for j in range(n - 1):
-        r = j + <intp_t> (_splitmix64(state) % <uint64_t> (n - j))
+        m = <uint64_t> (n - j)
+        if m <= <uint64_t> 0xFFFFFFFF:
+            r = j + <intp_t> (((_splitmix64(state) >> 32) * m) >> 32)
+        else:
+            r = j + <intp_t> (_splitmix64(state) % m)
         tmp = index[j]
         index[j] = index[r]
         index[r] = tmp
