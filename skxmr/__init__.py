@@ -6,19 +6,25 @@ Python with Cython kernels: ``XRLinearClassifier`` (the model), ``LabelIndexer``
 """
 
 from skxmr import _check_build  # noqa: F401  (explains an unbuilt tree)
+from skxmr._calibration import CalibratedXMRClassifier
 from skxmr._indexer import LabelIndexer
 from skxmr._label_tree import LabelTree
+from skxmr._persistence import ModelFormatError, load, save
 from skxmr._show_versions import show_versions
 from skxmr._version import __version__
 from skxmr._xrlinear import XRLinearClassifier
 
 __all__ = [
+    "CalibratedXMRClassifier",
     "LabelIndexer",
     "LabelTree",
+    "ModelFormatError",
     "XRLinearClassifier",
     "__version__",
     "datasets",
+    "load",
     "metrics",
+    "save",
     "show_versions",
 ]
 

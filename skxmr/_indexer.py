@@ -9,12 +9,19 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.preprocessing import normalize
 from sklearn.utils import check_random_state
+from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skxmr._cython._kmeans import _split_level
-from skxmr._embedding import check_precomputed, compute_label_representation
+from skxmr._embedding import (
+    _finish_sparse,
+    check_precomputed,
+    combine_label_features,
+    compute_label_representation,
+)
 from skxmr._label_tree import LabelTree
+from skxmr._targets import TargetEncoder, _check_sample_weight, check_sparse_structure
 from skxmr.utils import effective_n_threads
 
 _REPRESENTATIONS = ("pifa", "pii", "spectral", "precomputed")
@@ -77,6 +84,51 @@ def build_label_tree(Z, fanouts, *, spherical=True, max_iter=20, tol=0.0, seed=0
     return LabelTree(level_ptr, child_ptr, order)
 
 
+# Sparse matrices wider than this lose their unused columns before the label
+# representation, k-means and the centroids: scipy's sparse products and the
+# k-means centroids need buffers as wide as the matrix (16 bytes per column).
+_COMPACT_WIDTH = 1 << 20
+
+
+def _compact_columns(M, cols):
+    """CSR ``M`` restricted to the sorted column ids ``cols``, renumbered
+    ``0 .. len(cols) - 1`` (entries in other columns are dropped). Time and memory
+    grow with ``M.nnz``, whatever the width of ``M``."""
+    M = sp.csr_matrix(M)
+    indices = M.indices
+    pos = np.searchsorted(cols, indices)
+    keep = pos < cols.size
+    keep[keep] = cols[pos[keep]] == indices[keep]
+    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+    indptr = np.zeros(M.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[keep], minlength=M.shape[0]), out=indptr[1:])
+    return sp.csr_matrix((M.data[keep], pos[keep], indptr),
+                         shape=(M.shape[0], cols.size))
+
+
+def _expand_columns(M, cols, width):
+    """Inverse of :func:`_compact_columns`: column ``j`` of ``M`` -> ``cols[j]``."""
+    M = sp.csr_matrix(M)
+    return sp.csr_matrix((M.data, cols[M.indices], M.indptr), shape=(M.shape[0], width))
+
+
+def _wide_columns(M):
+    """The sorted used column ids of a sparse ``M`` wider than ``_COMPACT_WIDTH``,
+    else None."""
+    if sp.issparse(M) and M.shape[1] > _COMPACT_WIDTH:
+        return np.unique(sp.csr_matrix(M).indices).astype(np.int64)
+    return None
+
+
+def _is_indicator(Y):
+    """Whether ``Y`` is a label indicator matrix (sparse, or a 2-D array of numbers
+    with more than one column) rather than label collections or 1-D labels."""
+    if sp.issparse(Y):
+        return True
+    return (isinstance(Y, np.ndarray) and Y.ndim == 2 and Y.shape[1] > 1
+            and Y.dtype.kind in "biuf")
+
+
 class LabelIndexer(BaseEstimator):
     """Semantic label indexing: label vectors clustered into a balanced B-ary tree.
 
@@ -130,6 +182,8 @@ class LabelIndexer(BaseEstimator):
     n_labels_ : int
     n_features_in_ : int
         Columns of the ``X`` (or ``Z``) seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the columns of ``X``, when it has string column names.
     leaf_centroids_ : sparse matrix or ndarray of shape (n_leaves, d)
         Centroids of the leaf clusters, used by ``predict`` to place new labels.
 
@@ -194,7 +248,7 @@ class LabelIndexer(BaseEstimator):
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y=None, *, label_features=None):
+    def fit(self, X, y=None, *, sample_weight=None, label_features=None):
         """Build the label vectors and the tree.
 
         Parameters
@@ -202,8 +256,19 @@ class LabelIndexer(BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Instance features; with ``representation="precomputed"``, the label
             vectors Z of shape (n_labels, d).
-        Y : {array-like, sparse matrix} of shape (n_samples, n_labels)
-            Label indicator (not used with ``"precomputed"``).
+        y : {array-like, sparse matrix} of shape (n_samples, n_labels), sequence \
+                of label collections or 1-D labels
+            Label indicator (not used with ``"precomputed"``), or the labels in
+            any form ``XRLinearClassifier.fit`` takes (one collection of labels
+            per row, or one label per row): their columns are the sorted
+            distinct labels, and ``transform`` then takes the same form.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights, with the meaning of repeated rows:
+            ``"pifa"`` sums each row's features times its weight, ``"pii"``
+            scales each row's coordinate by the square root of its weight (the
+            cosine geometry of repeated rows); ``"spectral"`` only leaves out
+            the rows of weight 0 (other weights are not used). Not used with
+            ``"precomputed"``.
         label_features : {array-like, sparse matrix} of shape (n_labels, d2)
             Optional label features (e.g. label-name TF-IDF or embeddings),
             concatenated with the representation (each block L2-normalised).
@@ -222,30 +287,53 @@ class LabelIndexer(BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._label_encoder = None
         if self.representation == "precomputed":
-            if Y is not None:
+            if y is not None:
                 raise ValueError(
                     "representation='precomputed' takes fit(Z) with the label vectors "
                     "only; Y must be None."
                 )
+            check_sparse_structure(X, "Z")
             Z = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64])
             Z = check_precomputed(Z)
             if label_features is not None:
                 raise ValueError("label_features needs a computed representation.")
+            if sample_weight is not None:
+                raise ValueError("sample_weight needs a computed representation; with "
+                                 "representation='precomputed' there are no rows.")
         else:
-            if Y is None:
+            if y is None:
                 raise ValueError(
-                    f"representation={self.representation!r} needs fit(X, Y)."
+                    f"{type(self).__name__} requires y to be passed, but the target y "
+                    f"is None: representation={self.representation!r} needs fit(X, "
+                    "Y) with the labels Y of the rows of X."
                 )
+            check_sparse_structure(X)
+            check_sparse_structure(y, "y")
             X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64])
-            Z = compute_label_representation(
-                X, Y, self.representation, label_features=label_features,
-                n_components=self.n_components, random_state=seed,
-            )
+            Y = y
+            if not _is_indicator(Y):  # label collections or 1-D labels
+                self._label_encoder = TargetEncoder()
+                Y = self._label_encoder.fit_transform(Y)
+            cols = _wide_columns(X)
+            if cols is None:
+                Z = self._label_vectors(X, Y, sample_weight, label_features, seed)
+            else:  # huge, mostly unused feature ids (e.g. hashed features)
+                Z = self._label_vectors(_compact_columns(X, cols), Y, sample_weight,
+                                        None, seed)
+                if self.representation == "pifa":
+                    Z = _expand_columns(Z, cols, X.shape[1])
+                if label_features is not None:
+                    Z = combine_label_features(Z, label_features)
         n_labels = Z.shape[0]
         self._warn_empty_labels(Z)
         fanouts = tree_fanouts(n_labels, self.branching_factor, self.max_leaf_size,
                                self.clustering)
+        z_cols = _wide_columns(Z)
+        z_width = Z.shape[1]
+        if z_cols is not None:
+            Z = _compact_columns(Z, z_cols)
         tree = build_label_tree(
             Z, fanouts, spherical=self.spherical, max_iter=self.max_iter, tol=self.tol,
             seed=seed,
@@ -257,8 +345,48 @@ class LabelIndexer(BaseEstimator):
             tree = tree.keep_levels(range(binary_depth, 0, -step))
         self.tree_ = tree
         self.n_labels_ = n_labels
-        self.leaf_centroids_ = self._leaf_centroids(Z, tree)
+        centroids = self._leaf_centroids(Z, tree)
+        if z_cols is not None:
+            centroids = _expand_columns(centroids, z_cols, z_width)
+        self.leaf_centroids_ = centroids
         return self
+
+    def _label_vectors(self, X, Y, sample_weight, label_features, seed):
+        """The label representation of ``X`` and ``Y``, rows weighted."""
+        if sample_weight is not None:
+            n_rows = Y.shape[0] if hasattr(Y, "shape") else len(Y)
+            if n_rows != X.shape[0]:
+                raise ValueError(f"X has {X.shape[0]} rows but Y has {n_rows}.")
+            weights = _check_sample_weight(sample_weight, X.shape[0])
+            if np.all(weights == 1):
+                sample_weight = None
+        if sample_weight is None:
+            return compute_label_representation(
+                X, Y, self.representation, label_features=label_features,
+                n_components=self.n_components, random_state=seed)
+        if self.representation == "pifa":
+            # Row i counted weights[i] times: its features scaled by the weight.
+            scale = weights.astype(X.dtype)
+            X = (sp.diags(scale) @ X).tocsr() if sp.issparse(X) else X * scale[:, None]
+            return compute_label_representation(
+                X, Y, "pifa", label_features=label_features)
+        keep = np.flatnonzero(weights)
+        Y = sp.csr_matrix(Y)[keep]
+        if self.representation == "spectral":
+            return compute_label_representation(
+                None, Y, "spectral", label_features=label_features,
+                n_components=self.n_components, random_state=seed)
+        # "pii": a row repeated w times is, for cosines, one coordinate x sqrt(w).
+        Yb = sp.csr_matrix(Y, dtype=np.float64, copy=True)
+        Yb.sum_duplicates()
+        Yb.data = (Yb.data != 0).astype(np.float64)
+        Yb.eliminate_zeros()
+        if Yb.nnz == 0:
+            raise ValueError("Y has no positive entries in the rows of nonzero weight.")
+        Z = _finish_sparse((sp.diags(np.sqrt(weights[keep])) @ Yb).T.tocsr())
+        if label_features is not None:
+            Z = combine_label_features(Z, label_features)
+        return Z
 
     @staticmethod
     def _warn_empty_labels(Z):
@@ -289,9 +417,14 @@ class LabelIndexer(BaseEstimator):
     def transform(self, Y, level=-1):
         """Label indicator -> cluster relevance at a tree level.
 
+        Note that ``transform`` maps labels, not the features ``X`` of ``fit``
+        (the indexer is a label-side estimator; see ``__sklearn_tags__``).
+
         Parameters
         ----------
         Y : {array-like, sparse matrix} of shape (n_samples, n_labels)
+            A label indicator; when ``fit`` got label collections or 1-D labels,
+            labels in that form are taken too (labels unseen at fit dropped).
         level : int, default=-1
             Cluster level: 1 = the root's children, -1 = the leaf clusters.
 
@@ -301,6 +434,10 @@ class LabelIndexer(BaseEstimator):
             Entry (i, c): the number of row i's labels inside cluster c.
         """
         check_is_fitted(self)
+        check_sparse_structure(Y, "Y")
+        encoder = getattr(self, "_label_encoder", None)
+        if encoder is not None and not _is_indicator(Y):
+            Y = encoder.transform(Y)
         return self.tree_.transform(Y, level)
 
     def predict(self, Z):
@@ -318,12 +455,17 @@ class LabelIndexer(BaseEstimator):
             Index of the best leaf cluster (cosine, or Euclidean distance).
         """
         check_is_fitted(self)
+        check_sparse_structure(Z, "Z")
         Z = check_precomputed(Z)
         C = self.leaf_centroids_
         if Z.shape[1] != C.shape[1]:
             raise ValueError(
                 f"Z has {Z.shape[1]} columns; the label vectors of fit had {C.shape[1]}."
             )
+        c_cols = _wide_columns(C)
+        if c_cols is not None:  # only the columns the centroids use matter
+            C = _compact_columns(C, c_cols)
+            Z = _compact_columns(Z, c_cols) if sp.issparse(Z) else Z[:, c_cols]
         sims = Z @ C.T
         sims = sims.toarray() if sp.issparse(sims) else np.asarray(sims)
         if not self.spherical:
@@ -338,4 +480,8 @@ class LabelIndexer(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.target_tags.required = self.representation != "precomputed"
+        # It has ``transform``, so scikit-learn treats it as a transformer; but
+        # ``transform`` maps label indicators (not X) to cluster relevance, and
+        # the output is counts, whatever the dtype of X.
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags

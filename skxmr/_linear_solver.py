@@ -142,6 +142,9 @@ def train_binary_nodes(
     n_samples, n_features = X.shape
     if n_features > _MAX_FEATURES:
         raise ValueError(f"X has {n_features} features; at most {_MAX_FEATURES} are supported")
+    if X.nnz and (X.indices.min() < 0 or X.indices.max() >= n_features):
+        raise ValueError(f"X has column indices outside [0, {n_features}) "
+                         "(malformed CSR matrix)")
     if not X.has_canonical_format:
         # Duplicate entries would break |x_i|^2; sum them (this also sorts indices).
         X = X.copy()

@@ -4,8 +4,11 @@ Forms: a sparse indicator, a dense 0/1 indicator, label collections of any hasha
 labels (as ``MultiLabelBinarizer`` takes), or 1-D multiclass labels.
 """
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import DataConversionWarning
 from sklearn.preprocessing import MultiLabelBinarizer
 
 
@@ -29,9 +32,23 @@ class TargetEncoder:
             )
         if not sp.issparse(y) and getattr(y, "ndim", 1) == 2 and hasattr(y, "to_numpy"):
             y = y.to_numpy()  # a pandas DataFrame indicator
+        elif (not sp.issparse(y) and not isinstance(y, (list, tuple, np.ndarray))
+              and hasattr(y, "__array__")):
+            y = np.asarray(y)  # a pandas Series or another array-like
+        if isinstance(y, np.ndarray) and y.ndim == 2 and y.shape[1] == 1:
+            # As in scikit-learn, one column is a column vector of labels, not an
+            # indicator of a single label.
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please "
+                "change the shape of y to (n_samples,), for example using ravel(); "
+                "it is read as one label per row.",
+                DataConversionWarning, stacklevel=3,
+            )
+            y = y.ravel()
         if sp.issparse(y):
             if y.ndim != 2:
                 raise ValueError(f"a sparse y must be 2-D, got shape {y.shape}.")
+            check_sparse_structure(y, "y")
             Y = sp.csr_matrix(y, dtype=np.float32, copy=True)
             self.kind = "sparse"
             self.dtype = y.dtype
@@ -91,6 +108,7 @@ class TargetEncoder:
                 arr = arr.astype(str)
             elif all(isinstance(item, (int, float, np.number, bool)) for item in items):
                 arr = np.asarray(items)
+                _check_1d_labels(arr)
             self.kind = "multiclass"
             self.classes_, codes = np.unique(arr, return_inverse=True)
         except TypeError as exc:
@@ -106,7 +124,19 @@ class TargetEncoder:
 
     def transform(self, y):
         """Map a ``y`` of the fitted form to the fitted columns (unknown labels dropped)."""
+        if (not sp.issparse(y) and not isinstance(y, (list, tuple, np.ndarray))
+                and hasattr(y, "__array__")):
+            y = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+        if (self.kind == "multiclass" and isinstance(y, np.ndarray) and y.ndim == 2
+                and y.shape[1] == 1):
+            y = y.ravel()  # a column vector of labels
+        if self.kind == "multiclass" and getattr(y, "ndim", 1) != 1:
+            raise ValueError(
+                "the model was fitted on one label per row (1-D y); got y of shape "
+                f"{getattr(y, 'shape', None)}."
+            )
         if self.kind in ("sparse", "dense"):
+            check_sparse_structure(y, "y")
             Y = sp.csr_matrix(y, dtype=np.float32)
             if Y.shape[1] != len(self.classes_):
                 raise ValueError(
@@ -148,6 +178,92 @@ def label_sets_to_indicator(y, classes, multiclass=None):
     sets = [[label for label in labels if label in known] for labels in items]
     binarizer = MultiLabelBinarizer(classes=list(classes), sparse_output=True)
     return binarizer.fit_transform(sets).tocsr().astype(np.float32)
+
+
+def _check_sample_weight(sample_weight, n_samples):
+    """Row weights as a float64 array of shape (n_samples,), checked."""
+    if sample_weight is None:
+        return np.ones(n_samples)
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"sample_weight must hold numbers: {exc}") from exc
+    if weights.ndim == 0:
+        weights = np.full(n_samples, float(weights))
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight has shape {weights.shape}; expected ({n_samples},), one "
+            "weight per row of X."
+        )
+    if not np.isfinite(weights).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if weights.min() < 0:
+        raise ValueError(
+            f"sample_weight must be non-negative; its smallest value is "
+            f"{weights.min():g}."
+        )
+    if not weights.any():
+        raise ValueError("sample_weight is zero for every row; nothing to learn.")
+    return weights
+
+
+def check_sparse_structure(M, name="X"):
+    """Raise ``ValueError`` unless the arrays of a sparse ``M`` are consistent.
+
+    scipy checks them when a matrix is built from arrays, not when they are set
+    afterwards, and its compiled routines (conversions, products) trust them:
+    out-of-range indices or pointers would read or write out of bounds. O(nnz),
+    nothing is copied or modified. Formats other than CSR, CSC and COO pass.
+    """
+    if not sp.issparse(M):
+        return
+    fmt = M.format
+    try:
+        if fmt in ("csr", "csc"):
+            n_major, n_minor = M.shape if fmt == "csr" else M.shape[::-1]
+            indptr, indices, data = M.indptr, M.indices, M.data
+            if indptr.ndim != 1 or indices.ndim != 1 or data.ndim != 1:
+                raise ValueError("its data, indices and indptr must be 1-D")
+            if indptr.shape[0] != n_major + 1:
+                raise ValueError(f"indptr has {indptr.shape[0]} entries, expected "
+                                 f"{n_major + 1}")
+            if indices.shape[0] != data.shape[0]:
+                raise ValueError(f"indices has {indices.shape[0]} entries but data "
+                                 f"{data.shape[0]}")
+            if indptr[0] != 0 or indptr[-1] > indices.shape[0] or indptr[-1] < 0:
+                raise ValueError("indptr must start at 0 and end at most at nnz")
+            if n_major > 1 and np.any(indptr[1:] < indptr[:-1]):
+                raise ValueError("indptr must be non-decreasing")
+            used = indices[: int(indptr[-1])]
+            if used.size and (used.min() < 0 or used.max() >= n_minor):
+                raise ValueError(f"its indices must lie in [0, {n_minor})")
+        elif fmt == "coo":
+            coords = getattr(M, "coords", None) or (M.row, M.col)
+            if any(c.shape != M.data.shape for c in coords):
+                raise ValueError("its coordinates and data differ in length")
+            for c, n in zip(coords, M.shape):
+                if c.size and (c.min() < 0 or c.max() >= n):
+                    raise ValueError(f"its coordinates must lie in [0, {n})")
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} is not a valid {fmt.upper()} matrix: {exc}.") from None
+
+
+def _check_1d_labels(y):
+    """Reject 1-D float labels that are NaN, infinite or continuous (regression
+    targets): a classifier needs discrete labels."""
+    if y.dtype.kind != "f":
+        return
+    if np.isnan(y).any():
+        raise ValueError("Input y contains NaN.")
+    if np.isinf(y).any():
+        raise ValueError("Input y contains infinity.")
+    if np.any(y != np.round(y)):
+        raise ValueError(
+            "Unknown label type: continuous. y holds non-integer floats (a "
+            "regression target?); a classifier needs discrete labels such as ints "
+            "or str."
+        )
 
 
 def _is_collection(value):

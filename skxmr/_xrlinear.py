@@ -6,6 +6,7 @@ rows of its parent's matching set (teacher forcing, matcher-aware negatives or
 both); inference is beam search down the tree (``skxmr._beam``).
 """
 
+import threading
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,14 +14,14 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
 from skxmr._beam import BeamSearcher, scores_to_csr
 from skxmr._indexer import LabelIndexer
 from skxmr._label_tree import LabelTree
 from skxmr._linear_solver import train_binary_nodes
 from skxmr._postprocess import POST_PROCESSORS
-from skxmr._targets import TargetEncoder
+from skxmr._targets import TargetEncoder, _check_sample_weight, check_sparse_structure
 from skxmr.metrics import precision_at_k
 from skxmr.utils import effective_n_threads
 
@@ -53,6 +54,10 @@ def level_training_sets(matching, Y_level, parents):
 
 # Training entries (node, row) per solver call: bounds the per-entry arrays.
 _BATCH_ENTRIES = 1_000_000
+
+# Guards the lazy build of a fitted model's BeamSearcher (rare and short-lived),
+# so that threads predicting at once with a fresh model share one build.
+_SEARCHER_LOCK = threading.Lock()
 
 
 def _binary_csc(M):
@@ -92,33 +97,6 @@ def _is_single_csr_row(X, n_features):
         and X.dtype in (np.float32, np.float64)
         and X.indptr[0] == 0 and X.indptr[1] == X.data.shape[0]
     )
-
-
-def _check_sample_weight(sample_weight, n_samples):
-    """Row weights as a float64 array of shape (n_samples,), checked."""
-    if sample_weight is None:
-        return np.ones(n_samples)
-    try:
-        weights = np.asarray(sample_weight, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"sample_weight must hold numbers: {exc}") from exc
-    if weights.ndim == 0:
-        weights = np.full(n_samples, float(weights))
-    if weights.shape != (n_samples,):
-        raise ValueError(
-            f"sample_weight has shape {weights.shape}; expected ({n_samples},), one "
-            "weight per row of X."
-        )
-    if not np.isfinite(weights).all():
-        raise ValueError("sample_weight contains NaN or infinity.")
-    if weights.min() < 0:
-        raise ValueError(
-            f"sample_weight must be non-negative; its smallest value is "
-            f"{weights.min():g}."
-        )
-    if not weights.any():
-        raise ValueError("sample_weight is zero for every row; nothing to learn.")
-    return weights
 
 
 def _indicator(labels, n_cols):
@@ -222,6 +200,12 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         score is ``[x, bias] @ coef_[t - 1][:, j]``.
     n_features_in_ : int
         Number of features (columns of ``X``) seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during ``fit``, when ``X`` has string
+        column names (a pandas DataFrame).
+    n_iter_ : int
+        The most solver iterations (passes) one node ran, over all nodes;
+        ``max_iter`` means some node stopped before reaching ``tol``.
 
     See Also
     --------
@@ -244,14 +228,25 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     below the labels relevant to a row and seldom enter the top-k. Label
     collections and 1-D labels only have columns for the labels they contain.
 
-    ``sample_weight`` scales each row's cost in every node's loss; it does not
-    change the label tree. A weight of 0 leaves the row out altogether.
+    ``sample_weight`` means repeated rows: it scales each row's cost in every
+    node's loss, and an indexer whose ``fit`` takes ``sample_weight`` (as
+    ``LabelIndexer``, PIFA and PII) gets the weights too, so an integer weight
+    ``w`` gives the model of the row repeated ``w`` times, up to the solvers'
+    ``tol``. A weight of 0 leaves the row out altogether.
 
     ``predict`` answers in the form ``y`` had at fit: a sparse indicator (CSR,
     the dtype of ``y``) or a dense ndarray indicator with ones at the top-k
     labels, a list of tuples of labels (best first) for label collections, or
     the best label of each row (ndarray) for 1-D ``y``. A list of lists is
-    always read as label collections, never as a 0/1 indicator.
+    always read as label collections, never as a 0/1 indicator; a 2-D array of
+    one column is, as in scikit-learn, a column vector of labels (1-D ``y``,
+    with a ``DataConversionWarning``). ``predict(X, threshold=t)`` keeps only
+    the top-k labels whose path score is at least ``t``. ``decision_function``
+    returns a sparse matrix holding the top-k scores of each row, also for two
+    classes: a dense score for every label is what extreme multilabel ranking
+    avoids. Floats that are not integers are rejected as 1-D ``y`` (a
+    regression target). All prediction methods accept ``X`` with 0 rows and
+    may be called from several threads at once.
 
     Examples
     --------
@@ -268,7 +263,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     >>> [row.indices.tolist() for row in Y[1500:1502]]  # the true labels
     [[24], [24, 35, 84, 102, 164]]
     >>> round(model.score(X[1500:], Y[1500:]), 3)  # precision@1
-    0.952
+    0.954
     """
 
     _parameter_constraints: dict = {
@@ -326,8 +321,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             label collections), or one label per row (multiclass). ``predict``
             answers in the same form.
         sample_weight : array-like of shape (n_samples,) or float, default=None
-            Non-negative weight of each row: it scales the row's cost (``C``) in
-            every node's loss. Rows of weight 0 are left out of training
+            Non-negative weight of each row, with the meaning of repeated rows:
+            it scales the row's cost (``C``) in every node's loss and is passed
+            to the indexer when its ``fit`` takes ``sample_weight`` (as
+            ``LabelIndexer``'s does). Rows of weight 0 are left out of training
             altogether (the label tree included).
 
         Returns
@@ -341,6 +338,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 f"'lP-hinge' with an integer P >= 1), got {self.post_processor!r}."
             )
         n_threads = effective_n_threads(self.n_jobs)
+        check_sparse_structure(X)
         X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64])
         if y is None:
             raise ValueError(
@@ -365,27 +363,31 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 )
         uniform_weights = bool(np.all(weights == 1))
         rng = check_random_state(self.random_state)
-        self.tree_ = self._build_tree(X, Y, rng)
+        self.tree_ = self._build_tree(X, Y, rng, None if uniform_weights else weights)
         tree = self.tree_
         X_csr = sp.csr_matrix(X)
         Y_prev = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
         self.coef_ = []
+        self.n_iter_ = 0
         for level in range(1, tree.n_levels + 1):
             if level < tree.n_levels:
                 Y_level = tree.transform(Y, level)
             else:
                 Y_level = Y[:, tree.label_perm]  # labels in tree node order
             matching = self._matching_sets(X_csr, Y_prev, level, n_threads)
-            self.coef_.append(self._train_level(
+            W, n_iter = self._train_level(
                 X_csr, matching, Y_level, level, None if uniform_weights else weights,
-                rng.randint(np.iinfo(np.int32).max), n_threads))
+                rng.randint(np.iinfo(np.int32).max), n_threads)
+            self.coef_.append(W)
+            self.n_iter_ = max(self.n_iter_, n_iter)
             Y_prev = Y_level
         del X_csr, Y_prev, Y_level, matching
         self._searcher()  # the inference layout, ready for the first query
         return self
 
     def _train_level(self, X, matching, Y_level, level, weights, seed, n_threads):
-        """Weights of every node of ``level`` (CSC, one column per node).
+        """Weights of every node of ``level`` (CSC, one column per node), and the
+        most solver iterations one of its nodes ran.
 
         Parents are taken in consecutive batches of about ``_BATCH_ENTRIES``
         training entries (node, row), so the per-entry arrays stay bounded on big
@@ -400,6 +402,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Y_level = sp.csc_matrix(Y_level)
         work = counts * np.maximum(np.diff(matching.indptr), 1)
         blocks = []
+        n_iter = 0
         p0 = 0
         while p0 < counts.size:
             p1 = p0 + 1 + int(np.searchsorted(np.cumsum(work[p0 + 1:]),
@@ -418,19 +421,21 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 first = np.minimum(child_start[p0:p1] - c0, len(node_ptr) - 2)
                 groups = _balanced_runs(batch_counts, np.diff(node_ptr)[first],
                                         n_threads)
-            blocks.append(train_binary_nodes(
+            W, node_iter = train_binary_nodes(
                 X, node_ptr, rows, signs, cost, groups=groups, loss=self.loss,
                 bias=self.bias, tol=self.tol, max_iter=self.max_iter,
                 threshold=self.threshold, random_state=seed, n_threads=n_threads,
-                node_offset=int(c0),
-            ))
+                node_offset=int(c0), return_n_iter=True,
+            )
+            blocks.append(W)
+            n_iter = max(n_iter, int(node_iter.max(initial=0)))
             del node_ptr, rows, signs, cost
             p0 = p1
         if len(blocks) == 1:
-            return blocks[0]
+            return blocks[0], n_iter
         W = sp.hstack(blocks, format="csc")
         W.has_sorted_indices = True
-        return W
+        return W, n_iter
 
     def _matching_sets(self, X, Y_prev, level, n_threads):
         """Rows x nodes of ``level - 1`` that each row's training is restricted to."""
@@ -452,7 +457,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         union.data[:] = 1
         return union
 
-    def _build_tree(self, X, Y, rng):
+    def _build_tree(self, X, Y, rng, weights=None):
         if isinstance(self.indexer, LabelTree):
             tree = self.indexer
         elif isinstance(self.indexer, list):
@@ -463,7 +468,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             indexer = LabelIndexer() if self.indexer is None else clone(self.indexer)
             if indexer.get_params().get("random_state", 0) is None:
                 indexer.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
-            tree = indexer.fit(X, Y).tree_
+            if weights is not None and has_fit_parameter(indexer, "sample_weight"):
+                tree = indexer.fit(X, Y, sample_weight=weights).tree_
+            else:
+                tree = indexer.fit(X, Y).tree_
         if tree.n_labels != Y.shape[1]:
             raise ValueError(
                 f"the label tree has {tree.n_labels} labels but y has {Y.shape[1]}."
@@ -476,7 +484,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Labels are column indices of ``y`` as seen at fit (``classes_[labels]``
         gives the original labels), best first; when the beam reaches fewer than
         ``k`` labels a row ends with label -1 and score 0. A single CSR row takes a
-        fast path with light validation (one-query serving).
+        fast path with light validation (one-query serving). ``X`` with 0 rows
+        gives arrays of 0 rows. Safe to call from several threads at once.
         """
         k = self.top_k if k is None else k
         if _is_single_csr_row(X, getattr(self, "n_features_in_", None)):
@@ -486,21 +495,27 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 post_processor=self.post_processor)
             return labels[None, :], scores[None, :]
         check_is_fitted(self)
+        check_sparse_structure(X)
         X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
-                          reset=False)
+                          reset=False, ensure_min_samples=0)
         return self._searcher().search(
             X, beam_size=self.beam_size, top_k=k, post_processor=self.post_processor,
             n_threads=effective_n_threads(self.n_jobs),
         )
 
     def _searcher(self):
-        # The prepared weights are built once per fitted model (not pickled).
+        # The prepared weights are built once per fitted model (not pickled); the
+        # lock makes threads that ask at once share one build.
         searcher = getattr(self, "_beam_searcher", None)
-        if searcher is None or searcher[0] is not self.coef_:
-            searcher = (self.coef_, BeamSearcher(
-                self.coef_, self.tree_, bias=self.bias,
-                n_threads=effective_n_threads(self.n_jobs)))
-            self._beam_searcher = searcher
+        if searcher is not None and searcher[0] is self.coef_:
+            return searcher[1]
+        with _SEARCHER_LOCK:
+            searcher = getattr(self, "_beam_searcher", None)
+            if searcher is None or searcher[0] is not self.coef_:
+                searcher = (self.coef_, BeamSearcher(
+                    self.coef_, self.tree_, bias=self.bias,
+                    n_threads=effective_n_threads(self.n_jobs)))
+                self._beam_searcher = searcher
         return searcher[1]
 
     def __getstate__(self):
@@ -509,21 +524,87 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def decision_function(self, X):
-        """CSR (n_samples, n_labels) holding the top-k scores of each row."""
+        """Top-k scores of each row, as a sparse matrix.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : scipy.sparse.csr_matrix of shape (n_samples, n_labels)
+            Row ``i`` holds the path scores of its ``top_k`` best labels (in the
+            columns of ``classes_``) and nothing else: a dense matrix of every
+            label's score is what extreme multilabel ranking avoids.
+        """
         labels, scores = self.predict_topk(X)
         return scores_to_csr(labels, scores, self.tree_.n_labels)
 
-    def predict(self, X):
-        """Top-k label sets in the form ``y`` had at fit."""
-        labels, _ = self.predict_topk(X)
+    def predict(self, X, threshold=None):
+        """Top-k label sets, or the labels scoring at least ``threshold``, in the
+        form ``y`` had at fit.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        threshold : float, default=None
+            None: every row gets its ``top_k`` best labels. A number: every row
+            gets those of its ``top_k`` best labels whose path score is at least
+            ``threshold``, so rows get from 0 to ``top_k`` labels. Path scores
+            depend on ``post_processor`` (``"l3-hinge"`` and ``"sigmoid"``: in
+            (0, 1]; see ``predict_topk`` for the scores themselves). Not the
+            ``threshold`` parameter of the model, which prunes weights at fit.
+
+        Returns
+        -------
+        y_pred
+            As ``y`` at fit: a sparse (CSR) or dense 0/1 indicator of shape
+            (n_samples, n_labels) in the dtype of ``y``, or a list of tuples of
+            labels, best first. For 1-D ``y`` (one label per row): the best label
+            of each row, an ndarray of shape (n_samples,) like ``classes_``; with
+            a ``threshold``, an object ndarray holding the best label where its
+            score is at least ``threshold`` and None where it is not.
+        """
+        if threshold is not None:
+            if (isinstance(threshold, bool) or not isinstance(threshold, Real)
+                    or np.isnan(threshold)):
+                raise ValueError(
+                    f"threshold must be None or a number, got {threshold!r}.")
+        labels, scores = self.predict_topk(X)
+        if threshold is None:
+            return self._targets.inverse_transform(labels, self.tree_.n_labels)
+        below = scores < threshold
+        if self._targets.kind == "multiclass":
+            out = np.empty(labels.shape[0], dtype=object)
+            if labels.shape[1]:
+                out[:] = list(self.classes_[np.maximum(labels[:, 0], 0)])
+                out[below[:, 0] | (labels[:, 0] < 0)] = None
+            return out
+        labels = np.where(below, -1, labels)
         return self._targets.inverse_transform(labels, self.tree_.n_labels)
 
     def score(self, X, y, sample_weight=None):
-        """Precision@1 of the ranking against ``y`` (in the form ``y`` had at fit)."""
-        return precision_at_k(self._targets.transform(y), self.predict_topk(X, k=1), k=1)
+        """Precision@1 of the ranking against ``y`` (in the form ``y`` had at fit).
+
+        With ``sample_weight``, the weighted mean over rows of whether the best
+        label of the row is relevant.
+        """
+        Y = self._targets.transform(y)
+        if sample_weight is None:
+            return precision_at_k(Y, self.predict_topk(X, k=1), k=1)
+        weights = _check_sample_weight(sample_weight, Y.shape[0])
+        labels, _ = self.predict_topk(X, k=1)
+        if labels.shape[0] != Y.shape[0]:
+            raise ValueError(f"X has {labels.shape[0]} rows but y has {Y.shape[0]}.")
+        best = labels[:, 0]
+        hit = np.zeros(Y.shape[0])
+        found = best >= 0
+        hit[found] = np.asarray(Y[np.flatnonzero(found), best[found]]).ravel() != 0
+        return float(np.average(hit, weights=weights))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.classifier_tags.multi_label = True
         return tags
+

@@ -37,6 +37,7 @@ from skxmr.utils import effective_n_threads
 
 __all__ = [
     "coverage_at_k",
+    "expected_calibration_error",
     "label_propensity",
     "make_topk_scorer",
     "ndcg_at_k",
@@ -120,17 +121,22 @@ def _pair_to_csr(indices, scores, shape):
     return S
 
 
+def _as_score_csr(y_score, shape, name):
+    """CSR of scores given as an ``(indices, scores)`` pair or a sparse matrix;
+    None for dense input."""
+    if isinstance(y_score, tuple):
+        if len(y_score) != 2:
+            raise ValueError(f"{name} as a tuple must be the pair (indices, scores).")
+        return _pair_to_csr(y_score[0], y_score[1], shape)
+    if sp.issparse(y_score):
+        return _sparse_scores_to_csr(y_score, shape)
+    return None
+
+
 def _rank_topk(y_score, k, shape):
     """Return ``(n_samples, k)`` label indices, best first, -1 where nothing ranks."""
     n_threads = effective_n_threads(None)
-    if isinstance(y_score, tuple):
-        if len(y_score) != 2:
-            raise ValueError("y_score as a tuple must be the pair (indices, scores).")
-        S = _pair_to_csr(y_score[0], y_score[1], shape)
-    elif sp.issparse(y_score):
-        S = _sparse_scores_to_csr(y_score, shape)
-    else:
-        S = None
+    S = _as_score_csr(y_score, shape, "y_score")
     if S is not None:
         if not np.isfinite(S.data).all():
             raise ValueError("y_score contains NaN or infinity.")
@@ -615,3 +621,105 @@ def make_topk_scorer(metric="precision", k=5, **kwargs):
     make_topk_scorer('precision', k=3)
     """
     return _TopKScorer(metric, k, kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Calibration
+# ---------------------------------------------------------------------------
+
+
+@validate_params(
+    {
+        "y_true": ["array-like", "sparse matrix"],
+        "y_prob": ["array-like", "sparse matrix", tuple],
+        "n_bins": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def expected_calibration_error(y_true, y_prob, n_bins=15):
+    """Expected calibration error of (sparse, top-k) label probabilities.
+
+    Every scored ``(row, label)`` entry is one binary prediction: probability
+    ``p``, outcome 1 when the label is relevant for the row. The entries are
+    put in ``n_bins`` equal-width bins of ``[0, 1]`` by ``p`` (the last bin
+    includes 1) and
+
+        ECE = sum over bins b of (n_b / N) * |mean(p in b) - mean(outcome in b)|,
+
+    N being the number of entries. 0 is perfect calibration. Only the scored
+    entries count: for the top-k CSR of ``predict_proba`` this is the
+    calibration of the top-k candidates (the labels left out have no
+    probability), and a stored 0 still counts.
+
+    Parameters
+    ----------
+    y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
+        Relevant labels as an indicator matrix.
+    y_prob : {array-like, sparse matrix} of shape (n_samples, n_labels) or tuple
+        Probabilities in ``[0, 1]``: a sparse matrix (its stored entries, e.g.
+        ``predict_proba`` of ``skxmr.CalibratedXMRClassifier``), a dense array
+        (every entry), or the ``(indices, probabilities)`` pair of
+        ``predict_topk`` (index -1 marks padding, skipped).
+    n_bins : int, default=15
+        Number of equal-width bins.
+
+    Returns
+    -------
+    float
+        The expected calibration error, in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skxmr.metrics import expected_calibration_error
+    >>> y_true = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 1]]))
+    >>> y_prob = sp.csr_matrix(np.array([[0.9, 0.2, 0.0], [0.0, 0.7, 0.6]]))
+    >>> round(expected_calibration_error(y_true, y_prob, n_bins=10), 3)  # 4 entries
+    0.25
+    """
+    Y = _check_y_true(y_true)
+    rows, cols, prob = _scored_entries(y_prob, Y.shape)
+    if prob.size == 0:
+        raise ValueError("y_prob has no scored entry; nothing to evaluate.")
+    if not np.isfinite(prob).all() or prob.min() < 0 or prob.max() > 1:
+        raise ValueError(
+            "y_prob must hold probabilities in [0, 1] (e.g. predict_proba of a "
+            f"calibrated model); its values range over [{prob.min():g}, "
+            f"{prob.max():g}]."
+        )
+    outcome = _entry_hits(Y, rows, cols).astype(np.float64)
+    bins = np.minimum((prob * n_bins).astype(np.int64), n_bins - 1)
+    gap = (np.bincount(bins, weights=prob, minlength=n_bins)
+           - np.bincount(bins, weights=outcome, minlength=n_bins))
+    return float(np.abs(gap).sum() / prob.size)
+
+
+def _scored_entries(y_prob, shape):
+    """Rows, columns and values (float64) of the scored entries of ``y_prob``."""
+    S = _as_score_csr(y_prob, shape, "y_prob")
+    if S is None:
+        dense = np.asarray(y_prob)
+        if dense.ndim != 2 or dense.shape != shape:
+            raise ValueError(
+                f"y_prob has shape {dense.shape} but y_true has shape {shape}."
+            )
+        if dense.dtype.kind not in "biuf":
+            raise ValueError(f"y_prob must be numeric, got dtype {dense.dtype}.")
+        rows, cols = np.indices(shape).reshape(2, -1)
+        return rows, cols, dense.astype(np.float64).ravel()
+    rows = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(S.indptr))
+    return rows, S.indices.astype(np.int64), S.data.astype(np.float64)
+
+
+def _entry_hits(Y, rows, cols):
+    """Boolean array: is label ``cols[j]`` relevant for row ``rows[j]`` in ``Y``
+    (a canonical CSR indicator)."""
+    if Y.nnz == 0:
+        return np.zeros(rows.shape, dtype=bool)
+    n_labels = np.int64(Y.shape[1])
+    true_keys = (np.repeat(np.arange(Y.shape[0], dtype=np.int64), np.diff(Y.indptr))
+                 * n_labels + Y.indices)
+    query = rows.astype(np.int64) * n_labels + cols
+    pos = np.minimum(np.searchsorted(true_keys, query), true_keys.size - 1)
+    return true_keys[pos] == query

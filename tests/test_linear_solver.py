@@ -532,3 +532,11 @@ def test_node_offset_batches_equal_one_call(loss):
     assert (other != parts[1]).nnz > 0
     with pytest.raises(ValueError, match="node_offset"):
         train_binary_nodes(X, node_ptr, rows, y, cost, node_offset=-1)
+
+
+def test_out_of_range_column_index_raises():
+    X, node_ptr, rows, y, cost, _ = _grouped_batch(seed=8, sizes=(2,))
+    X = X.copy()
+    X.indices[0] = 2**31 - 1
+    with pytest.raises(ValueError, match="column indices outside"):
+        train_binary_nodes(X, node_ptr, rows, y, cost)

@@ -1,0 +1,719 @@
+"""skxmr.save / skxmr.load: the safe model format (no pickle), memory mapping,
+round trips in every target form and in other processes, pickle/joblib, and
+damaged or hostile model directories (always a clean ModelFormatError)."""
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MaxAbsScaler
+
+import skxmr
+from skxmr import LabelIndexer, LabelTree, ModelFormatError, XRLinearClassifier
+from skxmr import _persistence
+from skxmr.datasets import make_xmc_classification
+
+N_LABELS = 60
+
+
+def _indexer():
+    return LabelIndexer(branching_factor=4, max_leaf_size=8, random_state=0)
+
+
+def _fit(y, X, **params):
+    params.setdefault("random_state", 0)
+    params.setdefault("n_jobs", 1)
+    return XRLinearClassifier(_indexer(), top_k=5, **params).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y = make_xmc_classification(600, 300, N_LABELS, random_state=0)
+    return X, Y
+
+
+def _y_forms(Y):
+    rows = [row.indices for row in Y]
+    first = np.array([r[0] if r.size else 0 for r in rows])
+    return {
+        "sparse": Y,
+        "dense": Y.toarray().astype(np.int8),
+        "sets_str": [[f"tag{j:02d}" for j in r] for r in rows],
+        "sets_int": [[int(j) * 3 for j in r] for r in rows],
+        "sets_np_int": [[np.int64(j) for j in r] for r in rows],
+        "multiclass_int": first * 7,
+        "multiclass_str": np.array([f"c{j}" for j in first]),
+    }
+
+
+@pytest.fixture(scope="module")
+def models(data):
+    X, Y = data
+    return {name: _fit(y, X) for name, y in _y_forms(Y).items()}
+
+
+@pytest.fixture(scope="module")
+def saved(models, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved")
+    paths = {}
+    for name, model in models.items():
+        paths[name] = folder / name
+        skxmr.save(model, paths[name])
+    return paths
+
+
+def assert_same_output(a, b):
+    assert type(a) is type(b)
+    if sp.issparse(a):
+        assert a.format == b.format and a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.data, b.data)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b
+        assert [[type(v) for v in row] for row in a] == \
+            [[type(v) for v in row] for row in b]
+
+
+def assert_same_predictions(model, restored, X):
+    labels, scores = model.predict_topk(X)
+    labels2, scores2 = restored.predict_topk(X)
+    np.testing.assert_array_equal(labels, labels2)
+    assert scores.dtype == scores2.dtype and scores.tobytes() == scores2.tobytes()
+    assert_same_output(model.predict(X), restored.predict(X))
+    assert_same_output(model.decision_function(X), restored.decision_function(X))
+
+
+def _memmapped(a):
+    while a is not None:
+        if isinstance(a, np.memmap):
+            return True
+        a = a.base
+    return False
+
+
+# ------------------------------------------------------------------ round trips
+@pytest.mark.parametrize("form", ["sparse", "dense", "sets_str", "sets_int",
+                                  "sets_np_int", "multiclass_int", "multiclass_str"])
+@pytest.mark.parametrize("mmap_mode", [None, "r"])
+def test_round_trip_every_target_form(data, models, saved, form, mmap_mode):
+    X, _ = data
+    model = models[form]
+    restored = skxmr.load(saved[form], mmap_mode=mmap_mode)
+    assert type(restored) is XRLinearClassifier
+    assert_same_predictions(model, restored, X)
+    assert restored.tree_.equals(model.tree_)
+    assert restored.n_features_in_ == model.n_features_in_
+    assert restored.classes_.dtype == model.classes_.dtype
+    assert list(restored.classes_) == list(model.classes_)
+    assert [type(c) for c in restored.classes_] == [type(c) for c in model.classes_]
+    assert restored.classes_ is restored._targets.classes_
+    assert set(vars(restored)) == set(vars(model))  # no fitted state left behind
+    assert getattr(restored, "n_iter_", None) == getattr(model, "n_iter_", None)
+    state, state2 = vars(model._targets), vars(restored._targets)
+    assert set(state) == set(state2) and state.get("dtype") == state2.get("dtype")
+    for W, W2 in zip(model.coef_, restored.coef_):
+        assert W2.format == "csc" and W2.dtype == np.float32 and W2.shape == W.shape
+        assert (W != W2).nnz == 0
+    params, params2 = model.get_params(), restored.get_params()
+    assert repr(params.pop("indexer")) == repr(params2.pop("indexer"))
+    assert params == params2
+    assert restored.score(X, _y_forms(data[1])[form]) == model.score(
+        X, _y_forms(data[1])[form])
+
+
+def test_memory_mapped_load_uses_the_files_in_place(data, models, saved):
+    X, _ = data
+    restored = skxmr.load(saved["sets_str"], mmap_mode="r")
+    for W in restored.coef_:
+        for a in (W.data, W.indices, W.indptr):
+            assert _memmapped(a) and not a.flags.writeable
+    coef, searcher = restored._beam_searcher
+    assert coef is restored.coef_
+    for level in searcher.chunked_levels:
+        for a in level:
+            assert isinstance(a, np.memmap)  # used as they are: no copy
+    assert_same_predictions(models["sets_str"], restored, X)
+    assert restored._searcher() is searcher  # not rebuilt by predict
+    cow = skxmr.load(saved["sets_str"], mmap_mode="c")
+    assert _memmapped(cow.coef_[0].data) and cow.coef_[0].data.flags.writeable
+    assert_same_predictions(models["sets_str"], cow, X)
+    with pytest.raises(ValueError, match="mmap_mode"):
+        skxmr.load(saved["sets_str"], mmap_mode="r+")
+
+
+def test_load_without_mmap_gives_plain_arrays(saved):
+    restored = skxmr.load(saved["sparse"])
+    assert not any(_memmapped(a) for level in restored._beam_searcher[1].chunked_levels
+                   for a in level)
+    assert not _memmapped(restored.coef_[0].data)
+
+
+CHILD = r"""
+import pickle, sys
+import joblib, scipy.sparse as sp
+import skxmr
+X = sp.load_npz(sys.argv[1])
+out = {}
+for kind, path in zip(("native", "pickle", "joblib"), sys.argv[2:5]):
+    if kind == "native":
+        model = skxmr.load(path, mmap_mode="r")
+    elif kind == "pickle":
+        with open(path, "rb") as f:
+            model = pickle.load(f)
+    else:
+        model = joblib.load(path)
+    out[kind] = (model.predict_topk(X), model.predict(X))
+with open(sys.argv[5], "wb") as f:
+    pickle.dump(out, f)
+"""
+
+
+@pytest.mark.parametrize("form", ["sparse", "sets_str"])
+def test_other_process_predicts_identically(data, models, saved, tmp_path, form):
+    X, _ = data
+    model = models[form]
+    sp.save_npz(tmp_path / "X.npz", X)
+    with open(tmp_path / "model.pkl", "wb") as f:
+        pickle.dump(model, f)
+    joblib.dump(model, tmp_path / "model.joblib")
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, tmp_path / "X.npz", saved[form],
+         tmp_path / "model.pkl", tmp_path / "model.joblib", tmp_path / "out.pkl"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out.pkl", "rb") as f:
+        out = pickle.load(f)
+    labels, scores = model.predict_topk(X)
+    for kind in ("native", "pickle", "joblib"):
+        (labels2, scores2), pred2 = out[kind]
+        np.testing.assert_array_equal(labels, labels2)
+        assert scores.tobytes() == scores2.tobytes()
+        assert_same_output(model.predict(X), pred2)
+
+
+@pytest.mark.parametrize("form", ["dense", "sets_np_int", "multiclass_str"])
+def test_pickle_and_joblib_round_trips(data, models, saved, tmp_path, form):
+    X, _ = data
+    model = models[form]
+    assert_same_predictions(model, pickle.loads(pickle.dumps(model)), X)
+    joblib.dump(model, tmp_path / "m.joblib")
+    assert_same_predictions(model, joblib.load(tmp_path / "m.joblib"), X)
+    # a memory-mapped model pickles too (its searcher is rebuilt after unpickling)
+    mapped = skxmr.load(saved[form], mmap_mode="r")
+    assert_same_predictions(model, pickle.loads(pickle.dumps(mapped)), X)
+    joblib.dump(mapped, tmp_path / "mapped.joblib")
+    assert_same_predictions(model, joblib.load(tmp_path / "mapped.joblib"), X)
+
+
+def test_save_load_save_gives_identical_files(models, saved, tmp_path):
+    restored = skxmr.load(saved["sets_str"], mmap_mode="r")
+    skxmr.save(restored, tmp_path / "again")
+    for name in os.listdir(saved["sets_str"]):
+        if name.endswith(".npy"):
+            assert (saved["sets_str"] / name).read_bytes() == \
+                (tmp_path / "again" / name).read_bytes(), name
+    meta = json.loads((saved["sets_str"] / "skxmr_model.json").read_text())
+    meta2 = json.loads((tmp_path / "again" / "skxmr_model.json").read_text())
+    assert meta == meta2
+
+
+# ---------------------------------------------------- parameters and labels
+def test_indexer_forms(data, tmp_path):
+    X, Y = data
+    fitted = _indexer().fit(X, Y)
+    model = _fit(Y, X).set_params(indexer=fitted)
+    skxmr.save(model, tmp_path / "fitted")
+    restored = skxmr.load(tmp_path / "fitted")
+    assert type(restored.indexer) is LabelIndexer
+    assert not hasattr(restored.indexer, "tree_")  # saved as parameters only
+    assert restored.indexer.get_params() == fitted.get_params()
+
+    by_tree = XRLinearClassifier(fitted.tree_, random_state=0, n_jobs=1).fit(X, Y)
+    skxmr.save(by_tree, tmp_path / "tree")
+    restored = skxmr.load(tmp_path / "tree")
+    assert restored.indexer is restored.tree_  # stored once
+    assert_same_predictions(by_tree, restored, X)
+
+    other = LabelTree.from_chain([np.ones((N_LABELS, 1))])
+    by_tree.set_params(indexer=other)
+    skxmr.save(by_tree, tmp_path / "other")
+    assert skxmr.load(tmp_path / "other").indexer.equals(other)
+
+    chain = fitted.tree_.to_chain()
+    by_chain = XRLinearClassifier(chain, random_state=0, n_jobs=1).fit(X, Y)
+    skxmr.save(by_chain, tmp_path / "chain")
+    restored = skxmr.load(tmp_path / "chain")
+    assert len(restored.indexer) == len(chain)
+    for C, C2 in zip(chain, restored.indexer):
+        assert sp.issparse(C2) and (C != C2).nnz == 0
+    assert_same_predictions(by_chain, restored, X)
+
+
+def test_label_encoding_keeps_values_and_types():
+    labels = ["a", "", "é\udc80", 0, -(2**70), 2.5, float("nan"), float("-inf"), True,
+              None, b"\x00by", ("x", (1, 2.0)), np.int64(3), np.uint8(7),
+              np.float32(0.1), np.bool_(False), np.str_("s"), np.bytes_(b"t")]
+    text = json.dumps([_persistence._encode_label(v) for v in labels],
+                      allow_nan=False)
+    back = [_persistence._decode_label(x) for x in json.loads(text)]
+    for value, got in zip(labels, back):
+        assert type(got) is type(value)
+        if isinstance(value, float) and math.isnan(value):
+            assert math.isnan(got)
+        else:
+            assert got == value
+    with pytest.raises(ValueError, match="cannot be saved"):
+        _persistence._encode_label(frozenset({1}))
+
+
+class Tag(str):
+    """A str subclass: not a label type the safe format stores."""
+
+
+def test_unsupported_models_and_values_raise_at_save(data, models, tmp_path):
+    X, Y = data
+    target = tmp_path / "m"
+    with pytest.raises(NotFittedError, match="not fitted"):
+        skxmr.save(XRLinearClassifier(), target)
+    with pytest.raises(TypeError, match="pickle or joblib"):
+        skxmr.save(make_pipeline(MaxAbsScaler(), models["sparse"]), target)
+
+    class Sub(XRLinearClassifier):
+        pass
+
+    with pytest.raises(TypeError, match="exactly these classes"):
+        skxmr.save(Sub(random_state=0).fit(X, Y), target)
+    model = _fit(Y, X, random_state=np.random.RandomState(0))
+    with pytest.raises(ValueError, match="random_state"):
+        skxmr.save(model, target)
+    model = _fit(Y, X).set_params(indexer__random_state=np.random.RandomState(0))
+    with pytest.raises(ValueError, match="indexer.random_state"):
+        skxmr.save(model, target)
+
+    class MyIndexer(LabelIndexer):
+        pass
+
+    model = _fit(Y, X).set_params(indexer=MyIndexer())
+    with pytest.raises(TypeError, match=r"set_params\(indexer="):
+        skxmr.save(model, target)
+    model.set_params(indexer=model.tree_)
+    skxmr.save(model, tmp_path / "fixed")  # the suggested fix works
+    model = _fit([[Tag(f"t{j}") for j in row.indices] for row in Y], X)
+    with pytest.raises(ValueError, match="cannot be saved"):
+        skxmr.save(model, target)
+    assert not target.exists()  # nothing written by a failed save
+
+
+def test_feature_names_round_trip(data, models, tmp_path):
+    X, _ = data
+    model = pickle.loads(pickle.dumps(models["sparse"]))
+    model.feature_names_in_ = np.array([f"f{i}" for i in range(X.shape[1])],
+                                       dtype=object)
+    skxmr.save(model, tmp_path / "m")
+    restored = skxmr.load(tmp_path / "m")
+    assert restored.feature_names_in_.dtype == object
+    np.testing.assert_array_equal(restored.feature_names_in_, model.feature_names_in_)
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense", "label_sets"])
+def test_label_indexer_round_trip(data, tmp_path, kind):
+    X, Y = data
+    if kind == "dense":
+        Z = np.random.default_rng(0).normal(size=(N_LABELS, 5))
+        indexer = LabelIndexer("precomputed", branching_factor=4, max_leaf_size=8,
+                               random_state=0).fit(Z)
+    else:
+        Z = X[:N_LABELS]
+        if kind == "label_sets":
+            Y = _y_forms(Y)["sets_str"]
+        indexer = _indexer().fit(X, Y)
+    skxmr.save(indexer, tmp_path / "ind")
+    for mmap_mode in (None, "r"):
+        restored = skxmr.load(tmp_path / "ind", mmap_mode=mmap_mode)
+        assert type(restored) is LabelIndexer
+        assert restored.get_params() == indexer.get_params()
+        assert restored.tree_.equals(indexer.tree_)
+        assert restored.n_labels_ == indexer.n_labels_
+        assert restored.n_features_in_ == indexer.n_features_in_
+        assert set(vars(restored)) == set(vars(indexer))
+        C, C2 = indexer.leaf_centroids_, restored.leaf_centroids_
+        assert sp.issparse(C2) == sp.issparse(C) and C2.dtype == C.dtype
+        np.testing.assert_array_equal(C.toarray() if sp.issparse(C) else C,
+                                      C2.toarray() if sp.issparse(C2) else C2)
+        np.testing.assert_array_equal(restored.predict(Z), indexer.predict(Z))
+        assert (restored.transform(Y) != indexer.transform(Y)).nnz == 0
+        encoder = getattr(indexer, "_label_encoder", None)
+        if encoder is not None:
+            np.testing.assert_array_equal(restored._label_encoder.classes_,
+                                          encoder.classes_)
+
+
+# --------------------------------------------------------------- overwriting
+def test_overwrite_rules(data, models, tmp_path):
+    X, _ = data
+    path = tmp_path / "deep" / "er" / "m"
+    skxmr.save(models["sparse"], path)  # parents created
+    skxmr.save(models["sets_str"], path)  # a previous model: replaced
+    assert_same_predictions(models["sets_str"], skxmr.load(path), X)
+    assert sorted(os.listdir(path.parent)) == ["m"]  # no temporary left
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    skxmr.save(models["sparse"], empty)
+    assert (empty / "skxmr_model.json").is_file()
+
+    mapped = skxmr.load(path, mmap_mode="r")  # save over the files it maps
+    skxmr.save(models["dense"], path)
+    assert_same_predictions(models["sets_str"], mapped, X)
+    assert_same_predictions(models["dense"], skxmr.load(path, mmap_mode="r"), X)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not an skxmr model"):
+        skxmr.save(models["sparse"], other)
+    assert os.listdir(other) == ["notes.txt"]
+
+    (path / "notes.txt").write_text("keep me")  # a model dir with a foreign file
+    with pytest.raises(FileExistsError, match="not an skxmr model"):
+        skxmr.save(models["sparse"], path)
+    assert (path / "notes.txt").read_text() == "keep me"
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(FileExistsError, match="not a directory"):
+        skxmr.save(models["sparse"], a_file)
+
+
+def test_failed_write_leaves_the_previous_model(data, models, tmp_path, monkeypatch):
+    X, _ = data
+    path = tmp_path / "m"
+    skxmr.save(models["sparse"], path)
+    calls = []
+    original = _persistence._write_array
+
+    def crash(file, array):
+        calls.append(file)
+        if len(calls) == 5:
+            raise OSError("disk full")
+        return original(file, array)
+
+    monkeypatch.setattr(_persistence, "_write_array", crash)
+    with pytest.raises(OSError, match="disk full"):
+        skxmr.save(models["sets_str"], path)
+    assert sorted(os.listdir(tmp_path)) == ["m"]
+    assert_same_predictions(models["sparse"], skxmr.load(path), X)
+
+
+# ------------------------------------------------------ damaged and hostile files
+@pytest.fixture
+def fresh_copy(saved, tmp_path):
+    """A fresh copy of a saved model, to damage."""
+    def make(form="sets_str"):
+        target = tmp_path / f"copy_{form}"
+        shutil.copytree(saved[form], target)
+        return target
+    return make
+
+
+def _meta(path):
+    return json.loads((path / "skxmr_model.json").read_text())
+
+
+def _write_meta(path, meta):
+    (path / "skxmr_model.json").write_text(json.dumps(meta))
+
+
+def _replace_array(path, name, array, fix_checksum=True):
+    """Write ``array`` as ``name``; like an attacker, update the metadata to
+    match (dtype, shape, checksum) unless ``fix_checksum`` is False."""
+    file = path / f"{name}.npy"
+    np.save(file, array, allow_pickle=False)
+    if fix_checksum:
+        meta = _meta(path)
+        meta["arrays"][name] = {
+            "dtype": _persistence._dtype_name(array.dtype, name),
+            "shape": list(array.shape),
+            "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+        }
+        _write_meta(path, meta)
+
+
+def _array(path, name):
+    return np.load(path / f"{name}.npy", allow_pickle=False)
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_truncated_file(fresh_copy, verify):
+    path = fresh_copy()
+    file = path / "search.3.entries.npy"
+    file.write_bytes(file.read_bytes()[:-10])
+    with pytest.raises(ModelFormatError, match=r"search\.3\.entries\.npy: truncated"):
+        skxmr.load(path, verify=verify)
+
+
+def test_flipped_byte_is_a_checksum_mismatch(fresh_copy, data):
+    path = fresh_copy()
+    file = path / "search.3.entries.npy"
+    raw = bytearray(file.read_bytes())
+    raw[-3] ^= 0x10  # a weight value: only the checksum can tell
+    file.write_bytes(bytes(raw))
+    with pytest.raises(ModelFormatError,
+                       match=r"search\.3\.entries\.npy: checksum mismatch"):
+        skxmr.load(path)
+    skxmr.load(path, verify=False).predict(data[0])  # trusted: not checked
+
+
+def test_missing_files(fresh_copy):
+    path = fresh_copy()
+    (path / "coef.2.indptr.npy").unlink()
+    with pytest.raises(ModelFormatError, match=r"coef\.2\.indptr\.npy: the file is "
+                                               "missing"):
+        skxmr.load(path)
+    (path / "skxmr_model.json").unlink()
+    with pytest.raises(ModelFormatError, match="skxmr_model.json: the file is missing"):
+        skxmr.load(path)
+    with pytest.raises(FileNotFoundError):
+        skxmr.load(path / "nowhere")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.update(format_version=2), "newer skxmr"),
+    (lambda m: m.update(format_version="1"), "invalid format_version"),
+    (lambda m: m.update(format="other"), "not skxmr model metadata"),
+    (lambda m: m.update(extra=1), r"unknown keys \['extra'\]"),
+    (lambda m: m["attributes"].update(extra=1), r"unknown keys \['extra'\]"),
+    (lambda m: m["params"].update(evil="x"), r"unknown parameters \['evil'\]"),
+    (lambda m: m["params"].update(beam_size=-1), "invalid XRLinearClassifier"),
+    (lambda m: m["params"].update(post_processor="l0-hinge"), "post_processor"),
+    (lambda m: m["params"].update(C=[1]), "unsupported type"),
+    (lambda m: m.update({"class": "Pipeline"}), "'Pipeline' is not one skxmr"),
+    (lambda m: m.update({"class": "os.system"}), "'os.system' is not one skxmr"),
+    (lambda m: m["params"].update(indexer={"class": "sklearn.pipeline.Pipeline"}),
+     "indexer class"),
+    (lambda m: m["params"].update(indexer={"class": "LabelIndexer", "params": {
+        "representation": "__import__('os')"}}), "invalid LabelIndexer"),
+    (lambda m: m["attributes"]["targets"].update(kind="pickle"), "unknown target"),
+    (lambda m: m["attributes"]["targets"].update(classes=[["eval", "1+1"]] * 60),
+     "unrecognised label"),
+    (lambda m: m["attributes"].update(n_features_in_=10), "coef"),
+    (lambda m: m["attributes"].update(n_levels=2), "n_levels"),
+    (lambda m: m["arrays"]["tree.level_ptr"].update(dtype="|O"), "not allowed"),
+    (lambda m: m["arrays"]["tree.level_ptr"].update(shape=[10**12]), "shape"),
+    (lambda m: m["arrays"]["tree.level_ptr"].update(file="/etc/passwd"),
+     "unknown keys"),
+    (lambda m: m["arrays"].pop("search.2.slots"), "'search.2.slots' is missing"),
+    (lambda m: m["arrays"].update({"../x": m["arrays"]["tree.level_ptr"]}),
+     "unknown entries"),
+])
+def test_edited_metadata(fresh_copy, edit, message):
+    path = fresh_copy()
+    meta = _meta(path)
+    edit(meta)
+    _write_meta(path, meta)
+    with pytest.raises(ModelFormatError, match=message):
+        skxmr.load(path)
+
+
+def test_invalid_json(fresh_copy):
+    path = fresh_copy()
+    text = (path / "skxmr_model.json").read_text()
+    (path / "skxmr_model.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ModelFormatError, match="not valid JSON"):
+        skxmr.load(path)
+    (path / "skxmr_model.json").write_text(text.replace('"format": "skxmr-model"',
+                                                        '"format": NaN'))
+    with pytest.raises(ModelFormatError, match="not valid JSON"):
+        skxmr.load(path)
+
+
+def _damage_entries(path):
+    entries = _array(path, "search.3.entries").copy()
+    entries["child"][0] = 10**6  # far outside its chunk
+    return entries
+
+
+# (array name, how to damage it): the attacker recomputes every checksum.
+DAMAGES = {
+    "child offset": ("search.3.entries", _damage_entries),
+    "slot row": ("search.3.slots", lambda p: np.where(
+        _array(p, "search.3.slots") >= 0, 2**30, -1).astype(np.int32)),
+    "feature id": ("search.2.row_feat",
+                   lambda p: _array(p, "search.2.row_feat") + 10**6),
+    "row pointers": ("search.2.row_ptr", lambda p: _array(p, "search.2.row_ptr")[::-1]
+                     .copy()),
+    "coef indices": ("coef.3.indices", lambda p: _array(p, "coef.3.indices") + 10**6),
+    "coef indptr": ("coef.3.indptr", lambda p: _array(p, "coef.3.indptr")[::-1].copy()),
+    "label perm": ("tree.label_perm", lambda p: np.zeros(N_LABELS, dtype=np.int64)),
+    "tree dtype": ("tree.label_perm", lambda p: _array(p, "tree.label_perm")
+                   .astype(np.int32)),
+    "entries dtype": ("search.3.entries", lambda p: _array(p, "search.3.entries")
+                      .view(np.int64)),
+    "coef dtype": ("coef.2.data",
+                   lambda p: _array(p, "coef.2.data").astype(np.float64)),
+    "classes shape": ("classes", lambda p: np.arange(N_LABELS + 1)),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+@pytest.mark.parametrize("verify", [True, False])
+def test_checksum_matching_damage_is_caught_by_validation(fresh_copy, damage, verify):
+    path = fresh_copy("sparse")
+    name, make = DAMAGES[damage]
+    _replace_array(path, name, make(path), fix_checksum=verify)
+    files = re.escape(name.rsplit(".", 1)[0] + "." if "." in name else name)
+    with pytest.raises(ModelFormatError, match=files):
+        skxmr.load(path, verify=verify, mmap_mode="r")
+
+
+def test_no_unpickling_ever(fresh_copy, tmp_path):
+    path = fresh_copy("sparse")
+    marker = tmp_path / "marker"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    np.save(path / "classes.npy", np.array([Evil()], dtype=object), allow_pickle=True)
+    for verify in (True, False):
+        with pytest.raises(ModelFormatError, match=r"classes\.npy"):
+            skxmr.load(path, verify=verify)
+    meta = _meta(path)
+    meta["arrays"]["classes"]["dtype"] = "|O"
+    _write_meta(path, meta)
+    with pytest.raises(ModelFormatError, match="not allowed"):
+        skxmr.load(path)
+    assert not marker.exists()
+
+
+def test_symbolic_links_are_refused(fresh_copy):
+    path = fresh_copy("sparse")
+    file = path / "classes.npy"
+    target = path.parent / "outside.npy"
+    file.rename(target)
+    file.symlink_to(target)
+    with pytest.raises(ModelFormatError, match=r"classes\.npy: cannot be opened"):
+        skxmr.load(path)
+
+
+KERNEL_CHILD = r"""
+import sys
+import scipy.sparse as sp
+import skxmr
+X = sp.load_npz(sys.argv[2])
+model = skxmr.load(sys.argv[1], verify=sys.argv[3] == "1", mmap_mode="r")
+model.predict(X)
+print("predicted")
+"""
+
+
+@pytest.mark.parametrize("verify", ["1", "0"])
+def test_damaged_model_fails_cleanly_in_another_process(fresh_copy, data, tmp_path,
+                                                        verify):
+    path = fresh_copy("sparse")
+    name, make = DAMAGES["child offset"]
+    _replace_array(path, name, make(path), fix_checksum=verify == "1")
+    sp.save_npz(tmp_path / "X.npz", data[0])
+    result = subprocess.run(
+        [sys.executable, "-c", KERNEL_CHILD, path, tmp_path / "X.npz", verify],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, (result.returncode, result.stderr)  # not a signal
+    assert "skxmr._persistence.ModelFormatError" in result.stderr
+    assert "search.3.*.npy: invalid beam-search layout" in result.stderr
+    assert "predicted" not in result.stdout
+
+
+FUZZ_CHILD = r"""
+import json, os, sys
+import numpy as np, scipy.sparse as sp
+import skxmr
+path, X = sys.argv[1], sp.load_npz(sys.argv[2])
+files = sorted(os.listdir(path))
+rng = np.random.default_rng(0)
+outcomes = {"ok": 0, "error": 0}
+for it in range(300):
+    file = os.path.join(path, files[rng.integers(len(files))])
+    with open(file, "rb") as f:
+        raw = f.read()
+    damaged = bytearray(raw)
+    for _ in range(rng.integers(1, 4)):
+        damaged[rng.integers(len(damaged))] ^= 1 << int(rng.integers(8))
+    with open(file, "wb") as f:
+        f.write(bytes(damaged))
+    try:
+        model = skxmr.load(path, verify=False, mmap_mode="r" if it % 2 else None)
+        model.predict(X)
+        outcomes["ok"] += 1
+    except skxmr.ModelFormatError:
+        outcomes["error"] += 1
+    with open(file, "wb") as f:
+        f.write(raw)
+
+# then values of the metadata replaced by junk (the checksums stay valid)
+meta_file = os.path.join(path, "skxmr_model.json")
+with open(meta_file) as f:
+    original = f.read()
+
+
+def leaves(obj, where=()):
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) \
+        if isinstance(obj, list) else ()
+    for key, value in items:
+        yield from leaves(value, where + (key,))
+    yield where
+
+
+places = [w for w in leaves(json.loads(original)) if w]
+junk = [None, -1, 0, 1, 2**70, 1.5, True, "x", "<i8", "entry", [], {}, [-1, 2],
+        ["numpy", "|O", 1], {"class": "LabelTree", "same_as_tree_": False}]
+for it in range(300):
+    meta = json.loads(original)
+    for _ in range(rng.integers(1, 3)):
+        where = places[rng.integers(len(places))]
+        obj = meta
+        try:
+            for key in where[:-1]:
+                obj = obj[key]
+            obj[where[-1]] = junk[rng.integers(len(junk))]
+        except (KeyError, IndexError, TypeError):
+            pass
+    with open(meta_file, "w") as f:
+        json.dump(meta, f)
+    try:
+        model = skxmr.load(path, verify=bool(it % 2))
+        model.predict(X)
+        outcomes["ok"] += 1
+    except skxmr.ModelFormatError:
+        outcomes["error"] += 1
+print(json.dumps(outcomes))
+"""
+
+
+def test_random_damage_never_crashes(fresh_copy, data, tmp_path):
+    # damaged bytes with verify=False (so that they reach the parsers and
+    # validators), then junk in the metadata: always ModelFormatError or a model
+    # that predicts, never another exception nor a crash
+    path = fresh_copy("sets_str")
+    sp.save_npz(tmp_path / "X.npz", data[0][:50])
+    result = subprocess.run(
+        [sys.executable, "-c", FUZZ_CHILD, path, tmp_path / "X.npz"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+    outcomes = json.loads(result.stdout)
+    assert outcomes["error"] > 300 and outcomes["ok"] + outcomes["error"] == 600
