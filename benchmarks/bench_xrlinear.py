@@ -16,6 +16,7 @@ RSS, P@1/3/5.
 
 import argparse
 import json
+import pickle
 import resource
 import subprocess
 import sys
@@ -42,9 +43,10 @@ def load(folder, normalize_rows):
 def run_skxmr(folder, normalize_rows, threads, n_latency, seed=0):
     """Worker: fit, predict and time skxmr in this process; print JSON."""
     from skxmr import XRLinearClassifier
-    from skxmr.metrics import topk_report
+    from skxmr.metrics import label_propensity, topk_report
 
     X, Y, Xt, Yt = load(folder, normalize_rows)
+    peak_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model = XRLinearClassifier(beam_size=10, top_k=10, threshold=0.1, n_jobs=threads,
                                random_state=seed)
     start = time.perf_counter()
@@ -54,20 +56,27 @@ def run_skxmr(folder, normalize_rows, threads, n_latency, seed=0):
     start = time.perf_counter()
     ranking = model.predict_topk(Xt)
     predict_seconds = time.perf_counter() - start
-    report = topk_report(Yt, ranking, ks=(1, 3, 5))
+    # PSP@k with propensities from the training labels (Jain et al., A=0.55, B=1.5).
+    report = topk_report(Yt, ranking, ks=(1, 3, 5), propensity=label_propensity(Y))
     latencies = []
     for i in range(min(n_latency, Xt.shape[0])):
         row = Xt[i]
         start = time.perf_counter()
         model.predict_topk(row)
         latencies.append(time.perf_counter() - start)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Model size: the pickled estimator (measured after the peak RSS reading above).
+    model_size_mb = len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)) / 2**20
     print(json.dumps({
         "fit_seconds": fit_seconds,
         "predict_seconds": predict_seconds,
         "latency_ms_median": 1000 * float(np.median(latencies)),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss,
         "peak_rss_mb_after_fit": peak_after_fit,
-        "P@1": report["P@1"], "P@3": report["P@3"], "P@5": report["P@5"],
+        "peak_rss_mb_after_load": peak_after_load,
+        "model_size_mb": model_size_mb,
+        **{f"{metric}@{k}": report[f"{metric}@{k}"]
+           for metric in ("P", "nDCG", "PSP") for k in (1, 3, 5)},
         "weights_nnz": int(sum(W.nnz for W in model.coef_)),
         "level_sizes": [1] + [int(n) for n in model.tree_.level_sizes],
     }))

@@ -132,18 +132,26 @@ def precision_at_k(Y_true, Y_pred, ks=(1, 3, 5)):
     return {f"P@{k}": float(100.0 * hit[rank < k].sum() / (n * k)) for k in ks}
 
 
-def dir_size_bytes(folder):
-    total = 0
-    for root, _, files in os.walk(folder):
-        for f in files:
-            total += os.path.getsize(os.path.join(root, f))
-    return total
+def extra_metrics(Y_trn, Y_tst, Y_pred, k=5):
+    """nDCG@1/3/5 and PSP@1/3/5 (training-label propensities) with refs_runner's helpers.
+
+    Returned as fractions under the keys "nDCG@k", "PSP@k" (P@k above stays in percent).
+    """
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from refs_runner import label_propensity, ranking_metrics
+
+    P = sp.csr_matrix(Y_pred)
+    ranked = -np.ones((P.shape[0], k), dtype=np.int64)
+    for i in range(P.shape[0]):
+        cols, vals = P.indices[P.indptr[i]:P.indptr[i + 1]], P.data[P.indptr[i]:P.indptr[i + 1]]
+        top = np.lexsort((cols, -vals))[:k]  # score descending, ties by label index
+        ranked[i, : len(top)] = cols[top]
+    m = ranking_metrics(Y_tst, ranked, label_propensity(Y_trn))
+    return {key: v for key, v in m.items() if not key.startswith("P@")}
 
 
-def emit(result):
-    sys.stdout.flush()
-    print(json.dumps(result))
-    sys.stdout.flush()
+# Shared with the other reference runners (same folder).
+from refs_runner import dir_size_bytes, emit  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -221,6 +229,7 @@ def run_xlinear(a):
     Y_pred = model.predict(X_tst, threads=a.threads, **pred_kw)
     t5 = time.perf_counter()
     scores = precision_at_k(Y_tst, Y_pred)
+    scores.update(extra_metrics(Y_trn, Y_tst, Y_pred))
 
     # --- single-query latency (one-row predict calls from Python, threads=1)
     nq = min(a.latency_queries, X_tst.shape[0])
