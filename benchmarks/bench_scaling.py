@@ -1,0 +1,89 @@
+"""How skxmr's XRLinearClassifier scales with the number of labels (issue 5 groundwork).
+
+    python benchmarks/bench_scaling.py [--labels 10000 100000 1000000] [--threads 2]
+
+For each size, a fresh subprocess generates ``make_xmc_classification`` data (100,000
+features, the sample counts of ``bench_synthetic.py``, random_state=0), holds out 5,000
+rows, fits ``XRLinearClassifier(n_jobs=threads, random_state=0)`` on the rest, and
+measures fit seconds, peak RSS, batch predict of the held-out rows and one-query latency
+(median of 300 one-row calls from Python). Prints a markdown table; the per-query cost
+should grow roughly with log(L) (tree depth), not with L.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+
+SAMPLES = {10_000: 50_000, 100_000: 100_000, 1_000_000: 200_000}
+N_FEATURES = 100_000
+N_TEST = 5_000
+
+
+def _child(n_labels, threads, n_latency):
+    import resource
+    import time
+
+    import numpy as np
+
+    from skxmr import XRLinearClassifier
+    from skxmr.datasets import make_xmc_classification
+    from skxmr.metrics import precision_at_k
+
+    n_samples = SAMPLES.get(n_labels, 2 * n_labels)
+    X, Y = make_xmc_classification(n_samples + N_TEST, N_FEATURES, n_labels,
+                                   random_state=0)
+    X, Xt, Y, Yt = X[:n_samples], X[n_samples:], Y[:n_samples], Y[n_samples:]
+    model = XRLinearClassifier(n_jobs=threads, random_state=0)
+    start = time.perf_counter()
+    model.fit(X, Y)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    ranking = model.predict_topk(Xt)
+    predict_seconds = time.perf_counter() - start
+    rows = [Xt[i] for i in range(min(n_latency, Xt.shape[0]))]
+    latencies = []
+    for row in rows:
+        start = time.perf_counter()
+        model.predict_topk(row)
+        latencies.append(time.perf_counter() - start)
+    print(json.dumps({
+        "n_labels": n_labels, "n_samples": n_samples,
+        "level_sizes": [int(s) for s in model.tree_.level_sizes],
+        "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
+        "latency_ms": 1000 * float(np.median(latencies)),
+        "p_at_1": float(precision_at_k(Yt, ranking, k=1)),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labels", type=int, nargs="+", default=sorted(SAMPLES))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--latency-queries", type=int, default=300)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.threads, args.latency_queries)
+        return
+    print("| labels | samples | tree level sizes | fit (s) | peak RSS (MB) | "
+          f"predict {N_TEST} rows (s) | one query (ms) | P@1 |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for n_labels in args.labels:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(n_labels), "--threads",
+             str(args.threads), "--latency-queries", str(args.latency_queries)],
+            capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"| {n_labels} | failed: {out.stderr.strip().splitlines()[-1]} |")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"| {r['n_labels']:,} | {r['n_samples']:,} | {r['level_sizes']} | "
+              f"{r['fit_seconds']:.1f} | {r['peak_rss_mb']:.0f} | "
+              f"{r['predict_seconds']:.2f} | {r['latency_ms']:.3f} | "
+              f"{100 * r['p_at_1']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
