@@ -27,6 +27,7 @@ from skxmr._cython._beam_search import (
 )
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import get_post_processor
+from skxmr._targets import check_sparse_structure
 from skxmr.utils import effective_n_threads
 
 __all__ = ["BeamSearcher", "beam_search", "chunk_level", "scores_to_csr"]
@@ -63,6 +64,8 @@ def _check_level(W, level, n_rows, n_cols):
         raise TypeError(
             f"weights[{level - 1}] must hold real numbers, got dtype {W.dtype}."
         )
+    # Before any scipy conversion: its compiled routines trust the arrays.
+    check_sparse_structure(W, name=f"weights[{level - 1}]")
     if not sp.issparse(W):
         W = sp.csc_matrix(W)
     elif W.format != "csc":
@@ -76,15 +79,6 @@ def _check_level(W, level, n_rows, n_cols):
         raise ValueError(
             f"weights[{level - 1}] has {W.shape[1]} columns but tree level {level} "
             f"has {n_cols} nodes."
-        )
-    indices, indptr = W.indices, W.indptr
-    if (indptr.shape != (n_cols + 1,) or indptr[0] != 0
-            or indptr[-1] != W.data.shape[0] or indices.shape != W.data.shape
-            or np.any(np.diff(indptr) < 0)
-            or (indices.size and (indices.min() < 0 or indices.max() >= W.shape[0]))):
-        raise ValueError(
-            f"weights[{level - 1}] is not a valid CSC matrix (row indices or "
-            "pointers out of range)."
         )
     return W
 
@@ -356,7 +350,7 @@ class BeamSearcher:
 
     @staticmethod
     def _raise_bad(bad):
-        n_bad_x, _, n_failed = bad
+        n_bad_x, n_failed = bad
         if n_bad_x:
             raise ValueError(
                 f"X has {n_bad_x} column indices out of range (malformed CSR matrix)."

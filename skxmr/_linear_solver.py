@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_array, check_random_state
 
 from skxmr._cython._solver import LOSSES, _groups_share_rows, _train_nodes
+from skxmr._targets import check_sparse_structure
 from skxmr.utils import effective_n_threads
 
 __all__ = ["train_binary_nodes"]
@@ -134,6 +135,7 @@ def train_binary_nodes(
         raise ValueError("max_iter is too large")
     n_threads = effective_n_threads(n_threads)
 
+    check_sparse_structure(X)  # before scipy touches the arrays
     X = check_array(X, accept_sparse="csr", dtype=[np.float32, np.float64],
                     ensure_all_finite=True, ensure_min_samples=0,
                     ensure_min_features=0, accept_large_sparse=True, input_name="X")
@@ -142,9 +144,6 @@ def train_binary_nodes(
     n_samples, n_features = X.shape
     if n_features > _MAX_FEATURES:
         raise ValueError(f"X has {n_features} features; at most {_MAX_FEATURES} are supported")
-    if X.nnz and (X.indices.min() < 0 or X.indices.max() >= n_features):
-        raise ValueError(f"X has column indices outside [0, {n_features}) "
-                         "(malformed CSR matrix)")
     if not X.has_canonical_format:
         # Duplicate entries would break |x_i|^2; sum them (this also sorts indices).
         X = X.copy()

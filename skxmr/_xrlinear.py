@@ -400,13 +400,15 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         parents = tree.parents(level)
         matching = _binary_csc(matching)
         Y_level = sp.csc_matrix(Y_level)
-        work = counts * np.maximum(np.diff(matching.indptr), 1)
+        # Cumulative (node, row) entries up to each parent (at least one per node).
+        total = np.cumsum(counts * np.maximum(np.diff(matching.indptr), 1))
         blocks = []
         n_iter = 0
         p0 = 0
         while p0 < counts.size:
-            p1 = p0 + 1 + int(np.searchsorted(np.cumsum(work[p0 + 1:]),
-                                              _BATCH_ENTRIES - work[p0], side="right"))
+            done = total[p0 - 1] if p0 else 0
+            p1 = max(p0 + 1, int(np.searchsorted(total, done + _BATCH_ENTRIES,
+                                                 side="right")))
             c0, c1 = child_start[p0], child_start[p1]
             node_ptr, rows, signs = level_training_sets(
                 matching[:, p0:p1], Y_level[:, c0:c1], parents[c0:c1] - p0)

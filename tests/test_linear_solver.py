@@ -538,5 +538,5 @@ def test_out_of_range_column_index_raises():
     X, node_ptr, rows, y, cost, _ = _grouped_batch(seed=8, sizes=(2,))
     X = X.copy()
     X.indices[0] = 2**31 - 1
-    with pytest.raises(ValueError, match="column indices outside"):
+    with pytest.raises(ValueError, match=r"X is not a valid CSR matrix: its indices"):
         train_binary_nodes(X, node_ptr, rows, y, cost)

@@ -478,21 +478,21 @@ cdef intp_t _load_sparse_query(const floating* data, const index_t* indices,
     return m + 1
 
 
-cdef intp_t _search_one(const QueryItem* q, intp_t m,   # IN  sorted query items
-                        const ChunkLevel* W,            # IN  per-level chunks
-                        intp_t n_levels,
-                        const int64_t* level_ptr,       # IN  tree
-                        const int64_t* child_ptr,
-                        const int64_t* label_perm,
-                        intp_t beam, intp_t top_k, int code, int power,
-                        double init,
-                        double* acc,                    # scratch, >= max chunk width
-                        Hit* hits,                      # scratch, >= m
-                        double* cur_s, intp_t* cur_n,   # scratch, >= max(beam, top_k)
-                        double* nxt_s, intp_t* nxt_n,
-                        int64_t* out_labels,            # OUT top_k labels
-                        float* out_scores               # OUT top_k scores
-                        ) noexcept nogil:
+cdef void _search_one(const QueryItem* q, intp_t m,  # IN  sorted query items
+                      const ChunkLevel* W,            # IN  per-level chunks
+                      intp_t n_levels,
+                      const int64_t* level_ptr,       # IN  tree
+                      const int64_t* child_ptr,
+                      const int64_t* label_perm,
+                      intp_t beam, intp_t top_k, int code, int power,
+                      double init,
+                      double* acc,                    # scratch, >= max chunk width
+                      Hit* hits,                      # scratch, >= m
+                      double* cur_s, intp_t* cur_n,   # scratch, >= max(beam, top_k)
+                      double* nxt_s, intp_t* nxt_n,
+                      int64_t* out_labels,            # OUT top_k labels
+                      float* out_scores               # OUT top_k scores
+                      ) noexcept nogil:
     """Beam search for one query."""
     cdef intp_t n_cur = 1, size, cap, t, j, o, width, first, base, parent
     cdef double ps, v
@@ -539,7 +539,6 @@ cdef intp_t _search_one(const QueryItem* q, intp_t m,   # IN  sorted query items
     for j in range(n_cur, top_k):
         out_labels[j] = -1
         out_scores[j] = 0
-    return 0
 
 
 cdef inline double _initial(int code) noexcept nogil:
@@ -768,7 +767,7 @@ def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
     not depend on it).
 
     The tree must be valid (a :class:`LabelTree`) and the chunks built for it.
-    Returns ``(n_bad_x, 0, n_failed)``: the number of out-of-range indices met in X
+    Returns ``(n_bad_x, n_failed)``: the number of out-of-range indices met in X
     and of queries skipped for lack of memory.
     """
     cdef intp_t n_q = X_indptr.shape[0] - 1
@@ -797,7 +796,7 @@ def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
     if X_indices.shape[0] != X_data.shape[0]:
         raise ValueError("X: indices and data have different lengths")
     if n_q <= 0:
-        return 0, 0, 0
+        return 0, 0
     for q in range(n_q):
         start = X_indptr[q]
         end = X_indptr[q + 1]
@@ -839,7 +838,7 @@ def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
         free(hits)
         free(buf_s)
         free(buf_n)
-        return n_bad_x, 0, 0
+        return n_bad_x, 0
     nb = block if block > 0 else _block_size(n_q, cap, weights.max_width)
     nb = min(nb, n_q)
     items_ptr = <int64_t*> malloc((nb + 1) * sizeof(int64_t))
@@ -876,7 +875,7 @@ def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
         _free_workspace(&ws)
         free(items_ptr)
         free(items_len)
-    return n_bad_x, 0, n_failed
+    return n_bad_x, n_failed
 
 
 def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_features)
@@ -912,7 +911,7 @@ def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_featu
     if X.shape[1] != n_feat:
         raise ValueError(f"X has {X.shape[1]} features, the weights {n_feat}")
     if n_q <= 0:
-        return 0, 0, 0
+        return 0, 0
     lp = &level_ptr[0]
     cp = &child_ptr[0]
     perm = &label_perm[0]
@@ -958,4 +957,4 @@ def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_featu
     free(items_ptr)
     free(items_len)
     free(items)
-    return 0, 0, n_failed
+    return 0, n_failed
