@@ -31,7 +31,6 @@ mapping labels to leaf clusters. Consecutive matrices satisfy
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -40,24 +39,11 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+# Shared with the other reference runners (same folder, importable from both venvs).
+from refs_runner import dir_size_bytes, emit, load_csr, peak_rss_mb
+
 
 # ----------------------------------------------------------------------------- helpers
-def peak_rss_mb():
-    # Linux: ru_maxrss is in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def load_csr(path, normalize=False):
-    M = sp.load_npz(path).tocsr().astype(np.float32)
-    M.sort_indices()
-    if normalize:
-        norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        M = sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ M, dtype=np.float32)
-        M.sort_indices()
-    return M
-
-
 def save_chain(path, chain):
     """Save a PECOS ClusterChain (list of CSC matrices) as a flat npz."""
     out = {"n_levels": np.int64(len(chain))}
@@ -150,8 +136,6 @@ def extra_metrics(Y_trn, Y_tst, Y_pred, k=5):
     return {key: v for key, v in m.items() if not key.startswith("P@")}
 
 
-# Shared with the other reference runners (same folder).
-from refs_runner import dir_size_bytes, emit  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- jobs
