@@ -71,3 +71,16 @@ html_theme_options = {
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
 html_show_sourcelink = False
 
+
+
+def _skip_metadata_requests(app, what, name, obj, skip, options):
+    # scikit-learn generates set_{fit,score,...}_request methods on every
+    # estimator (metadata routing); their docstrings point into scikit-learn's
+    # own documentation. They are documented there, not here.
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_requests)

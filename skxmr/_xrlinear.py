@@ -203,7 +203,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         score is ``[x, bias] @ coef_[t - 1][:, j]``.
     n_features_in_ : int
         Number of features (columns of ``X``) seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during ``fit``, when ``X`` has string
         column names (a pandas DataFrame).
     n_iter_ : int
