@@ -40,6 +40,15 @@ _DATA_HELP = ("an XMC-format file, X.npz Y.npz (scipy sparse), or a .tsv file of
               "'label,label<TAB>text' lines")
 
 
+def _add_output_flags(command):
+    flags = command.add_mutually_exclusive_group()
+    flags.add_argument("-v", "--verbose", action="store_true",
+                       help="progress bars on the long steps even when stderr is not "
+                            "a terminal (default: only on a terminal)")
+    flags.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress lines or bars")
+
+
 def _add_file_commands(commands):
     from skxmr import _cli
 
@@ -63,7 +72,7 @@ def _add_file_commands(commands):
     train.add_argument("--top-k", type=int, default=10)
     train.add_argument("--n-jobs", type=int, default=None)
     train.add_argument("--random-state", type=int, default=0)
-    train.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _add_output_flags(train)
     train.set_defaults(func=_cli.train)
 
     predict = commands.add_parser(
@@ -75,7 +84,7 @@ def _add_file_commands(commands):
                          help="text file to write")
     predict.add_argument("--top-k", type=int, default=None,
                          help="labels per row (default: the model's top_k)")
-    predict.add_argument("-q", "--quiet", action="store_true")
+    _add_output_flags(predict)
     predict.set_defaults(func=_cli.predict)
 
     evaluate = commands.add_parser(
@@ -83,7 +92,7 @@ def _add_file_commands(commands):
     evaluate.add_argument("model", metavar="MODEL", help="model directory")
     evaluate.add_argument("data", nargs="+", metavar="DATA", help=_DATA_HELP)
     evaluate.add_argument("-k", type=int, nargs="+", default=[1, 3, 5])
-    evaluate.add_argument("-q", "--quiet", action="store_true")
+    _add_output_flags(evaluate)
     evaluate.set_defaults(func=_cli.evaluate)
 
 

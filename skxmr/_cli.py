@@ -17,6 +17,10 @@ for text models, ``vectorizer.json`` (the TF-IDF vocabulary and parameters) and
 
 Exit codes: 0 success, 1 a bad file or a failed step (one line on stderr,
 no traceback), 2 bad command-line usage (argparse).
+
+Progress: one line per step on stderr, and progress bars (tqdm, when installed)
+for the long steps (training the tree levels, predicting in blocks of rows)
+when stderr is a terminal or with ``--verbose``; ``--quiet`` prints nothing.
 """
 
 import json
@@ -154,27 +158,65 @@ def load_model(path):
 
 
 # ------------------------------------------------------------------ commands
+# Rows per predict_topk call when a progress bar is shown (rows are
+# independent, so the blocks give the same labels and scores as one call).
+_PREDICT_BLOCK = 8192
+
+
+def progress_level(args):
+    """Verbosity of the long steps: 0 with ``--quiet``, 1 with ``--verbose``,
+    else 1 when stderr is a terminal."""
+    if getattr(args, "quiet", False):
+        return 0
+    if getattr(args, "verbose", False):
+        return 1
+    return int(sys.stderr.isatty())
+
+
 class _Steps:
-    """One line per step on stderr (``--quiet`` silences them)."""
+    """One line per step on stderr (``--quiet`` silences them). A step that
+    shows its own progress bar (``bar=True`` and ``verbose``) gets its line
+    before the bar and its time after it."""
 
-    def __init__(self, quiet):
+    def __init__(self, quiet, verbose=0):
         self.quiet = quiet
+        self.verbose = verbose
 
-    def run(self, message, func, *args, **kwargs):
+    def run(self, message, func, *args, bar=False, **kwargs):
         start = time.perf_counter()
+        own_line = bar and self.verbose
         if not self.quiet:
-            print(f"{message} ...", end="", file=sys.stderr, flush=True)
+            print(f"{message} ...", end="\n" if own_line else "", file=sys.stderr,
+                  flush=True)
         result = func(*args, **kwargs)
         if not self.quiet:
-            print(f" {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+            elapsed = f"{time.perf_counter() - start:.1f} s"
+            print(f"{message}: {elapsed}" if own_line else f" {elapsed}",
+                  file=sys.stderr, flush=True)
         return result
+
+
+def predict_topk(model, X, k=None, verbose=0):
+    """``model.predict_topk(X, k)``, in blocks of rows with a progress bar when
+    ``verbose`` and ``X`` has more than one block."""
+    from skxmr._progress import progress
+
+    n = X.shape[0]
+    if not verbose or n <= _PREDICT_BLOCK:
+        return model.predict_topk(X, k)
+    parts = [model.predict_topk(X[i:i + _PREDICT_BLOCK], k)
+             for i in progress(range(0, n, _PREDICT_BLOCK), desc="predicting",
+                               unit="block", verbose=verbose)]
+    return (np.concatenate([labels for labels, _ in parts]),
+            np.concatenate([scores for _, scores in parts]))
 
 
 def train(args):
     import skxmr
     from skxmr import LabelIndexer, XRLinearClassifier
 
-    steps = _Steps(args.quiet)
+    verbose = progress_level(args)
+    steps = _Steps(args.quiet, verbose)
     X, Y, kind = steps.run("reading data", read_data, args.data, need_labels=True)
     vectorizer = None
     if kind == "text":
@@ -185,15 +227,16 @@ def train(args):
         X = steps.run("TF-IDF features", vectorizer.fit_transform, X)
     model = XRLinearClassifier(
         LabelIndexer(branching_factor=args.branching_factor,
-                     max_leaf_size=args.max_leaf_size),
+                     max_leaf_size=args.max_leaf_size, verbose=verbose),
         C=args.C, loss=args.loss, negative_sampling=args.negative_sampling,
         beam_size=args.beam_size, top_k=args.top_k, threshold=args.threshold,
-        n_jobs=args.n_jobs, random_state=args.random_state,
+        n_jobs=args.n_jobs, random_state=args.random_state, verbose=verbose,
     )
     try:
-        steps.run(f"training on {X.shape[0]} rows", model.fit, X, Y)
+        steps.run(f"training on {X.shape[0]} rows", model.fit, X, Y, bar=True)
     except ValueError as exc:
         raise CLIError(f"training failed: {exc}") from None
+    model.set_params(verbose=0, indexer__verbose=0)  # the saved model is silent
     out = Path(args.output)
     if out.exists() and not (out / "classifier").is_dir():
         raise CLIError(f"{out} exists and is not a skxmr model directory")
@@ -219,12 +262,14 @@ def _features(model, vectorizer, X, kind, path):
 
 
 def predict(args):
-    steps = _Steps(args.quiet)
+    verbose = progress_level(args)
+    steps = _Steps(args.quiet, verbose)
     model, vectorizer = steps.run("loading the model", load_model, args.model)
     X, _, kind = steps.run("reading data", read_data, args.data, need_labels=False)
     X = _features(model, vectorizer, X, kind, args.data[0])
     try:
-        labels, scores = steps.run("predicting", model.predict_topk, X, args.top_k)
+        labels, scores = steps.run("predicting", predict_topk, model, X, args.top_k,
+                                   verbose, bar=X.shape[0] > _PREDICT_BLOCK)
     except ValueError as exc:
         raise CLIError(f"prediction failed: {exc}") from None
     names = model.classes_
@@ -239,7 +284,8 @@ def predict(args):
 def evaluate(args):
     from skxmr.metrics import topk_report
 
-    steps = _Steps(args.quiet)
+    verbose = progress_level(args)
+    steps = _Steps(args.quiet, verbose)
     model, vectorizer = steps.run("loading the model", load_model, args.model)
     X, Y, kind = steps.run("reading data", read_data, args.data, need_labels=True)
     X = _features(model, vectorizer, X, kind, args.data[0])
@@ -249,7 +295,8 @@ def evaluate(args):
         raise CLIError(f"{args.data[-1]}: {Y.shape[1]} labels, the model has "
                        f"{len(model.classes_)}")
     ks = sorted(set(args.k))
-    ranking = steps.run("predicting", model.predict_topk, X, max(ks))
+    ranking = steps.run("predicting", predict_topk, model, X, max(ks), verbose,
+                        bar=X.shape[0] > _PREDICT_BLOCK)
     report = topk_report(Y, ranking, ks=ks)
     for name in ("P", "R", "nDCG", "PSP"):
         print("  ".join(f"{name}@{k} {100 * report[f'{name}@{k}']:.2f}" for k in ks))

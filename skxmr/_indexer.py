@@ -21,6 +21,7 @@ from skxmr._embedding import (
     compute_label_representation,
 )
 from skxmr._label_tree import LabelTree
+from skxmr._progress import progress
 from skxmr._targets import TargetEncoder, _check_sample_weight, check_sparse_structure
 from skxmr.utils import effective_n_threads
 
@@ -50,11 +51,12 @@ def tree_fanouts(n_labels, branching_factor, max_leaf_size, clustering="kmeans")
 
 
 def build_label_tree(Z, fanouts, *, spherical=True, max_iter=20, tol=0.0, seed=0,
-                     n_threads=1):
+                     n_threads=1, verbose=0):
     """Recursive balanced k-means of the rows of ``Z`` with the given fan-outs.
 
     Every node of a level is split into ``min(fanout, n_labels_in_node)`` children
-    of sizes differing by at most one. Returns a :class:`LabelTree`.
+    of sizes differing by at most one. Returns a :class:`LabelTree`. ``verbose``
+    shows a progress bar of the levels split.
     """
     Z = sp.csr_matrix(Z, dtype=np.float32)
     if not Z.has_sorted_indices:
@@ -67,7 +69,8 @@ def build_label_tree(Z, fanouts, *, spherical=True, max_iter=20, tol=0.0, seed=0
     node_ptr = np.array([0, n_labels], dtype=np.intp)
     counts = []
     level_sizes = [1]
-    for level, fanout in enumerate(fanouts):
+    for level, fanout in enumerate(progress(fanouts, desc="label tree levels",
+                                            unit="level", verbose=verbose)):
         n_children = np.minimum(fanout, np.diff(node_ptr)).astype(np.intp)
         new_order = np.empty_like(order)
         node_ptr = _split_level(
@@ -173,6 +176,9 @@ class LabelIndexer(BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the k-means initialisation (and the spectral SVD). The tree is the
         same for any ``n_jobs``.
+    verbose : int, default=0
+        0: silent. 1 or more: ``fit`` shows a progress bar of the tree levels
+        split, on stderr (tqdm when installed, else plain lines).
 
     Attributes
     ----------
@@ -182,7 +188,7 @@ class LabelIndexer(BaseEstimator):
     n_labels_ : int
     n_features_in_ : int
         Columns of the ``X`` (or ``Z``) seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the columns of ``X``, when it has string column names.
     leaf_centroids_ : sparse matrix or ndarray of shape (n_leaves, d)
         Centroids of the leaf clusters, used by ``predict`` to place new labels.
@@ -220,6 +226,7 @@ class LabelIndexer(BaseEstimator):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -235,6 +242,7 @@ class LabelIndexer(BaseEstimator):
         n_components=64,
         n_jobs=None,
         random_state=None,
+        verbose=0,
     ):
         self.representation = representation
         self.branching_factor = branching_factor
@@ -246,6 +254,7 @@ class LabelIndexer(BaseEstimator):
         self.n_components = n_components
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, sample_weight=None, label_features=None):
@@ -337,7 +346,7 @@ class LabelIndexer(BaseEstimator):
         tree = build_label_tree(
             Z, fanouts, spherical=self.spherical, max_iter=self.max_iter, tol=self.tol,
             seed=seed,
-            n_threads=effective_n_threads(self.n_jobs),
+            n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
         )
         if self.clustering == "binary" and tree.n_levels > 2:
             step = int(round(math.log2(self.branching_factor)))

@@ -32,6 +32,21 @@ class LabelTree:
     n_labels : int
     level_sizes : ndarray
         Number of nodes per level below the root (the last entry is n_labels).
+
+    Examples
+    --------
+    A root with two leaf clusters of two labels each; the first cluster holds
+    labels 2 and 0, the second labels 1 and 3:
+
+    >>> from skxmr import LabelTree
+    >>> tree = LabelTree(level_ptr=[0, 1, 3, 7], child_ptr=[1, 3, 5, 7],
+    ...                  label_perm=[2, 0, 1, 3])
+    >>> tree
+    LabelTree(n_labels=4, level_sizes=[2, 4])
+    >>> tree.label_to_cluster(1).tolist()  # cluster of labels 0, 1, 2, 3
+    [0, 1, 0, 1]
+    >>> [m.shape for m in tree.to_chain()]  # PECOS's cluster-chain layout
+    [(2, 1), (4, 2)]
     """
 
     def __init__(self, level_ptr, child_ptr, label_perm):

@@ -143,6 +143,19 @@ class ModelFormatError(ValueError):
     (missing or truncated file, checksum mismatch, unknown or newer format
     version, unknown keys, wrong dtypes or shapes, arrays the validators
     reject). A subclass of ``ValueError``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import skxmr
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "skxmr_model.json"), "w") as f:
+    ...     _ = f.write("not JSON")
+    >>> try:
+    ...     skxmr.load(folder)
+    ... except skxmr.ModelFormatError as exc:
+    ...     print(type(exc).__name__, isinstance(exc, ValueError))
+    ModelFormatError True
     """
 
 

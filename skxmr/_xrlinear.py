@@ -21,6 +21,7 @@ from skxmr._indexer import LabelIndexer
 from skxmr._label_tree import LabelTree
 from skxmr._linear_solver import train_binary_nodes
 from skxmr._postprocess import POST_PROCESSORS
+from skxmr._progress import progress
 from skxmr._targets import TargetEncoder, _check_sample_weight, check_sparse_structure
 from skxmr.metrics import precision_at_k
 from skxmr.utils import effective_n_threads
@@ -180,7 +181,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         and the solvers' visiting orders. A fixed value gives the same model,
         bit for bit, for any ``n_jobs``.
     verbose : int, default=0
-        Verbosity (currently unused).
+        0: silent. 1 or more: ``fit`` shows a progress bar of the tree levels
+        trained on stderr (tqdm when installed, else plain lines), and the
+        default indexer shows one of the tree levels built.
 
     Attributes
     ----------
@@ -200,7 +203,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         score is ``[x, bias] @ coef_[t - 1][:, j]``.
     n_features_in_ : int
         Number of features (columns of ``X``) seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during ``fit``, when ``X`` has string
         column names (a pandas DataFrame).
     n_iter_ : int
@@ -369,7 +372,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Y_prev = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
         self.coef_ = []
         self.n_iter_ = 0
-        for level in range(1, tree.n_levels + 1):
+        for level in progress(range(1, tree.n_levels + 1), desc="XR-Linear levels",
+                              unit="level", verbose=self.verbose):
             if level < tree.n_levels:
                 Y_level = tree.transform(Y, level)
             else:
@@ -467,7 +471,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         elif hasattr(self.indexer, "tree_"):
             tree = self.indexer.tree_  # a fitted indexer: its tree is used as is
         else:
-            indexer = LabelIndexer() if self.indexer is None else clone(self.indexer)
+            indexer = (LabelIndexer(verbose=self.verbose) if self.indexer is None
+                       else clone(self.indexer))
             if indexer.get_params().get("random_state", 0) is None:
                 indexer.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
             if weights is not None and has_fit_parameter(indexer, "sample_weight"):

@@ -642,9 +642,9 @@ def expected_calibration_error(y_true, y_prob, n_bins=15):
     Every scored ``(row, label)`` entry is one binary prediction: probability
     ``p``, outcome 1 when the label is relevant for the row. The entries are
     put in ``n_bins`` equal-width bins of ``[0, 1]`` by ``p`` (the last bin
-    includes 1) and
+    includes 1) and::
 
-        ECE = sum over bins b of (n_b / N) * |mean(p in b) - mean(outcome in b)|,
+        ECE = sum over bins b of (n_b / N) * |mean(p in b) - mean(outcome in b)|
 
     N being the number of entries. 0 is perfect calibration. Only the scored
     entries count: for the top-k CSR of ``predict_proba`` this is the

@@ -1,0 +1,62 @@
+"""The documentation stays complete: every public name is in the API reference
+and has a doctested Examples section. (The docs build itself, which runs the
+example gallery, is a CI step: ``make -C doc html``.)"""
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+import skxmr
+import skxmr.datasets
+import skxmr.metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+API = ROOT / "doc" / "api.rst"
+
+# Public names that live on other branches until they are merged (see the
+# MERGE NOTE in doc/api.rst); listed here so the check fails loudly once they
+# exist in skxmr.__all__ without an API entry.
+_NOT_YET_DOCUMENTED = {"XTransformerClassifier", "predict_dask"}
+
+
+def _public():
+    names = [("skxmr", n, getattr(skxmr, n)) for n in skxmr.__all__
+             if n not in ("__version__", "datasets", "metrics")]
+    names += [("skxmr.metrics", n, getattr(skxmr.metrics, n))
+              for n in skxmr.metrics.__all__]
+    names += [("skxmr.datasets", n, getattr(skxmr.datasets, n))
+              for n in skxmr.datasets.__all__]
+    return names
+
+
+@pytest.mark.skipif(not API.exists(), reason="no doc/ folder (installed package)")
+def test_api_reference_lists_every_public_name():
+    text = API.read_text(encoding="utf-8")
+    listed = set(re.findall(r"^   ([A-Za-z_][A-Za-z0-9_]*)\s*$", text, re.M))
+    missing = [f"{mod}.{name}" for mod, name, _ in _public()
+               if name not in listed and name not in _NOT_YET_DOCUMENTED]
+    assert not missing, f"add to doc/api.rst: {missing}"
+    for name in _NOT_YET_DOCUMENTED & set(skxmr.__all__):
+        assert name in listed, f"{name} is public now: add it to doc/api.rst"
+
+
+@pytest.mark.parametrize("module, name, obj", _public(),
+                         ids=[f"{m}.{n}" for m, n, _ in _public()])
+def test_public_docstring_has_a_doctested_example(module, name, obj):
+    doc = inspect.getdoc(obj) or ""
+    assert "Examples\n--------" in doc, f"{module}.{name}: no Examples section"
+    examples = doc.split("Examples\n--------", 1)[1]
+    assert ">>> " in examples, f"{module}.{name}: the Examples have no doctest"
+
+
+@pytest.mark.skipif(not API.exists(), reason="no doc/ folder (installed package)")
+def test_gallery_has_the_issue_examples():
+    examples = {p.name for p in (ROOT / "examples").glob("plot_*.py")}
+    assert {"plot_text_pipeline.py", "plot_grid_search.py", "plot_beam_size.py",
+            "plot_long_tail.py", "plot_save_load_mmap.py",
+            "plot_xtransformer_frozen.py"} <= examples
+    for name in examples:
+        source = (ROOT / "examples" / name).read_text(encoding="utf-8")
+        assert source.startswith('"""') and "# %%" in source, name
