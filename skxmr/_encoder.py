@@ -99,17 +99,6 @@ def quiet_transformers(verbose):
             hf_logging.enable_progress_bar()
 
 
-def progress_bar(verbose):
-    """A factory of tqdm bars when ``verbose`` and tqdm is installed, else None."""
-    if not verbose:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return lambda total, desc: tqdm(total=total, desc=desc, leave=False)
-
-
 def load_encoder(encoder, device, verbose=0):
     """A SentenceTransformer of our own: loaded from a name or a path, or a deep
     copy of a given model (so that fitting never changes the user's object)."""

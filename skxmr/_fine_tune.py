@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from skxmr._encoder import embedding_dimension
+from skxmr._progress import progress
 
 # The heads start at zero (level 1) or from their parents, and move faster
 # than the pretrained encoder: their learning rate is this multiple of
@@ -58,7 +59,7 @@ def _to_device(features, device):
 
 def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_size=32,
                       epochs=1, max_steps=None, learning_rate=5e-5, beam_size=10,
-                      row_weights=None, rng, device="cpu", progress=None):
+                      row_weights=None, rng, device="cpu", verbose=0):
     """Fine-tune ``encoder`` in place, level by level; return the history.
 
     Parameters
@@ -76,9 +77,8 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
         Per-row loss weights (rows of weight 0 are never drawn).
     rng : numpy.random.RandomState
         Draws the batches (torch's own seed is set by the caller).
-    progress : callable or None
-        ``progress(total, description)`` returning an object with ``update(n)``
-        and ``close()`` (a tqdm bar), or None for no progress report.
+    verbose : int
+        A progress bar per level when truthy (see ``skxmr._progress``).
 
     Returns
     -------
@@ -115,7 +115,8 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
         ], weight_decay=0.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 1.0 - step / steps)
-        bar = progress(steps, f"fine-tune level {t}/{tree.n_levels}") if progress else None
+        bar = progress(total=steps, desc=f"fine-tune level {t}/{tree.n_levels}",
+                       unit="step", verbose=verbose)
         losses = []
         order = rows[rng.permutation(rows.size)]
         pos = 0
@@ -152,10 +153,8 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
             optimizer.step()
             scheduler.step()
             losses.append(float(value.detach()))
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+            bar.update(1)
+        bar.close()
         tenth = max(1, len(losses) // 10)
         history.append({"level": t, "n_nodes": n_nodes, "steps": steps,
                         "loss_start": float(np.mean(losses[:tenth])),

@@ -25,7 +25,6 @@ from skxmr._encoder import (
     embedding_dimension,
     import_sentence_transformers,
     load_encoder,
-    progress_bar,
     resolve_device,
     set_max_seq_length,
     torch_threads,
@@ -161,11 +160,20 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from skxmr import XTransformerClassifier  # doctest: +SKIP
-    >>> from skxmr.datasets import load_debian_debtags  # doctest: +SKIP
-    >>> texts, tags = load_debian_debtags(subset="train", return_X_y=True)  # doctest: +SKIP
-    >>> model = XTransformerClassifier(random_state=0).fit(texts, tags)  # doctest: +SKIP
-    >>> model.predict(["a fast vector graphics editor"])  # doctest: +SKIP
+    >>> from skxmr import XRLinearClassifier, XTransformerClassifier
+    >>> texts = ["vim, a text editor for programmers",
+    ...          "emacs, an extensible text editor", "nano, a small text editor",
+    ...          "gnuchess, a chess engine", "xboard, a graphical chess board",
+    ...          "stockfish, a strong chess engine"]
+    >>> tags = [["editor"], ["editor", "lisp"], ["editor"], ["chess"],
+    ...         ["chess", "x11"], ["chess"]]
+    >>> model = XTransformerClassifier(  # all-MiniLM-L6-v2, frozen
+    ...     vectorizer=None, ranker=XRLinearClassifier(top_k=2), random_state=0)
+    >>> model = model.fit(texts, tags)
+    >>> model.predict(["a terminal text editor", "play chess against the computer"])
+    [('editor', 'lisp'), ('chess', 'x11')]
+    >>> model.transform(["a text"]).shape  # the sentence embeddings
+    (1, 384)
     """
 
     _parameter_constraints: dict = {
@@ -312,7 +320,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size, epochs=self.epochs, max_steps=self.max_steps,
             learning_rate=self.learning_rate,
             beam_size=ranker.get_params().get("beam_size", 10), row_weights=weights,
-            rng=rng, device=device, progress=progress_bar(self.verbose))
+            rng=rng, device=device, verbose=self.verbose)
 
     def _embed(self, texts):
         """L2-normalised float32 embeddings, shape (len(texts), embedding_dim_)."""
@@ -352,7 +360,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        embeddings : ndarray of shape (n_samples, embedding_dim_), float32
+        embeddings : ndarray of shape (n_samples, ``embedding_dim_``), float32
         """
         check_is_fitted(self)
         texts = check_texts(X)
