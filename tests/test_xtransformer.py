@@ -410,3 +410,34 @@ def test_real_minilm_offline(debtags_small, tmp_path):
     sims = model.transform(["a text editor for programmers",
                             "an editor for source code", "a chess game"])
     assert sims[0] @ sims[1] > sims[0] @ sims[2]
+
+
+def test_every_form_of_y(tiny_encoder, debtags_small):
+    """y as a sparse or dense indicator or one label per row: predict answers in
+    the same form, as XRLinearClassifier does."""
+    texts, tags = debtags_small[0][:200], debtags_small[1][:200]
+    classes = sorted({t for row in tags for t in row})
+    Y = label_sets_to_indicator(tags, np.array(classes, dtype=object))
+    sparse = _fit(tiny_encoder, (texts, Y), vectorizer=None)
+    out = sparse.predict(texts[:5])
+    assert sp.issparse(out) and out.shape == (5, len(classes))
+    dense = _fit(tiny_encoder, (texts, Y.toarray().astype(int)), vectorizer=None)
+    out = dense.predict(texts[:5])
+    assert isinstance(out, np.ndarray) and out.shape == (5, len(classes))
+    np.testing.assert_array_equal(out, sparse.predict(texts[:5]).toarray())
+    first = np.array([row[0] if row else "none" for row in tags])
+    multiclass = _fit(tiny_encoder, (texts, first), vectorizer=None)
+    out = multiclass.predict(texts[:5])
+    assert out.shape == (5,) and set(out) <= set(first)
+
+
+def test_calibrated_probabilities_over_texts(tiny_encoder, debtags_small):
+    from skxmr import CalibratedXMRClassifier
+
+    texts, tags = debtags_small[0][:200], debtags_small[1][:200]
+    model = CalibratedXMRClassifier(
+        XTransformerClassifier(tiny_encoder, vectorizer=None, random_state=0, n_jobs=1),
+        cv=2, random_state=0).fit(texts, tags)
+    proba = model.predict_proba(debtags_small[2][:10])
+    assert sp.issparse(proba) and proba.shape == (10, len(model.classes_))
+    assert proba.data.min() >= 0 and proba.data.max() <= 1
