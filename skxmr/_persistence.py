@@ -5,8 +5,9 @@ read with ``allow_pickle=False``) and one JSON file holding the parameters,
 the small fitted state, the format version and a SHA-256 checksum of every
 array file. Loading never unpickles, never evaluates anything and imports
 nothing named by the file: the class name in the JSON is looked up in a fixed
-whitelist (``XRLinearClassifier``, ``LabelIndexer``; ``LabelIndexer`` and
-``LabelTree`` for the ``indexer`` parameter). Every array goes through the
+whitelist (``XRLinearClassifier``, ``LabelIndexer``, ``XTransformerClassifier``;
+``LabelIndexer`` and ``LabelTree`` for the ``indexer`` parameter; the text
+model's parts are described in :mod:`skxmr._persistence_text`). Every array goes through the
 validators the model relies on (``LabelTree``, ``BeamSearcher.
 from_chunked_levels``, scipy's full ``check_format``) and is checked against
 the dtypes and shapes the format prescribes, so a damaged or hostile model
@@ -169,7 +170,7 @@ def save(model, path):
 
     Parameters
     ----------
-    model : XRLinearClassifier or LabelIndexer
+    model : XRLinearClassifier, LabelIndexer or XTransformerClassifier
         A fitted model of exactly one of these classes. Other estimators
         (pipelines, subclasses) raise ``TypeError``: use pickle or joblib.
     path : str or os.PathLike
@@ -214,7 +215,8 @@ def save(model, path):
     dumper = _DUMPERS.get(type(model))
     if dumper is None:
         raise TypeError(
-            "skxmr.save supports fitted XRLinearClassifier and LabelIndexer models "
+            "skxmr.save supports fitted XRLinearClassifier, LabelIndexer and "
+            "XTransformerClassifier models "
             f"(exactly these classes), not {type(model).__name__}. Use pickle or "
             "joblib for other estimators (pipelines, subclasses): they work for every "
             "skxmr model, but unpickling can run code, so load only trusted files."
@@ -257,7 +259,7 @@ def load(path, *, mmap_mode=None, verify=True):
 
     Returns
     -------
-    model : XRLinearClassifier or LabelIndexer
+    model : XRLinearClassifier, LabelIndexer or XTransformerClassifier
         The fitted model, ready to predict (an ``XRLinearClassifier`` gets
         its beam-search layout from the files, so the first prediction does
         not rebuild it). Predictions equal those of the saved model bit for
