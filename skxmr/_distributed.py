@@ -1,0 +1,407 @@
+"""Training cut into independent units, run through joblib (e.g. on a Dask cluster).
+
+``XRLinearClassifier.fit`` and ``LabelIndexer.fit`` take this path when a joblib
+backend other than the default (``"loky"``) or ``"sequential"`` is active, for
+instance inside ``joblib.parallel_config(backend="dask")`` with a
+``dask.distributed.Client``; otherwise nothing here runs and the fit stays one
+process with OpenMP threads.
+
+Units (see ``doc/scaling.rst``):
+
+- XR-Linear, ``negative_sampling="tfn"``: the subtree below each node ``u`` of a
+  split level ``s`` trains on its own: every node of it trains on rows that are
+  positive for some label below ``u``. A unit gets only those rows of ``X`` (and
+  of ``y``), renumbered, and trains levels ``s + 1 .. n_levels`` of its subtree.
+  The top levels ``1 .. s`` (which need every row) are trained by the calling
+  process while the units run.
+- XR-Linear, ``"man"`` / ``"tfn+man"``: the matching sets of a level come from
+  beam search over all rows with the levels above, so the calling process
+  computes them level by level, and each level's parents are cut into batches
+  whose units get the rows their matching sets (and positives) touch.
+- LabelIndexer: the calling process splits the top levels; the subtree of each
+  node of the split level is a unit that gets the label vectors of its labels.
+
+Every node keeps the random stream it has in a local fit (``node_offset``: the
+node's index in its level, and the level's seed), so the model is identical,
+bit for bit, to the local fit with the same ``random_state``. Only dask is
+tested; the code uses joblib alone (no dask import).
+"""
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+
+from skxmr._label_tree import LabelTree
+from skxmr.utils import effective_n_threads
+
+__all__ = ["units_active", "train_levels_units", "build_label_tree_units"]
+
+# Test seam: when set (in a worker process), called at the start of every unit.
+_unit_hook = None
+
+# Units per joblib worker slot (more, smaller units balance the load better).
+_UNITS_PER_SLOT = 4
+
+
+def _local_backend_classes():
+    backends = joblib.parallel.BACKENDS
+    return tuple(backends[name] for name in ("loky", "sequential") if name in backends)
+
+
+def units_active():
+    """Whether training should be cut into joblib units: a joblib backend other
+    than the default one (``"loky"``) or ``"sequential"`` is active."""
+    backend, _ = joblib.parallel.get_active_backend()
+    return not isinstance(backend, _local_backend_classes())
+
+
+def _slots():
+    """Units the active joblib backend runs at once (at least 1)."""
+    backend, n_jobs = joblib.parallel.get_active_backend()
+    if not isinstance(n_jobs, int) or n_jobs == 0:
+        n_jobs = -1
+    try:
+        return max(1, int(backend.effective_n_jobs(n_jobs)))
+    except Exception:  # pragma: no cover - a backend without workers yet
+        return 1
+
+
+def _unit_n_jobs(n_jobs):
+    """OpenMP threads of one unit: ``n_jobs`` when given (resolved where the unit
+    runs); None: the worker's own default (dask's nanny sets OMP_NUM_THREADS=1 in
+    its workers, so one thread per worker thread), or, for a thread-based
+    backend, this machine's threads shared between the concurrent units."""
+    if n_jobs is not None:
+        return n_jobs
+    backend, _ = joblib.parallel.get_active_backend()
+    if getattr(backend, "uses_threads", False):
+        return max(1, effective_n_threads(None) // _slots())
+    return None
+
+
+def _call_unit(function, index, *args):
+    """Run one unit; the index comes back with the result (results arrive in
+    completion order)."""
+    if _unit_hook is not None:
+        _unit_hook()
+    return index, function(*args)
+
+
+def _start_units(function, units, costs):
+    """Submit ``function(*unit)`` for every unit (largest cost first) through
+    joblib, at once; returns a callable that waits and gives the results in unit
+    order. Large arguments are scattered by the backend (dask: once each)."""
+    order = np.argsort(-np.asarray(costs, dtype=np.float64), kind="stable")
+    if len(units) == 0:
+        return lambda: []
+    results = joblib.Parallel(return_as="generator_unordered", pre_dispatch="all",
+                              batch_size=1)(
+        joblib.delayed(_call_unit)(function, i, *units[i]) for i in order.tolist()
+    )
+
+    def collect():
+        out = [None] * len(units)
+        try:
+            for index, value in results:
+                out[index] = value
+        except Exception as exc:
+            _raise_clear(exc)
+        return out
+
+    return collect
+
+
+def _raise_clear(exc):
+    chain = exc
+    while chain is not None:
+        if type(chain).__name__ == "KilledWorker":
+            raise RuntimeError(
+                "a training unit failed because its worker died more often than the "
+                "cluster allows (distributed's 'scheduler.allowed-failures'); the fit "
+                f"was aborted and left no model: {chain}"
+            ) from exc
+        chain = chain.__cause__ or chain.__context__
+    raise exc
+
+
+# --------------------------------------------------------------------- XR-Linear
+def _train_subtree(X, Y, tree, seeds, offsets, weights, params, n_jobs):
+    """Unit: train every level of ``tree`` (teacher forcing) on rows ``X`` and
+    label indicator ``Y`` (columns in the tree's label node order). Level ``t`` of
+    the unit uses seed ``seeds[t - 1]``, its node ``j`` the stream of node
+    ``offsets[t - 1] + j``. Returns the weight blocks, one per level, and the most
+    solver iterations of a node."""
+    from skxmr._xrlinear import train_level_nodes
+
+    n_threads = effective_n_threads(n_jobs)
+    Y_prev = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
+    blocks = []
+    n_iter = 0
+    for t in range(1, tree.n_levels + 1):
+        Y_level = tree.transform(Y, t) if t < tree.n_levels else Y
+        W, it = train_level_nodes(
+            X, Y_prev, Y_level, tree.children_counts(t - 1), tree.parents(t), params,
+            weights=weights, seed=seeds[t - 1], n_threads=n_threads,
+            node_offset=offsets[t - 1], shared_rows=True)
+        blocks.append(W)
+        n_iter = max(n_iter, it)
+        Y_prev = Y_level
+    return blocks, n_iter
+
+
+def _train_nodes_unit(X, matching, Y_level, counts, parents, seed, offset, weights,
+                      params, shared_rows, n_jobs):
+    """Unit: one batch of parents of one level (matcher-aware matching sets)."""
+    from skxmr._xrlinear import train_level_nodes
+
+    return train_level_nodes(
+        X, matching, Y_level, counts, parents, params, weights=weights, seed=seed,
+        n_threads=effective_n_threads(n_jobs), node_offset=offset,
+        shared_rows=shared_rows)
+
+
+def _upper_tree(tree, level):
+    """The tree cut below ``level``: its nodes of ``level`` become the labels."""
+    return LabelTree(tree.level_ptr[: level + 2],
+                     tree.child_ptr[: tree.level_ptr[level] + 1],
+                     np.arange(tree.level_sizes[level - 1]))
+
+
+def _descendant_ranges(tree, level, node):
+    """Within-level index ranges ``(start, stop)`` of the descendants of ``node``
+    (an index within ``level``) at the levels ``level + 1 .. n_levels``."""
+    g0 = tree.level_ptr[level] + node
+    g1 = g0 + 1
+    ranges = []
+    for t in range(level + 1, tree.n_levels + 1):
+        g0, g1 = tree.child_ptr[g0], tree.child_ptr[g1]
+        ranges.append((int(g0 - tree.level_ptr[t]), int(g1 - tree.level_ptr[t])))
+    return ranges
+
+
+def _subtree(tree, level, ranges):
+    """The LabelTree of one subtree (root = a node of ``level``), from its
+    descendant ``ranges``; its labels are numbered in node order."""
+    counts = [np.array([ranges[0][1] - ranges[0][0]])]
+    for t, (a, b) in zip(range(level + 1, tree.n_levels), ranges[:-1]):
+        counts.append(tree.children_counts(t)[a:b])
+    sizes = [1] + [b - a for a, b in ranges]
+    level_ptr = np.concatenate([[0], np.cumsum(sizes)])
+    child_ptr = np.concatenate([[1], 1 + np.cumsum(np.concatenate(counts))])
+    return LabelTree(level_ptr, child_ptr, np.arange(sizes[-1]))
+
+
+def _split_level_for(level_sizes, slots, last):
+    """The highest level (1-based, at most ``last``) with at least
+    ``_UNITS_PER_SLOT * slots`` nodes, else ``last``."""
+    for t in range(1, last + 1):
+        if level_sizes[t - 1] >= _UNITS_PER_SLOT * slots:
+            return t
+    return last
+
+
+def train_levels_units(X, Y, tree, seeds, weights, params, *, negative_sampling,
+                       beam_size, post_processor, n_jobs):
+    """Weights of every level of ``tree`` (a list of CSC matrices) and the most
+    solver iterations of a node, trained as joblib units.
+
+    ``X`` is CSR, ``Y`` the CSR label indicator (columns: labels), ``seeds[t - 1]``
+    the seed of level ``t`` (as the local fit draws them), ``weights`` the row
+    weights or None. The result equals the local fit's.
+    """
+    if negative_sampling == "tfn":
+        return _train_tfn_units(X, Y, tree, seeds, weights, params, n_jobs)
+    return _train_man_units(X, Y, tree, seeds, weights, params, n_jobs,
+                            negative_sampling=negative_sampling, beam_size=beam_size,
+                            post_processor=post_processor)
+
+
+def _train_tfn_units(X, Y, tree, seeds, weights, params, n_jobs):
+    T = tree.n_levels
+    if T < 2:  # one level: nothing to cut
+        return _train_locally(X, Y, tree, seeds, weights, params, n_jobs)
+    s = _split_level_for(tree.level_sizes, _slots(), T - 1)
+    unit_jobs = _unit_n_jobs(n_jobs)
+    Y_csc = sp.csc_matrix(tree.transform(Y, s))
+    Y_csc.sum_duplicates()
+    Y_nodes = sp.csr_matrix(Y)[:, tree.label_perm].tocsc()  # labels in node order
+    units, costs = [], []
+    row_nnz = np.diff(X.indptr)
+    for u in range(tree.level_sizes[s - 1]):
+        rows = Y_csc.indices[Y_csc.indptr[u]:Y_csc.indptr[u + 1]]
+        ranges = _descendant_ranges(tree, s, u)
+        a, b = ranges[-1]
+        X_u = X[rows]
+        Y_u = Y_nodes[:, a:b].tocsr()[rows]
+        units.append((X_u, Y_u, _subtree(tree, s, ranges), seeds[s:],
+                      [r[0] for r in ranges],
+                      None if weights is None else weights[rows], params, unit_jobs))
+        costs.append(float(row_nnz[rows].sum() + rows.size) * (b - a))
+    collect = _start_units(_train_subtree, units, costs)
+    # The top levels need every row: trained here while the units run.
+    top, top_iter = _train_subtree(X, tree.transform(Y, s), _upper_tree(tree, s),
+                                   seeds[:s], [0] * s, weights, params, n_jobs)
+    results = collect()
+    coef = list(top)
+    n_iter = top_iter
+    for level_index in range(T - s):
+        blocks = [blocks_u[level_index] for blocks_u, _ in results]
+        coef.append(_hstack(blocks))
+    n_iter = max([n_iter] + [it for _, it in results])
+    return coef, n_iter
+
+
+def _train_locally(X, Y, tree, seeds, weights, params, n_jobs):
+    Y_nodes = sp.csr_matrix(Y)[:, tree.label_perm]
+    return _train_subtree(X, Y_nodes, tree, seeds, [0] * tree.n_levels, weights,
+                          params, n_jobs)
+
+
+def _hstack(blocks):
+    if len(blocks) == 1:
+        return blocks[0]
+    W = sp.hstack(blocks, format="csc")
+    W.has_sorted_indices = True
+    return W
+
+
+def _train_man_units(X, Y, tree, seeds, weights, params, n_jobs, *,
+                     negative_sampling, beam_size, post_processor):
+    from skxmr._xrlinear import _binary_csc, matching_sets, train_level_nodes
+
+    n_threads = effective_n_threads(n_jobs)
+    unit_jobs = _unit_n_jobs(n_jobs)
+    slots = _slots()
+    row_nnz = np.diff(X.indptr)
+    coef = []
+    n_iter = 0
+    Y_prev = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
+    for level in range(1, tree.n_levels + 1):
+        if level < tree.n_levels:
+            Y_level = tree.transform(Y, level)
+        else:
+            Y_level = sp.csr_matrix(Y)[:, tree.label_perm]
+        counts = tree.children_counts(level - 1)
+        parents = tree.parents(level)
+        matching = matching_sets(X, Y_prev, level, coef, tree,
+                                 negative_sampling=negative_sampling,
+                                 beam_size=beam_size, post_processor=post_processor,
+                                 bias=params["bias"], n_threads=n_threads)
+        if level == 1:  # every row, one parent: trained here
+            W, it = train_level_nodes(X, matching, Y_level, counts, parents, params,
+                                      weights=weights, seed=seeds[0],
+                                      n_threads=n_threads, shared_rows=True)
+        else:
+            W, it = _level_units(X, _binary_csc(matching), sp.csc_matrix(Y_level),
+                                 counts, parents, seeds[level - 1], weights, params,
+                                 unit_jobs, slots, row_nnz)
+        coef.append(W)
+        n_iter = max(n_iter, it)
+        Y_prev = Y_level
+    return coef, n_iter
+
+
+def _level_units(X, matching, Y_level, counts, parents, seed, weights, params,
+                 unit_jobs, slots, row_nnz):
+    """One level trained as units of consecutive parents (about equal entries)."""
+    child_start = np.concatenate([[0], np.cumsum(counts)])
+    work = np.cumsum(counts * np.maximum(np.diff(matching.indptr), 1))
+    n_units = min(counts.size, _UNITS_PER_SLOT * slots)
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, n_units) / n_units,
+                           side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [counts.size]]))
+    units, costs = [], []
+    for p0, p1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        c0, c1 = int(child_start[p0]), int(child_start[p1])
+        M = matching[:, p0:p1]
+        P = Y_level[:, c0:c1]
+        rows = np.union1d(M.indices, P.indices)
+        units.append((X[rows], M.tocsr()[rows], P.tocsr()[rows], counts[p0:p1],
+                      parents[c0:c1] - p0, seed, c0,
+                      None if weights is None else weights[rows], params, False,
+                      unit_jobs))
+        costs.append(float(row_nnz[rows].sum() + rows.size) * (c1 - c0))
+    results = _start_units(_train_nodes_unit, units, costs)()
+    return _hstack([W for W, _ in results]), max(it for _, it in results)
+
+
+# ------------------------------------------------------------------ LabelIndexer
+def _level_node_sizes(n_labels, fanouts):
+    """Sizes of the nodes of every level (the balanced split is deterministic:
+    child ``c`` of a node of ``n`` labels split ``f`` ways gets
+    ``n // f + (c < n % f)`` labels)."""
+    sizes = [np.array([n_labels], dtype=np.int64)]
+    for fanout in fanouts:
+        parent = sizes[-1]
+        f = np.minimum(fanout, parent)
+        child = np.arange(int(f.sum())) - np.repeat(np.cumsum(f) - f, f)
+        n = np.repeat(parent, f)
+        ff = np.repeat(f, f)
+        sizes.append(n // ff + (child < n % ff))
+    return sizes
+
+
+def _build_subtree(Z, fanouts, first_level, offsets, spherical, max_iter, tol, seed,
+                   n_jobs):
+    """Unit: split the labels ``Z`` (rows) with ``fanouts`` from ``first_level``
+    on; returns the children counts of each level and the leaf order (local
+    rows) with the labels per leaf last."""
+    from skxmr._indexer import split_levels
+
+    counts, order, node_ptr = split_levels(
+        Z, np.arange(Z.shape[0], dtype=np.intp), np.array([0, Z.shape[0]], np.intp),
+        fanouts, first_level=first_level, spherical=spherical, max_iter=max_iter,
+        tol=tol, seed=seed, n_threads=effective_n_threads(n_jobs),
+        node_offsets=offsets)
+    counts.append(np.diff(node_ptr))
+    return counts, order
+
+
+def build_label_tree_units(Z, fanouts, *, spherical, max_iter, tol, seed, n_threads,
+                           n_jobs=None):
+    """``build_label_tree`` with the subtrees below a split level as joblib units.
+
+    Returns the children counts of every level (the labels per leaf last) and
+    the labels in leaf order, as the local build gives them. ``n_threads``:
+    threads of the top levels (here); ``n_jobs``: the indexer's ``n_jobs``, for
+    the units.
+    """
+    from skxmr._indexer import split_levels
+
+    n_labels = Z.shape[0]
+    sizes = _level_node_sizes(n_labels, fanouts)
+    slots = _slots()
+    s = len(fanouts) - 1
+    for t in range(1, len(fanouts)):
+        if sizes[t].size >= _UNITS_PER_SLOT * slots:
+            s = t
+            break
+    # Top levels here (few, large nodes: the kernel's threads work inside them).
+    counts, order, node_ptr = split_levels(
+        Z, np.arange(n_labels, dtype=np.intp), np.array([0, n_labels], np.intp),
+        fanouts[:s], first_level=0, spherical=spherical, max_iter=max_iter, tol=tol,
+        seed=seed, n_threads=n_threads)
+    # Node offsets of each unit at each lower level: nodes of the units before it.
+    n_units = node_ptr.size - 1
+    unit_nodes = [np.ones(n_units, dtype=np.int64)]
+    for t in range(s, len(fanouts) - 1):
+        f = np.minimum(fanouts[t], sizes[t])
+        owner = np.repeat(np.arange(n_units), unit_nodes[-1])
+        unit_nodes.append(np.bincount(owner, weights=f, minlength=n_units)
+                          .astype(np.int64))
+    offsets = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in unit_nodes]
+    unit_jobs = _unit_n_jobs(n_jobs)
+    units, costs = [], []
+    for u in range(n_units):
+        labels = order[node_ptr[u]:node_ptr[u + 1]]
+        Z_u = Z[labels]
+        units.append((Z_u, list(fanouts[s:]), s, [int(o[u]) for o in offsets],
+                      spherical, max_iter, tol, seed, unit_jobs))
+        costs.append(float(Z_u.nnz + labels.size))
+    results = _start_units(_build_subtree, units, costs)()
+    n_levels_below = len(fanouts) - s + 1
+    for level_index in range(n_levels_below):
+        counts.append(np.concatenate([res[0][level_index] for res in results]))
+    order = np.concatenate([order[node_ptr[u]:node_ptr[u + 1]][res[1]]
+                            for u, res in enumerate(results)])
+    return counts, order
