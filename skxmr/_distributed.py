@@ -88,40 +88,134 @@ def _call_unit(function, index, *args):
 
 
 def _start_units(function, units, costs):
-    """Submit ``function(*unit)`` for every unit (largest cost first) through
-    joblib, at once; returns a callable that waits and gives the results in unit
-    order. Large arguments are scattered by the backend (dask: once each)."""
-    order = np.argsort(-np.asarray(costs, dtype=np.float64), kind="stable")
+    """Submit ``function(*unit)`` for every unit (largest cost first), all at
+    once; returns a callable that waits and gives the results in unit order.
+
+    With joblib's dask backend the units go to the backend's client as futures
+    (see ``_DaskUnits``); with any other backend through ``joblib.Parallel``.
+    An error raised by a unit itself is raised as is; no partial result is ever
+    returned.
+    """
+    order = np.argsort(-np.asarray(costs, dtype=np.float64), kind="stable").tolist()
     if len(units) == 0:
         return lambda: []
+    backend, _ = joblib.parallel.get_active_backend()
+    client = getattr(backend, "client", None)
+    if client is not None and type(backend).__name__ == "DaskDistributedBackend":
+        return _DaskUnits(client, function, units, order).collect
     results = joblib.Parallel(return_as="generator_unordered", pre_dispatch="all",
                               batch_size=1)(
-        joblib.delayed(_call_unit)(function, i, *units[i]) for i in order.tolist()
-    )
+        joblib.delayed(_call_unit)(function, i, *units[i]) for i in order)
 
     def collect():
         out = [None] * len(units)
-        try:
-            for index, value in results:
-                out[index] = value
-        except Exception as exc:
-            _raise_clear(exc)
+        for index, value in results:
+            out[index] = value
         return out
 
     return collect
 
 
-def _raise_clear(exc):
-    chain = exc
-    while chain is not None:
-        if type(chain).__name__ == "KilledWorker":
-            raise RuntimeError(
-                "a training unit failed because its worker died more often than the "
-                "cluster allows (distributed's 'scheduler.allowed-failures'); the fit "
-                f"was aborted and left no model: {chain}"
-            ) from exc
-        chain = chain.__cause__ or chain.__context__
-    raise exc
+class _DaskUnits:
+    """Units as futures of a ``dask.distributed`` client.
+
+    joblib's dask backend never completes a job whose worker died (the task
+    ends in error without calling joblib back), so ``Parallel`` would wait
+    forever; the units are therefore submitted to the backend's own client.
+    Each unit's arrays are scattered once, to one worker (the task then runs
+    where its data is). A worker that dies while running a unit makes dask run
+    the task again elsewhere (``distributed.scheduler.allowed-failures``); if
+    the unit's scattered data died with it, or the task failed too often, the
+    unit is submitted again, with its data scattered anew, up to
+    ``_UNIT_RETRIES`` times, after which a ``RuntimeError`` says so.
+    """
+
+    def __init__(self, client, function, units, order):
+        self.client = client
+        self.function = function
+        self.units = units
+        self.futures = self._submit(order)
+
+    def _submit(self, indices):
+        futures = {}
+        for i in indices:
+            for attempt in range(_UNIT_RETRIES + 1):
+                try:
+                    futures[self._submit_one(i)] = i
+                    break
+                except Exception as exc:  # e.g. scattering to a dying worker
+                    if not _worker_lost(exc):
+                        raise
+                    if attempt == _UNIT_RETRIES:
+                        self._give_up(1, attempt + 1, exc)
+                    self.client.wait_for_workers(1, timeout=60)
+        return futures
+
+    def _submit_one(self, i):
+        args = list(self.units[i])
+        big = [j for j, a in enumerate(args) if sp.issparse(a)
+               or (isinstance(a, np.ndarray) and a.nbytes > 100_000)]
+        if big:
+            scattered = self.client.scatter([args[j] for j in big], hash=False)
+            for j, future in zip(big, scattered):
+                args[j] = future
+        return self.client.submit(_call_unit, self.function, i, *args, pure=False)
+
+    def _give_up(self, n_lost, failures, error):
+        raise RuntimeError(
+            f"{n_lost} of {len(self.units)} training units failed because a worker "
+            f"died or lost their data, {failures} times in a row; the fit was "
+            f"aborted and left no model ({type(error).__name__}: {error})"
+        ) from error
+
+    def collect(self):
+        from distributed import as_completed
+
+        out = [None] * len(self.units)
+        failures = 0
+        pending = dict(self.futures)
+        try:
+            while pending:
+                lost = []
+                for future in as_completed(list(pending)):
+                    i = pending.pop(future)
+                    try:
+                        index, value = future.result()
+                    except Exception as exc:
+                        if not _worker_lost(exc):
+                            raise
+                        lost.append(i)
+                        error = exc
+                        continue
+                    out[index] = value
+                if lost:
+                    failures += 1
+                    if failures > _UNIT_RETRIES:
+                        self._give_up(len(lost), failures, error)
+                    pending = self._submit(lost)
+        finally:
+            if pending:
+                self.client.cancel(list(pending))
+        return out
+
+
+# Resubmissions of the unfinished units after a worker was lost.
+_UNIT_RETRIES = 2
+
+# Exceptions (by class name, dask's or concurrent.futures') that mean a worker
+# died or its data was lost, rather than an error of the unit itself.
+_LOST_WORKER_ERRORS = {"KilledWorker", "FutureCancelledError", "CancelledError",
+                       "CommClosedError"}
+
+
+def _worker_lost(exc):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc).__name__ in _LOST_WORKER_ERRORS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 # --------------------------------------------------------------------- XR-Linear
