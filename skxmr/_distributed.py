@@ -315,7 +315,25 @@ def _train_tfn_units(X, Y, tree, seeds, weights, params, n_jobs):
     if T < 2:  # one level: nothing to cut
         return _train_locally(X, Y, tree, seeds, weights, params, n_jobs)
     s = _split_level_for(tree.level_sizes, _slots(), T - 1)
-    unit_jobs = _unit_n_jobs(n_jobs)
+    units, costs = tfn_units(X, Y, tree, s, seeds, weights, params,
+                             _unit_n_jobs(n_jobs))
+    collect = _start_units(_train_subtree, units, costs)
+    # The top levels need every row: trained here while the units run.
+    top, top_iter = _train_subtree(X, tree.transform(Y, s), _upper_tree(tree, s),
+                                   seeds[:s], [0] * s, weights, params, n_jobs)
+    results = collect()
+    coef = list(top)
+    for level_index in range(T - s):
+        coef.append(_hstack([blocks_u[level_index] for blocks_u, _ in results]))
+    n_iter = max([top_iter] + [it for _, it in results])
+    return coef, n_iter
+
+
+def tfn_units(X, Y, tree, s, seeds, weights, params, unit_jobs):
+    """The units of a teacher-forcing fit split below level ``s``: one per node
+    ``u`` of level ``s``, the arguments of ``_train_subtree`` (the rows of ``X``
+    and ``Y`` positive for some label below ``u``, renumbered; the subtree; the
+    seeds and node offsets of its levels), and a cost estimate of each."""
     Y_csc = sp.csc_matrix(tree.transform(Y, s))
     Y_csc.sum_duplicates()
     Y_nodes = sp.csr_matrix(Y)[:, tree.label_perm].tocsc()  # labels in node order
@@ -325,24 +343,11 @@ def _train_tfn_units(X, Y, tree, seeds, weights, params, n_jobs):
         rows = Y_csc.indices[Y_csc.indptr[u]:Y_csc.indptr[u + 1]]
         ranges = _descendant_ranges(tree, s, u)
         a, b = ranges[-1]
-        X_u = X[rows]
-        Y_u = Y_nodes[:, a:b].tocsr()[rows]
-        units.append((X_u, Y_u, _subtree(tree, s, ranges), seeds[s:],
-                      [r[0] for r in ranges],
+        units.append((X[rows], Y_nodes[:, a:b].tocsr()[rows], _subtree(tree, s, ranges),
+                      seeds[s:], [r[0] for r in ranges],
                       None if weights is None else weights[rows], params, unit_jobs))
         costs.append(float(row_nnz[rows].sum() + rows.size) * (b - a))
-    collect = _start_units(_train_subtree, units, costs)
-    # The top levels need every row: trained here while the units run.
-    top, top_iter = _train_subtree(X, tree.transform(Y, s), _upper_tree(tree, s),
-                                   seeds[:s], [0] * s, weights, params, n_jobs)
-    results = collect()
-    coef = list(top)
-    n_iter = top_iter
-    for level_index in range(T - s):
-        blocks = [blocks_u[level_index] for blocks_u, _ in results]
-        coef.append(_hstack(blocks))
-    n_iter = max([n_iter] + [it for _, it in results])
-    return coef, n_iter
+    return units, costs
 
 
 def _train_locally(X, Y, tree, seeds, weights, params, n_jobs):
