@@ -23,8 +23,13 @@ Units (see ``doc/scaling.rst``):
 
 Every node keeps the random stream it has in a local fit (``node_offset``: the
 node's index in its level, and the level's seed), so the model is identical,
-bit for bit, to the local fit with the same ``random_state``. Only dask is
-tested; the code uses joblib alone (no dask import).
+bit for bit, to the local fit with the same ``random_state``.
+
+With joblib's dask backend the units are submitted to the backend's client as
+futures, each unit's arrays scattered once to one worker (``_DaskUnits``: joblib's
+own dask backend waits forever when a worker dies); with other backends (e.g.
+``"threading"``) they go through ``joblib.Parallel``. Nothing here imports dask
+unless its backend is active.
 """
 
 import joblib
@@ -87,9 +92,9 @@ def _call_unit(function, index, *args):
     return index, function(*args)
 
 
-def _start_units(function, units, costs):
-    """Submit ``function(*unit)`` for every unit (largest cost first), all at
-    once; returns a callable that waits and gives the results in unit order.
+def _start_units(jobs, costs):
+    """Submit every unit ``(function, args)`` of ``jobs`` (largest cost first),
+    all at once; returns a callable that waits and gives the results in order.
 
     With joblib's dask backend the units go to the backend's client as futures
     (see ``_DaskUnits``); with any other backend through ``joblib.Parallel``.
@@ -97,18 +102,18 @@ def _start_units(function, units, costs):
     returned.
     """
     order = np.argsort(-np.asarray(costs, dtype=np.float64), kind="stable").tolist()
-    if len(units) == 0:
+    if len(jobs) == 0:
         return lambda: []
     backend, _ = joblib.parallel.get_active_backend()
     client = getattr(backend, "client", None)
     if client is not None and type(backend).__name__ == "DaskDistributedBackend":
-        return _DaskUnits(client, function, units, order).collect
+        return _DaskUnits(client, jobs, order).collect
     results = joblib.Parallel(return_as="generator_unordered", pre_dispatch="all",
                               batch_size=1)(
-        joblib.delayed(_call_unit)(function, i, *units[i]) for i in order)
+        joblib.delayed(_call_unit)(jobs[i][0], i, *jobs[i][1]) for i in order)
 
     def collect():
-        out = [None] * len(units)
+        out = [None] * len(jobs)
         for index, value in results:
             out[index] = value
         return out
@@ -130,10 +135,10 @@ class _DaskUnits:
     ``_UNIT_RETRIES`` times, after which a ``RuntimeError`` says so.
     """
 
-    def __init__(self, client, function, units, order):
+    def __init__(self, client, jobs, order):
         self.client = client
-        self.function = function
-        self.units = units
+        self.jobs = jobs
+        self._scattered = {}  # id(array) -> future: an array shared by units goes once
         self.futures = self._submit(order)
 
     def _submit(self, indices):
@@ -148,22 +153,27 @@ class _DaskUnits:
                         raise
                     if attempt == _UNIT_RETRIES:
                         self._give_up(1, attempt + 1, exc)
+                    self._scattered.clear()
                     self.client.wait_for_workers(1, timeout=60)
         return futures
 
     def _submit_one(self, i):
-        args = list(self.units[i])
+        function, args = self.jobs[i]
+        args = list(args)
         big = [j for j, a in enumerate(args) if sp.issparse(a)
                or (isinstance(a, np.ndarray) and a.nbytes > 100_000)]
-        if big:
-            scattered = self.client.scatter([args[j] for j in big], hash=False)
-            for j, future in zip(big, scattered):
-                args[j] = future
-        return self.client.submit(_call_unit, self.function, i, *args, pure=False)
+        new = [j for j in big if id(args[j]) not in self._scattered]
+        if new:
+            scattered = self.client.scatter([args[j] for j in new], hash=False)
+            for j, future in zip(new, scattered):
+                self._scattered[id(args[j])] = future
+        for j in big:
+            args[j] = self._scattered[id(args[j])]
+        return self.client.submit(_call_unit, function, i, *args, pure=False)
 
     def _give_up(self, n_lost, failures, error):
         raise RuntimeError(
-            f"{n_lost} of {len(self.units)} training units failed because a worker "
+            f"{n_lost} of {len(self.jobs)} training units failed because a worker "
             f"died or lost their data, {failures} times in a row; the fit was "
             f"aborted and left no model ({type(error).__name__}: {error})"
         ) from error
@@ -171,7 +181,7 @@ class _DaskUnits:
     def collect(self):
         from distributed import as_completed
 
-        out = [None] * len(self.units)
+        out = [None] * len(self.jobs)
         failures = 0
         pending = dict(self.futures)
         try:
@@ -192,6 +202,7 @@ class _DaskUnits:
                     failures += 1
                     if failures > _UNIT_RETRIES:
                         self._give_up(len(lost), failures, error)
+                    self._scattered.clear()  # it may have died with the worker
                     pending = self._submit(lost)
         finally:
             if pending:
@@ -312,28 +323,54 @@ def train_levels_units(X, Y, tree, seeds, weights, params, *, negative_sampling,
 
 def _train_tfn_units(X, Y, tree, seeds, weights, params, n_jobs):
     T = tree.n_levels
-    if T < 2:  # one level: nothing to cut
-        return _train_locally(X, Y, tree, seeds, weights, params, n_jobs)
+    unit_jobs = _unit_n_jobs(n_jobs)
+    if T < 2:  # one level: its nodes in ranges
+        matching = sp.csc_matrix(np.ones((X.shape[0], 1), dtype=np.int8))
+        Y_level = sp.csr_matrix(Y)[:, tree.label_perm].tocsc()
+        jobs, costs, _ = _node_range_units(
+            X, matching, Y_level, tree.children_counts(0), seeds[0], weights, params,
+            True, unit_jobs, _UNITS_PER_SLOT * _slots())
+        results = _start_units(jobs, costs)()
+        return [_hstack([W for W, _ in results])], max(it for _, it in results)
     s = _split_level_for(tree.level_sizes, _slots(), T - 1)
-    units, costs = tfn_units(X, Y, tree, s, seeds, weights, params,
-                             _unit_n_jobs(n_jobs))
-    collect = _start_units(_train_subtree, units, costs)
-    # The top levels need every row: trained here while the units run.
-    top, top_iter = _train_subtree(X, tree.transform(Y, s), _upper_tree(tree, s),
-                                   seeds[:s], [0] * s, weights, params, n_jobs)
-    results = collect()
-    coef = list(top)
+    units, costs = tfn_units(X, Y, tree, s, seeds, weights, params, unit_jobs)
+    jobs = [(_train_subtree, unit) for unit in units]
+    # The top levels 1..s: each level's nodes in ranges of about one subtree's
+    # work (the top level needs every row: those units share one copy of X).
+    target = max(1.0, sum(costs) / len(costs))
+    level_jobs = []
+    for t in range(1, s + 1):
+        if t == 1:
+            matching = sp.csc_matrix(np.ones((X.shape[0], 1), dtype=np.int8))
+        else:
+            matching = sp.csc_matrix(tree.transform(Y, t - 1))
+        Y_level = sp.csc_matrix(tree.transform(Y, t))
+        n_pieces = int(np.ceil(_level_cost(X, matching, tree.children_counts(t - 1))
+                               / target))
+        t_jobs, t_costs, _ = _node_range_units(
+            X, matching, Y_level, tree.children_counts(t - 1), seeds[t - 1], weights,
+            params, True, unit_jobs, max(1, n_pieces))
+        level_jobs.append(len(t_jobs))
+        jobs += t_jobs
+        costs += t_costs
+    results = _start_units(jobs, costs)()
+    subtrees, pieces = results[:len(units)], results[len(units):]
+    coef = []
+    for n_pieces in level_jobs:
+        coef.append(_hstack([W for W, _ in pieces[:n_pieces]]))
+        pieces = pieces[n_pieces:]
     for level_index in range(T - s):
-        coef.append(_hstack([blocks_u[level_index] for blocks_u, _ in results]))
-    n_iter = max([top_iter] + [it for _, it in results])
+        coef.append(_hstack([blocks_u[level_index] for blocks_u, _ in subtrees]))
+    n_iter = max(it for _, it in results)
     return coef, n_iter
 
 
 def tfn_units(X, Y, tree, s, seeds, weights, params, unit_jobs):
-    """The units of a teacher-forcing fit split below level ``s``: one per node
-    ``u`` of level ``s``, the arguments of ``_train_subtree`` (the rows of ``X``
-    and ``Y`` positive for some label below ``u``, renumbered; the subtree; the
-    seeds and node offsets of its levels), and a cost estimate of each."""
+    """The subtree units of a teacher-forcing fit split below level ``s``: one
+    per node ``u`` of level ``s``, the arguments of ``_train_subtree`` (the rows
+    of ``X`` and ``Y`` positive for some label below ``u``, renumbered; the
+    subtree; the seeds and node offsets of its levels), and a cost estimate of
+    each (nonzeros of its rows times its nodes)."""
     Y_csc = sp.csc_matrix(tree.transform(Y, s))
     Y_csc.sum_duplicates()
     Y_nodes = sp.csr_matrix(Y)[:, tree.label_perm].tocsc()  # labels in node order
@@ -346,14 +383,65 @@ def tfn_units(X, Y, tree, s, seeds, weights, params, unit_jobs):
         units.append((X[rows], Y_nodes[:, a:b].tocsr()[rows], _subtree(tree, s, ranges),
                       seeds[s:], [r[0] for r in ranges],
                       None if weights is None else weights[rows], params, unit_jobs))
-        costs.append(float(row_nnz[rows].sum() + rows.size) * (b - a))
+        costs.append(float(row_nnz[rows].sum() + rows.size)
+                     * sum(hi - lo for lo, hi in ranges))
     return units, costs
 
 
-def _train_locally(X, Y, tree, seeds, weights, params, n_jobs):
-    Y_nodes = sp.csr_matrix(Y)[:, tree.label_perm]
-    return _train_subtree(X, Y_nodes, tree, seeds, [0] * tree.n_levels, weights,
-                          params, n_jobs)
+def _parent_costs(X, matching):
+    """Nonzeros (plus rows) of the matching set of each parent (CSC column)."""
+    entry = np.diff(X.indptr)[matching.indices].astype(np.float64) + 1
+    cum = np.concatenate([[0.0], np.cumsum(entry)])
+    return cum[matching.indptr[1:]] - cum[matching.indptr[:-1]]
+
+
+def _level_cost(X, matching, counts):
+    return float(np.sum(_parent_costs(X, matching) * counts))
+
+
+def _node_range_units(X, matching, Y_level, counts, seed, weights, params, shared_rows,
+                      unit_jobs, n_pieces):
+    """Units of one level: its nodes cut into at most ``n_pieces`` runs of
+    consecutive nodes of about equal work (a parent's children may be cut), each
+    with the rows of its parents' matching sets and of its nodes' positives.
+
+    ``matching`` (rows x parents) and ``Y_level`` (rows x nodes) are CSC.
+    Returns the jobs (``_train_nodes_unit`` and its arguments), their costs and
+    the node bounds. A unit that needs every row gets ``X`` itself, so that the
+    units of the top level share one copy.
+    """
+    matching = sp.csc_matrix(matching)
+    matching.sum_duplicates()
+    Y_level = sp.csc_matrix(Y_level)
+    counts = np.asarray(counts, dtype=np.int64)
+    n_nodes = int(counts.sum())
+    child_start = np.concatenate([[0], np.cumsum(counts)])
+    parents = np.repeat(np.arange(counts.size), counts)
+    node_cost = np.maximum(_parent_costs(X, matching)[parents], 1.0)
+    cum = np.cumsum(node_cost)
+    n_pieces = max(1, min(int(n_pieces), n_nodes))
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_pieces) / n_pieces,
+                           side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [n_nodes]]))
+    jobs, costs = [], []
+    for c0, c1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        p0, p1 = int(parents[c0]), int(parents[c1 - 1]) + 1
+        counts_u = counts[p0:p1].copy()
+        counts_u[0] -= c0 - child_start[p0]
+        counts_u[-1] -= child_start[p1] - c1
+        M = matching[:, p0:p1]
+        P = Y_level[:, c0:c1]
+        rows = np.union1d(M.indices, P.indices)
+        if rows.size == X.shape[0]:
+            X_u, M_u, P_u, w_u = X, M.tocsr(), P.tocsr(), weights
+        else:
+            X_u, M_u, P_u = X[rows], M.tocsr()[rows], P.tocsr()[rows]
+            w_u = None if weights is None else weights[rows]
+        jobs.append((_train_nodes_unit, (X_u, M_u, P_u, counts_u, parents[c0:c1] - p0,
+                                         seed, c0, w_u, params, shared_rows,
+                                         unit_jobs)))
+        costs.append(float(cum[c1 - 1] - (cum[c0 - 1] if c0 else 0.0)))
+    return jobs, costs, bounds
 
 
 def _hstack(blocks):
@@ -366,12 +454,11 @@ def _hstack(blocks):
 
 def _train_man_units(X, Y, tree, seeds, weights, params, n_jobs, *,
                      negative_sampling, beam_size, post_processor):
-    from skxmr._xrlinear import _binary_csc, matching_sets, train_level_nodes
+    from skxmr._xrlinear import _binary_csc, matching_sets
 
     n_threads = effective_n_threads(n_jobs)
     unit_jobs = _unit_n_jobs(n_jobs)
-    slots = _slots()
-    row_nnz = np.diff(X.indptr)
+    n_pieces = _UNITS_PER_SLOT * _slots()
     coef = []
     n_iter = 0
     Y_prev = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
@@ -380,48 +467,19 @@ def _train_man_units(X, Y, tree, seeds, weights, params, n_jobs, *,
             Y_level = tree.transform(Y, level)
         else:
             Y_level = sp.csr_matrix(Y)[:, tree.label_perm]
-        counts = tree.children_counts(level - 1)
-        parents = tree.parents(level)
+        # Beam search over every row with the levels trained so far: here.
         matching = matching_sets(X, Y_prev, level, coef, tree,
                                  negative_sampling=negative_sampling,
                                  beam_size=beam_size, post_processor=post_processor,
                                  bias=params["bias"], n_threads=n_threads)
-        if level == 1:  # every row, one parent: trained here
-            W, it = train_level_nodes(X, matching, Y_level, counts, parents, params,
-                                      weights=weights, seed=seeds[0],
-                                      n_threads=n_threads, shared_rows=True)
-        else:
-            W, it = _level_units(X, _binary_csc(matching), sp.csc_matrix(Y_level),
-                                 counts, parents, seeds[level - 1], weights, params,
-                                 unit_jobs, slots, row_nnz)
-        coef.append(W)
-        n_iter = max(n_iter, it)
+        jobs, costs, _ = _node_range_units(
+            X, _binary_csc(matching), Y_level, tree.children_counts(level - 1),
+            seeds[level - 1], weights, params, level == 1, unit_jobs, n_pieces)
+        results = _start_units(jobs, costs)()
+        coef.append(_hstack([W for W, _ in results]))
+        n_iter = max([n_iter] + [it for _, it in results])
         Y_prev = Y_level
     return coef, n_iter
-
-
-def _level_units(X, matching, Y_level, counts, parents, seed, weights, params,
-                 unit_jobs, slots, row_nnz):
-    """One level trained as units of consecutive parents (about equal entries)."""
-    child_start = np.concatenate([[0], np.cumsum(counts)])
-    work = np.cumsum(counts * np.maximum(np.diff(matching.indptr), 1))
-    n_units = min(counts.size, _UNITS_PER_SLOT * slots)
-    cuts = np.searchsorted(work, work[-1] * np.arange(1, n_units) / n_units,
-                           side="right")
-    bounds = np.unique(np.concatenate([[0], cuts, [counts.size]]))
-    units, costs = [], []
-    for p0, p1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        c0, c1 = int(child_start[p0]), int(child_start[p1])
-        M = matching[:, p0:p1]
-        P = Y_level[:, c0:c1]
-        rows = np.union1d(M.indices, P.indices)
-        units.append((X[rows], M.tocsr()[rows], P.tocsr()[rows], counts[p0:p1],
-                      parents[c0:c1] - p0, seed, c0,
-                      None if weights is None else weights[rows], params, False,
-                      unit_jobs))
-        costs.append(float(row_nnz[rows].sum() + rows.size) * (c1 - c0))
-    results = _start_units(_train_nodes_unit, units, costs)()
-    return _hstack([W for W, _ in results]), max(it for _, it in results)
 
 
 # ------------------------------------------------------------------ LabelIndexer
@@ -497,7 +555,7 @@ def build_label_tree_units(Z, fanouts, *, spherical, max_iter, tol, seed, n_thre
         units.append((Z_u, list(fanouts[s:]), s, [int(o[u]) for o in offsets],
                       spherical, max_iter, tol, seed, unit_jobs))
         costs.append(float(Z_u.nnz + labels.size))
-    results = _start_units(_build_subtree, units, costs)()
+    results = _start_units([(_build_subtree, unit) for unit in units], costs)()
     n_levels_below = len(fanouts) - s + 1
     for level_index in range(n_levels_below):
         counts.append(np.concatenate([res[0][level_index] for res in results]))

@@ -212,9 +212,13 @@ class LabelIndexer(BaseEstimator):
         Dimension of the ``"spectral"`` representation.
     n_jobs : int, default=None
         OpenMP threads (None: all available CPUs; -1: all; -2: all but one).
+        Inside ``joblib.parallel_config(backend="dask")`` (any backend but
+        ``"loky"`` and ``"sequential"``) the subtrees below the top levels are
+        built as joblib units, each with ``n_jobs`` threads where it runs; the
+        tree is the same.
     random_state : int, RandomState instance or None, default=None
         Seeds the k-means initialisation (and the spectral SVD). The tree is the
-        same for any ``n_jobs``.
+        same for any ``n_jobs``, locally or on a cluster.
 
     Attributes
     ----------

@@ -261,11 +261,14 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         ``"noop"`` (raw scores). See ``skxmr._postprocess``.
     n_jobs : int, default=None
         OpenMP threads for training and prediction (None: all available CPUs;
-        -1: all; -2: all but one). The model does not depend on it.
+        -1: all; -2: all but one). The model does not depend on it. When
+        ``fit`` runs as units on a joblib backend (see Notes), the threads of
+        each unit, resolved where the unit runs (None: the worker's default;
+        dask's workers set ``OMP_NUM_THREADS=1``).
     random_state : int, RandomState instance or None, default=None
         Seeds the label tree (when the indexer's own ``random_state`` is None)
         and the solvers' visiting orders. A fixed value gives the same model,
-        bit for bit, for any ``n_jobs``.
+        bit for bit, for any ``n_jobs``, locally or on a cluster.
     verbose : int, default=0
         Verbosity (currently unused).
 
@@ -320,6 +323,17 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     ``LabelIndexer``, PIFA and PII) gets the weights too, so an integer weight
     ``w`` gives the model of the row repeated ``w`` times, up to the solvers'
     ``tol``. A weight of 0 leaves the row out altogether.
+
+    Scaling out: inside ``joblib.parallel_config(backend=...)`` with a backend
+    other than ``"loky"`` (the default) or ``"sequential"`` -- typically
+    ``"dask"`` with a ``dask.distributed`` client -- ``fit`` cuts its work into
+    independent units (the subtrees below a tree level, each with only the rows
+    it needs; per-level batches of parents for ``"man"`` and ``"tfn+man"``),
+    runs them on the backend's workers and stitches the result: the same model,
+    bit for bit, as the local fit. The label tree is built the same way. A
+    worker that dies is replaced and its units run again, or ``fit`` raises a
+    ``RuntimeError`` and leaves the estimator unfitted. ``skxmr.predict_dask``
+    predicts on Dask collections. See ``doc/scaling.rst``.
 
     ``predict`` answers in the form ``y`` had at fit: a sparse indicator (CSR,
     the dtype of ``y``) or a dense ndarray indicator with ones at the top-k

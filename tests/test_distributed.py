@@ -73,6 +73,18 @@ def test_threading_units_equal_local(data, negative_sampling, clustering):
     assert_same_model(local, units)
 
 
+def test_flat_tree_units_equal_local(data):
+    # One level below the root (a given tree): its nodes are cut into ranges.
+    X, Y = data
+    n_labels = Y.shape[1]
+    flat = skxmr.LabelTree([0, 1, 1 + n_labels], [1, 1 + n_labels],
+                           np.random.RandomState(0).permutation(n_labels))
+    local = XRLinearClassifier(flat, random_state=0).fit(X, Y)
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        units = XRLinearClassifier(flat, random_state=0).fit(X, Y)
+    assert_same_model(local, units)
+
+
 def test_sample_weight_units_equal_local(data):
     X, Y = data
     w = np.random.RandomState(0).randint(0, 3, X.shape[0]).astype(float)
