@@ -29,6 +29,12 @@ N_TEST = 20_000
 
 
 def _peak_rss_mb():
+    """Peak resident memory of this process (VmHWM: per process, unlike ru_maxrss,
+    which a worker forked from a server process inherits)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -99,14 +105,15 @@ def _child(n_labels, threads):
     rng = np.random.RandomState(0)
     seeds = [rng.randint(np.iinfo(np.int32).max) for _ in range(tree.n_levels)]
     units, _ = D.tfn_units(X, Y, tree, s, seeds, None, local._solver_params(), 1)
-    unit_rows, unit_nnz, unit_bytes, unit_s = [], [], [], []
+    unit_rows, unit_nnz, unit_bytes, unit_s, unit_w = [], [], [], [], []
     for unit in units:
         unit_rows.append(unit[0].shape[0])
         unit_nnz.append(int(unit[0].nnz))
         unit_bytes.append(_unit_bytes(unit))
         start = time.perf_counter()
-        D._train_subtree(*unit)
+        blocks, _ = D._train_subtree(*unit)
         unit_s.append(time.perf_counter() - start)
+        unit_w.append(sum(_unit_bytes([W]) for W in blocks))
     start = time.perf_counter()
     D._train_subtree(X, tree.transform(Y, s), D._upper_tree(tree, s), seeds[:s],
                      [0] * s, None, local._solver_params(), 1)
@@ -118,6 +125,10 @@ def _child(n_labels, threads):
     out["unit_s_1thread"] = [float(np.mean(unit_s)), float(np.max(unit_s)),
                              float(np.sum(unit_s))]
     out["row_copies"] = float(np.sum(unit_rows)) / n_samples
+    out["unit_weights_mb"] = [float(np.mean(unit_w)) / 2**20,
+                              float(np.max(unit_w)) / 2**20]
+    out["model_mb"] = sum(_unit_bytes([W]) for W in local.coef_) / 2**20
+    out["X_mb"] = _unit_bytes([X]) / 2**20
     out["client_peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(out))
 
@@ -147,7 +158,8 @@ def main():
     for r in rows:
         print(f"| {r['n_labels']:,} | {r['n_samples']:,} | {r['level_sizes']} | "
               f"{r['split_level']} / {r['n_units']} | {r['fit_local_s']:.1f} | "
-              f"{r['fit_cluster_s']:.1f} | {r['identical'] and r['predict_identical']} | "
+              f"{r['fit_cluster_s']:.1f} | "
+              f"{r['identical'] and r['predict_identical']} | "
               f"{r['predict_local_s']:.2f} / {r['predict_cluster_s']:.2f} | "
               f"{r['unit_rows'][0]:,} / {r['unit_rows'][1]:,} | "
               f"{r['unit_mb'][0]:.1f} / {r['unit_mb'][1]:.1f} | "
