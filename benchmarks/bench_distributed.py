@@ -84,8 +84,7 @@ def _child(n_labels, threads):
         start = time.perf_counter()
         with joblib.parallel_config(backend="dask"):
             remote = XRLinearClassifier(n_jobs=None, random_state=0).fit(X, Y)
-            out["split_level"] = D._split_level_for(
-                remote.tree_.level_sizes, D._slots(), remote.tree_.n_levels - 1)
+            out["split_level"] = D._split_level_for(X, Y, remote.tree_, D._slots())
         out["fit_cluster_s"] = time.perf_counter() - start
         out["identical"] = bool(local.tree_.equals(remote.tree_) and all(
             np.array_equal(a.data, b.data) and np.array_equal(a.indices, b.indices)

@@ -296,11 +296,31 @@ def _subtree(tree, level, ranges):
     return LabelTree(level_ptr, child_ptr, np.arange(sizes[-1]))
 
 
-def _split_level_for(level_sizes, slots, last):
-    """The highest level (1-based, at most ``last``) with at least
-    ``_UNITS_PER_SLOT * slots`` nodes, else ``last``."""
+def _split_level_for(X, Y, tree, slots):
+    """The split level of a teacher-forcing fit: the first level (at most
+    ``T - 1``) with at least ``_UNITS_PER_SLOT * slots`` nodes whose largest
+    subtree unit has at most ``1 / slots`` of the estimated work of all subtree
+    units (with long-tailed labels a head cluster can hold a large share, which
+    would cap the speed-up); else ``T - 1``. A unit's work is estimated as the
+    nonzeros of its rows times the nodes of its subtree."""
+    last = tree.n_levels - 1
+    weight = np.diff(X.indptr).astype(np.float64) + 1  # nonzeros (+1) per row
     for t in range(1, last + 1):
-        if level_sizes[t - 1] >= _UNITS_PER_SLOT * slots:
+        n_nodes = int(tree.level_sizes[t - 1])
+        if n_nodes < _UNITS_PER_SLOT * slots and t < last:
+            continue
+        if t == last:
+            return t
+        Y_t = sp.csc_matrix(tree.transform(Y, t))
+        Y_t.data[:] = 1
+        rows_weight = np.asarray(Y_t.T @ weight).ravel()
+        below = np.zeros(n_nodes)
+        owner = np.arange(n_nodes)
+        for level in range(t + 1, tree.n_levels + 1):
+            owner = owner[tree.parents(level)]
+            below += np.bincount(owner, minlength=n_nodes)
+        cost = rows_weight * below
+        if cost.max() * slots <= cost.sum():
             return t
     return last
 
@@ -332,7 +352,7 @@ def _train_tfn_units(X, Y, tree, seeds, weights, params, n_jobs):
             True, unit_jobs, _UNITS_PER_SLOT * _slots())
         results = _start_units(jobs, costs)()
         return [_hstack([W for W, _ in results])], max(it for _, it in results)
-    s = _split_level_for(tree.level_sizes, _slots(), T - 1)
+    s = _split_level_for(X, Y, tree, _slots())
     units, costs = tfn_units(X, Y, tree, s, seeds, weights, params, unit_jobs)
     jobs = [(_train_subtree, unit) for unit in units]
     # The top levels 1..s: each level's nodes in ranges of about one subtree's
