@@ -12,12 +12,13 @@ Units (see ``doc/scaling.rst``):
   split level ``s`` trains on its own: every node of it trains on rows that are
   positive for some label below ``u``. A unit gets only those rows of ``X`` (and
   of ``y``), renumbered, and trains levels ``s + 1 .. n_levels`` of its subtree.
-  The top levels ``1 .. s`` (which need every row) are trained by the calling
-  process while the units run.
+  The nodes of the top levels ``1 .. s`` are cut into runs of consecutive nodes
+  (node-range units) with the rows of their parents; the top level's units all
+  need every row and share one copy of ``X``. All units are submitted at once.
 - XR-Linear, ``"man"`` / ``"tfn+man"``: the matching sets of a level come from
   beam search over all rows with the levels above, so the calling process
-  computes them level by level, and each level's parents are cut into batches
-  whose units get the rows their matching sets (and positives) touch.
+  computes them level by level, and each level's nodes are cut into node-range
+  units that get the rows their parents' matching sets (and positives) touch.
 - LabelIndexer: the calling process splits the top levels; the subtree of each
   node of the split level is a unit that gets the label vectors of its labels.
 

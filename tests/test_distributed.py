@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 import skxmr
+import skxmr._distributed
 from skxmr import LabelIndexer, XRLinearClassifier, predict_dask
 from skxmr._distributed import units_active
 from skxmr.datasets import make_xmc_classification
@@ -65,12 +66,27 @@ def test_local_path_by_default():
 
 @pytest.mark.parametrize("negative_sampling", ["tfn", "man", "tfn+man"])
 @pytest.mark.parametrize("clustering", ["binary", "kmeans"])
-def test_threading_units_equal_local(data, negative_sampling, clustering):
+def test_threading_units_equal_local(data, negative_sampling, clustering,
+                                     monkeypatch):
     X, Y = data
     local = _model(negative_sampling, clustering).fit(X, Y)
+    submitted = []
+    start_units = skxmr._distributed._start_units
+
+    def spy(jobs, costs):
+        submitted.append(sorted({function.__name__ for function, _ in jobs}))
+        return start_units(jobs, costs)
+
+    monkeypatch.setattr("skxmr._distributed._start_units", spy)
     with joblib.parallel_config(backend="threading", n_jobs=3):
         units = _model(negative_sampling, clustering).fit(X, Y)
     assert_same_model(local, units)
+    # The units did run: the indexer's subtrees, then the training units.
+    assert submitted[0] == ["_build_subtree"]
+    if negative_sampling == "tfn":
+        assert submitted[1:] == [["_train_nodes_unit", "_train_subtree"]]
+    else:
+        assert submitted[1:] == [["_train_nodes_unit"]] * local.tree_.n_levels
 
 
 def test_flat_tree_units_equal_local(data):
