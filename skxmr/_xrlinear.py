@@ -328,7 +328,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     other than ``"loky"`` (the default) or ``"sequential"`` -- typically
     ``"dask"`` with a ``dask.distributed`` client -- ``fit`` cuts its work into
     independent units (the subtrees below a tree level, each with only the rows
-    it needs; per-level batches of parents for ``"man"`` and ``"tfn+man"``),
+    it needs, and runs of nodes of the levels above; runs of nodes per level for
+    ``"man"`` and ``"tfn+man"``),
     runs them on the backend's workers and stitches the result: the same model,
     bit for bit, as the local fit. The label tree is built the same way. A
     worker that dies is replaced and its units run again, or ``fit`` raises a
