@@ -5,9 +5,11 @@ dask is optional: it is imported when ``predict_dask`` is called (install the
 """
 
 import uuid
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 __all__ = ["predict_dask"]
 
@@ -60,6 +62,15 @@ def _blocks(X, da):
     return list(blocks), list(X.chunks[0]), X.shape[1]
 
 
+@validate_params(
+    {
+        "model": [object],
+        "X": [object],
+        "method": [StrOptions(set(_METHODS))],
+        "k": [Interval(Integral, 1, None, closed="left"), None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def predict_dask(model, X, method="predict_topk", *, k=None):
     """Predict lazily on a Dask array or DataFrame, one task per block of rows.
 
@@ -111,8 +122,8 @@ def predict_dask(model, X, method="predict_topk", *, k=None):
     True
     """
     dask, da = _import_dask()
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {list(_METHODS)}, got {method!r}.")
+    if k is not None and method != "predict_topk":
+        raise ValueError(f"k is only used with method='predict_topk', not {method!r}.")
     if not hasattr(model, method):
         raise TypeError(f"{type(model).__name__} has no method {method!r}.")
     from sklearn.utils.validation import check_is_fitted

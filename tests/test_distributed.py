@@ -273,6 +273,10 @@ def test_predict_dask_errors(data, fitted, monkeypatch):
         predict_dask(fitted, X)
     with pytest.raises(ValueError, match="method"):
         predict_dask(fitted, da.from_array(X.toarray()), method="score")
+    with pytest.raises(ValueError, match="k"):
+        predict_dask(fitted, da.from_array(X.toarray()), k=0)
+    with pytest.raises(ValueError, match="only used"):
+        predict_dask(fitted, da.from_array(X.toarray()), method="predict", k=3)
     monkeypatch.setitem(sys.modules, "dask", None)
     monkeypatch.setitem(sys.modules, "dask.array", None)
     with pytest.raises(ImportError, match=r"skxmr\[dask\]"):
