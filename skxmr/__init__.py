@@ -7,6 +7,7 @@ Python with Cython kernels: ``XRLinearClassifier`` (the model), ``LabelIndexer``
 
 from skxmr import _check_build  # noqa: F401  (explains an unbuilt tree)
 from skxmr._calibration import CalibratedXMRClassifier
+from skxmr._dask import predict_dask
 from skxmr._indexer import LabelIndexer
 from skxmr._label_tree import LabelTree
 from skxmr._persistence import ModelFormatError, load, save
@@ -26,6 +27,7 @@ __all__ = [
     "datasets",
     "load",
     "metrics",
+    "predict_dask",
     "save",
     "show_versions",
 ]

@@ -51,40 +51,84 @@ def tree_fanouts(n_labels, branching_factor, max_leaf_size, clustering="kmeans")
 
 
 def build_label_tree(Z, fanouts, *, spherical=True, max_iter=20, tol=0.0, seed=0,
-                     n_threads=1, verbose=0):
+                     n_threads=1, n_jobs=None, verbose=0):
     """Recursive balanced k-means of the rows of ``Z`` with the given fan-outs.
 
     Every node of a level is split into ``min(fanout, n_labels_in_node)`` children
     of sizes differing by at most one. Returns a :class:`LabelTree`. ``verbose``
-    shows a progress bar of the levels split.
+    shows a progress bar of the levels split (of the local build).
+
+    When a joblib backend other than the default is active (e.g. inside
+    ``joblib.parallel_config(backend="dask")``), the subtrees below the top
+    levels are built as joblib units (``skxmr._distributed``); the tree is the
+    same. ``n_jobs`` is then each unit's ``n_jobs`` (see ``skxmr._distributed``).
     """
+    Z = _label_vectors_csr(Z)
+    n_labels = Z.shape[0]
+    from skxmr._distributed import build_label_tree_units, units_active
+
+    if units_active() and len(fanouts) > 1:
+        counts, order = build_label_tree_units(
+            Z, fanouts, spherical=spherical, max_iter=max_iter, tol=tol, seed=seed,
+            n_threads=n_threads, n_jobs=n_jobs)
+    else:
+        order = np.arange(n_labels, dtype=np.intp)
+        node_ptr = np.array([0, n_labels], dtype=np.intp)
+        counts, order, node_ptr = split_levels(
+            Z, order, node_ptr, fanouts, first_level=0, spherical=spherical,
+            max_iter=max_iter, tol=tol, seed=seed, n_threads=n_threads,
+            verbose=verbose)
+        counts.append(np.diff(node_ptr))  # labels per leaf
+    return _tree_from_counts(counts, order)
+
+
+def _label_vectors_csr(Z):
+    """``Z`` as CSR float32 with sorted indices (the k-means kernel's input)."""
     Z = sp.csr_matrix(Z, dtype=np.float32)
     if not Z.has_sorted_indices:
         Z = Z.sorted_indices()
+    return Z
+
+
+def _tree_from_counts(counts, order):
+    """The LabelTree of the children counts of each level (the last entry: labels
+    per leaf) and the labels in leaf order."""
+    level_sizes = [1] + [int(c.sum()) for c in counts]
+    child_ptr = np.concatenate([[1], 1 + np.cumsum(np.concatenate(counts))])
+    level_ptr = np.concatenate([[0], np.cumsum(level_sizes)])
+    return LabelTree(level_ptr, child_ptr, order)
+
+
+def split_levels(Z, order, node_ptr, fanouts, *, first_level, spherical, max_iter,
+                 tol, seed, n_threads, node_offsets=None, verbose=0):
+    """Split the nodes of ``node_ptr`` (over the rows ``order`` of CSR ``Z``) level
+    by level with ``fanouts``; the first split is tree level ``first_level``.
+
+    ``node_offsets[i]``: global index of the first node split at level
+    ``first_level + i`` (0 by default), so that a piece of a level draws the
+    random streams the whole level would. Returns the children counts of each
+    level, the rows regrouped leaf by leaf and the leaves' ``node_ptr``.
+    ``verbose``: a progress bar of the levels.
+    """
     data = np.ascontiguousarray(Z.data, dtype=np.float32)
     indices = np.ascontiguousarray(Z.indices, dtype=np.int32)
     indptr = np.ascontiguousarray(Z.indptr, dtype=np.intp)
-    n_labels = Z.shape[0]
-    order = np.arange(n_labels, dtype=np.intp)
-    node_ptr = np.array([0, n_labels], dtype=np.intp)
+    order = np.ascontiguousarray(order, dtype=np.intp)
+    node_ptr = np.ascontiguousarray(node_ptr, dtype=np.intp)
     counts = []
-    level_sizes = [1]
-    for level, fanout in enumerate(progress(fanouts, desc="label tree levels",
-                                            unit="level", verbose=verbose)):
+    for i, fanout in enumerate(progress(fanouts, desc="label tree levels",
+                                        unit="level", verbose=verbose)):
+        level = first_level + i
         n_children = np.minimum(fanout, np.diff(node_ptr)).astype(np.intp)
         new_order = np.empty_like(order)
         node_ptr = _split_level(
             data, indices, indptr, Z.shape[1], order, node_ptr, n_children, new_order,
             max_iter, tol, spherical, (seed + level * 1_000_003) % 2**63, n_threads,
+            0 if node_offsets is None else int(node_offsets[i]),
         ).astype(np.intp)
         order = new_order
         counts.append(n_children)
-        level_sizes.append(int(n_children.sum()))
-    counts.append(np.diff(node_ptr))  # labels per leaf
-    level_sizes.append(n_labels)
-    child_ptr = np.concatenate([[1], 1 + np.cumsum(np.concatenate(counts))])
-    level_ptr = np.concatenate([[0], np.cumsum(level_sizes)])
-    return LabelTree(level_ptr, child_ptr, order)
+    return counts, order, node_ptr
 
 
 # Sparse matrices wider than this lose their unused columns before the label
@@ -173,9 +217,13 @@ class LabelIndexer(BaseEstimator):
         Dimension of the ``"spectral"`` representation.
     n_jobs : int, default=None
         OpenMP threads (None: all available CPUs; -1: all; -2: all but one).
+        Inside ``joblib.parallel_config(backend="dask")`` (any backend but
+        ``"loky"`` and ``"sequential"``) the subtrees below the top levels are
+        built as joblib units, each with ``n_jobs`` threads where it runs; the
+        tree is the same.
     random_state : int, RandomState instance or None, default=None
         Seeds the k-means initialisation (and the spectral SVD). The tree is the
-        same for any ``n_jobs``.
+        same for any ``n_jobs``, locally or on a cluster.
     verbose : int, default=0
         0: silent. 1 or more: ``fit`` shows a progress bar of the tree levels
         split, on stderr (tqdm when installed, else plain lines).
@@ -188,7 +236,7 @@ class LabelIndexer(BaseEstimator):
     n_labels_ : int
     n_features_in_ : int
         Columns of the ``X`` (or ``Z``) seen in ``fit``.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the columns of ``X``, when it has string column names.
     leaf_centroids_ : sparse matrix or ndarray of shape (n_leaves, d)
         Centroids of the leaf clusters, used by ``predict`` to place new labels.
@@ -346,7 +394,8 @@ class LabelIndexer(BaseEstimator):
         tree = build_label_tree(
             Z, fanouts, spherical=self.spherical, max_iter=self.max_iter, tol=self.tol,
             seed=seed,
-            n_threads=effective_n_threads(self.n_jobs), verbose=self.verbose,
+            n_threads=effective_n_threads(self.n_jobs),
+            n_jobs=self.n_jobs, verbose=self.verbose,
         )
         if self.clustering == "binary" and tree.n_levels > 2:
             step = int(round(math.log2(self.branching_factor)))

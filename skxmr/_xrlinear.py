@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
 from skxmr._beam import BeamSearcher, scores_to_csr
+from skxmr._distributed import train_levels_units, units_active
 from skxmr._indexer import LabelIndexer
 from skxmr._label_tree import LabelTree
 from skxmr._linear_solver import train_binary_nodes
@@ -108,6 +109,92 @@ def _indicator(labels, n_cols):
                          shape=(labels.shape[0], n_cols))
 
 
+def train_level_nodes(X, matching, Y_level, counts, parents, params, *, weights=None,
+                      seed=0, n_threads=1, node_offset=0, shared_rows=True):
+    """Weights of every node of one tree level (CSC, one column per node), and the
+    most solver iterations one of its nodes ran.
+
+    ``counts`` holds the number of children of each parent (a column of
+    ``matching``) and ``parents`` the parent of each node (a column of
+    ``Y_level``); ``params`` the solver settings (``loss``, ``C``, ``Cp``, ``Cn``,
+    ``bias``, ``tol``, ``max_iter``, ``threshold``). Node ``j`` draws the random
+    stream of node ``node_offset + j`` of the level, so that the nodes of a level
+    may be trained in any pieces (batches here, distributed units in
+    ``skxmr._distributed``) and give the same weights. ``shared_rows``: siblings
+    train on the same rows (teacher forcing, or the top level), so the solver
+    builds that row set once per parent (the result does not depend on it).
+
+    Parents are taken in consecutive batches of about ``_BATCH_ENTRIES`` training
+    entries (node, row), so the per-entry arrays stay bounded on big levels.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    child_start = np.concatenate([[0], np.cumsum(counts)])
+    matching = _binary_csc(matching)
+    Y_level = sp.csc_matrix(Y_level)
+    # Cumulative (node, row) entries up to each parent (at least one per node).
+    total = np.cumsum(counts * np.maximum(np.diff(matching.indptr), 1))
+    blocks = []
+    n_iter = 0
+    p0 = 0
+    while p0 < counts.size:
+        done = total[p0 - 1] if p0 else 0
+        p1 = max(p0 + 1, int(np.searchsorted(total, done + _BATCH_ENTRIES,
+                                             side="right")))
+        c0, c1 = child_start[p0], child_start[p1]
+        node_ptr, rows, signs = level_training_sets(
+            matching[:, p0:p1], Y_level[:, c0:c1], parents[c0:c1] - p0)
+        cost = np.where(signs > 0, params["C"] * params["Cp"],
+                        params["C"] * params["Cn"])
+        if weights is not None:
+            cost *= weights[rows]
+        groups = None
+        if shared_rows:
+            batch_counts = counts[p0:p1]
+            first = np.minimum(child_start[p0:p1] - c0, len(node_ptr) - 2)
+            groups = _balanced_runs(batch_counts, np.diff(node_ptr)[first],
+                                    n_threads)
+        W, node_iter = train_binary_nodes(
+            X, node_ptr, rows, signs, cost, groups=groups, loss=params["loss"],
+            bias=params["bias"], tol=params["tol"], max_iter=params["max_iter"],
+            threshold=params["threshold"], random_state=seed, n_threads=n_threads,
+            node_offset=int(node_offset + c0), return_n_iter=True,
+        )
+        blocks.append(W)
+        n_iter = max(n_iter, int(node_iter.max(initial=0)))
+        del node_ptr, rows, signs, cost
+        p0 = p1
+    if len(blocks) == 1:
+        return blocks[0], n_iter
+    W = sp.hstack(blocks, format="csc")
+    W.has_sorted_indices = True
+    return W, n_iter
+
+
+def matching_sets(X, Y_prev, level, coef, tree, *, negative_sampling, beam_size,
+                  post_processor, bias, n_threads):
+    """Rows x nodes of ``level - 1`` that each row's training is restricted to.
+
+    Teacher forcing (and the top level): ``Y_prev``, the relevance of the level
+    above. Matcher-aware: the nodes that beam search with the trained levels
+    ``coef`` (``coef[t - 1]`` for levels ``t < level``) retrieves for each row;
+    "tfn+man": the union of both.
+    """
+    if level == 1 or negative_sampling == "tfn":
+        return Y_prev
+    upper = LabelTree(tree.level_ptr[: level + 1],
+                      tree.child_ptr[: tree.level_ptr[level - 1] + 1],
+                      np.arange(tree.level_sizes[level - 2]))
+    searcher = BeamSearcher(coef[: level - 1], upper, bias=bias)
+    found, _ = searcher.search(X, beam_size=beam_size, top_k=beam_size,
+                               post_processor=post_processor, n_threads=n_threads)
+    matched = _indicator(found, upper.n_labels)
+    if negative_sampling == "man":
+        return matched
+    union = (matched + Y_prev).tocsr()
+    union.data[:] = 1
+    return union
+
+
 class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     """Recursive linear matcher/ranker over a label tree (XR-Linear, as in PECOS).
 
@@ -175,11 +262,14 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         ``"noop"`` (raw scores). See ``skxmr._postprocess``.
     n_jobs : int, default=None
         OpenMP threads for training and prediction (None: all available CPUs;
-        -1: all; -2: all but one). The model does not depend on it.
+        -1: all; -2: all but one). The model does not depend on it. When
+        ``fit`` runs as units on a joblib backend (see Notes), the threads of
+        each unit, resolved where the unit runs (None: the worker's default;
+        dask's workers set ``OMP_NUM_THREADS=1``).
     random_state : int, RandomState instance or None, default=None
         Seeds the label tree (when the indexer's own ``random_state`` is None)
         and the solvers' visiting orders. A fixed value gives the same model,
-        bit for bit, for any ``n_jobs``.
+        bit for bit, for any ``n_jobs``, locally or on a cluster.
     verbose : int, default=0
         0: silent. 1 or more: ``fit`` shows a progress bar of the tree levels
         trained on stderr (tqdm when installed, else plain lines), and the
@@ -236,6 +326,18 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     ``LabelIndexer``, PIFA and PII) gets the weights too, so an integer weight
     ``w`` gives the model of the row repeated ``w`` times, up to the solvers'
     ``tol``. A weight of 0 leaves the row out altogether.
+
+    Scaling out: inside ``joblib.parallel_config(backend=...)`` with a backend
+    other than ``"loky"`` (the default) or ``"sequential"`` -- typically
+    ``"dask"`` with a ``dask.distributed`` client -- ``fit`` cuts its work into
+    independent units (the subtrees below a tree level, each with only the rows
+    it needs, and runs of nodes of the levels above; runs of nodes per level for
+    ``"man"`` and ``"tfn+man"``),
+    runs them on the backend's workers and stitches the result: the same model,
+    bit for bit, as the local fit. The label tree is built the same way. A
+    worker that dies is replaced and its units run again, or ``fit`` raises a
+    ``RuntimeError`` and leaves the estimator unfitted. ``skxmr.predict_dask``
+    predicts on Dask collections. See ``doc/scaling.rst``.
 
     ``predict`` answers in the form ``y`` had at fit: a sparse indicator (CSR,
     the dtype of ``y``) or a dense ndarray indicator with ones at the top-k
@@ -366,9 +468,29 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 )
         uniform_weights = bool(np.all(weights == 1))
         rng = check_random_state(self.random_state)
-        self.tree_ = self._build_tree(X, Y, rng, None if uniform_weights else weights)
+        distributed = units_active()
+        try:
+            self.tree_ = self._build_tree(X, Y, rng,
+                                          None if uniform_weights else weights)
+        except BaseException:
+            if distributed:  # a unit failed: leave no partly fitted model
+                self._forget_fit()
+            raise
         tree = self.tree_
         X_csr = sp.csr_matrix(X)
+        if distributed:  # a joblib backend is set: train as units (e.g. on dask)
+            seeds = [rng.randint(np.iinfo(np.int32).max) for _ in range(tree.n_levels)]
+            try:
+                self.coef_, self.n_iter_ = train_levels_units(
+                    X_csr, Y, tree, seeds, None if uniform_weights else weights,
+                    self._solver_params(), negative_sampling=self.negative_sampling,
+                    beam_size=self.beam_size, post_processor=self.post_processor,
+                    n_jobs=self.n_jobs)
+            except BaseException:
+                self._forget_fit()  # never leave a partly fitted model behind
+                raise
+            self._searcher()
+            return self
         Y_prev = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
         self.coef_ = []
         self.n_iter_ = 0
@@ -389,79 +511,35 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         self._searcher()  # the inference layout, ready for the first query
         return self
 
+    def _forget_fit(self):
+        """Drop every fitted attribute (after a failed fit)."""
+        for name in list(vars(self)):
+            if (name.endswith("_") and not name.startswith("__")) or name in (
+                    "_targets", "_beam_searcher"):
+                delattr(self, name)
+
+    def _solver_params(self):
+        """The per-node solver settings, as ``train_level_nodes`` takes them."""
+        return dict(loss=self.loss, C=self.C, Cp=self.Cp, Cn=self.Cn, bias=self.bias,
+                    tol=self.tol, max_iter=self.max_iter, threshold=self.threshold)
+
     def _train_level(self, X, matching, Y_level, level, weights, seed, n_threads):
         """Weights of every node of ``level`` (CSC, one column per node), and the
-        most solver iterations one of its nodes ran.
-
-        Parents are taken in consecutive batches of about ``_BATCH_ENTRIES``
-        training entries (node, row), so the per-entry arrays stay bounded on big
-        levels; node ``k`` keeps its random stream (``node_offset``), so the
-        result does not depend on the batches.
-        """
+        most solver iterations one of its nodes ran."""
         tree = self.tree_
-        counts = tree.children_counts(level - 1)
-        child_start = np.concatenate([[0], np.cumsum(counts)])
-        parents = tree.parents(level)
-        matching = _binary_csc(matching)
-        Y_level = sp.csc_matrix(Y_level)
-        # Cumulative (node, row) entries up to each parent (at least one per node).
-        total = np.cumsum(counts * np.maximum(np.diff(matching.indptr), 1))
-        blocks = []
-        n_iter = 0
-        p0 = 0
-        while p0 < counts.size:
-            done = total[p0 - 1] if p0 else 0
-            p1 = max(p0 + 1, int(np.searchsorted(total, done + _BATCH_ENTRIES,
-                                                 side="right")))
-            c0, c1 = child_start[p0], child_start[p1]
-            node_ptr, rows, signs = level_training_sets(
-                matching[:, p0:p1], Y_level[:, c0:c1], parents[c0:c1] - p0)
-            cost = np.where(signs > 0, self.C * self.Cp, self.C * self.Cn)
-            if weights is not None:
-                cost *= weights[rows]
-            # Teacher forcing: siblings train on the same rows (their parent's
-            # matching set), so the solver builds that row set once per parent.
-            groups = None
-            if level == 1 or self.negative_sampling == "tfn":
-                batch_counts = counts[p0:p1]
-                first = np.minimum(child_start[p0:p1] - c0, len(node_ptr) - 2)
-                groups = _balanced_runs(batch_counts, np.diff(node_ptr)[first],
-                                        n_threads)
-            W, node_iter = train_binary_nodes(
-                X, node_ptr, rows, signs, cost, groups=groups, loss=self.loss,
-                bias=self.bias, tol=self.tol, max_iter=self.max_iter,
-                threshold=self.threshold, random_state=seed, n_threads=n_threads,
-                node_offset=int(c0), return_n_iter=True,
-            )
-            blocks.append(W)
-            n_iter = max(n_iter, int(node_iter.max(initial=0)))
-            del node_ptr, rows, signs, cost
-            p0 = p1
-        if len(blocks) == 1:
-            return blocks[0], n_iter
-        W = sp.hstack(blocks, format="csc")
-        W.has_sorted_indices = True
-        return W, n_iter
+        return train_level_nodes(
+            X, matching, Y_level, tree.children_counts(level - 1), tree.parents(level),
+            self._solver_params(), weights=weights, seed=seed, n_threads=n_threads,
+            shared_rows=level == 1 or self.negative_sampling == "tfn",
+        )
 
     def _matching_sets(self, X, Y_prev, level, n_threads):
         """Rows x nodes of ``level - 1`` that each row's training is restricted to."""
-        if level == 1 or self.negative_sampling == "tfn":
-            return Y_prev
-        # Matcher-aware: beam search with the levels trained so far.
-        tree = self.tree_
-        upper = LabelTree(tree.level_ptr[: level + 1],
-                          tree.child_ptr[: tree.level_ptr[level - 1] + 1],
-                          np.arange(tree.level_sizes[level - 2]))
-        searcher = BeamSearcher(self.coef_, upper, bias=self.bias)
-        found, _ = searcher.search(X, beam_size=self.beam_size, top_k=self.beam_size,
-                                   post_processor=self.post_processor,
-                                   n_threads=n_threads)
-        matched = _indicator(found, upper.n_labels)
-        if self.negative_sampling == "man":
-            return matched
-        union = (matched + Y_prev).tocsr()
-        union.data[:] = 1
-        return union
+        return matching_sets(X, Y_prev, level, self.coef_, self.tree_,
+                             negative_sampling=self.negative_sampling,
+                             beam_size=self.beam_size,
+                             post_processor=self.post_processor, bias=self.bias,
+                             n_threads=n_threads)
 
     def _build_tree(self, X, Y, rng, weights=None):
         if isinstance(self.indexer, LabelTree):

@@ -310,8 +310,11 @@ def _split_level(const float[::1] data,           # IN  Z values (CSR, rows = la
                  const intp_t[::1] n_children,    # IN  (n_nodes,) fan-out, 1 <= f <= size
                  intp_t[::1] new_order,           # OUT labels regrouped child by child
                  int max_iter, double tol, bint spherical, uint64_t seed,
-                 int n_threads):
-    """Split every node of a level; return the sizes of all children, in order."""
+                 int n_threads, intp_t node_offset=0):
+    """Split every node of a level; return the sizes of all children, in order.
+
+    Node ``k`` draws the random stream of node ``node_offset + k`` of the level, so
+    that a level split in pieces (distributed units) gives the same tree."""
     cdef intp_t n_nodes = node_ptr.shape[0] - 1
     cdef intp_t node, i, c, start, size, f, pos, size_tmp, feat
     cdef int inner_threads, outer_threads
@@ -349,7 +352,8 @@ def _split_level(const float[::1] data,           # IN  Z values (CSR, rows = la
                 for i in range(size):
                     assign[i] = 0
             elif _split_node(data_p, indices_p, &indptr[0], &order[start], size, f,
-                             max_iter, tol, spherical, _node_seed(seed, node), feature_map,
+                             max_iter, tol, spherical,
+                             _node_seed(seed, node + node_offset), feature_map,
                              assign, inner_threads) != 0:
                 failed += 1
                 continue
