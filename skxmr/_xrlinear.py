@@ -195,6 +195,35 @@ def matching_sets(X, Y_prev, level, coef, tree, *, negative_sampling, beam_size,
     return union
 
 
+def build_tree(indexer, X, Y, rng, weights=None, verbose=0):
+    """The label tree an ``indexer`` parameter asks for, on rows ``X`` and labels ``Y``.
+
+    A LabelTree is used as is, a list of assignment matrices read as a cluster
+    chain, a fitted indexer (with ``tree_``) gives its tree; an unfitted one (None:
+    ``LabelIndexer()``) is cloned, seeded from ``rng`` when its ``random_state`` is
+    None, and fitted (with ``weights`` when its ``fit`` takes ``sample_weight``).
+    """
+    if isinstance(indexer, LabelTree):
+        tree = indexer
+    elif isinstance(indexer, list):
+        tree = LabelTree.from_chain(indexer)  # assignment matrices
+    elif hasattr(indexer, "tree_"):
+        tree = indexer.tree_  # a fitted indexer: its tree is used as is
+    else:
+        indexer = LabelIndexer(verbose=verbose) if indexer is None else clone(indexer)
+        if indexer.get_params().get("random_state", 0) is None:
+            indexer.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
+        if weights is not None and has_fit_parameter(indexer, "sample_weight"):
+            tree = indexer.fit(X, Y, sample_weight=weights).tree_
+        else:
+            tree = indexer.fit(X, Y).tree_
+    if tree.n_labels != Y.shape[1]:
+        raise ValueError(
+            f"the label tree has {tree.n_labels} labels but y has {Y.shape[1]}."
+        )
+    return tree
+
+
 class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     """Recursive linear matcher/ranker over a label tree (XR-Linear, as in PECOS).
 
@@ -470,8 +499,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         distributed = units_active()
         try:
-            self.tree_ = self._build_tree(X, Y, rng,
-                                          None if uniform_weights else weights)
+            self.tree_ = build_tree(self.indexer, X, Y, rng,
+                                    None if uniform_weights else weights,
+                                    verbose=self.verbose)
         except BaseException:
             if distributed:  # a unit failed: leave no partly fitted model
                 self._forget_fit()
@@ -540,28 +570,6 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                              beam_size=self.beam_size,
                              post_processor=self.post_processor, bias=self.bias,
                              n_threads=n_threads)
-
-    def _build_tree(self, X, Y, rng, weights=None):
-        if isinstance(self.indexer, LabelTree):
-            tree = self.indexer
-        elif isinstance(self.indexer, list):
-            tree = LabelTree.from_chain(self.indexer)  # assignment matrices
-        elif hasattr(self.indexer, "tree_"):
-            tree = self.indexer.tree_  # a fitted indexer: its tree is used as is
-        else:
-            indexer = (LabelIndexer(verbose=self.verbose) if self.indexer is None
-                       else clone(self.indexer))
-            if indexer.get_params().get("random_state", 0) is None:
-                indexer.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
-            if weights is not None and has_fit_parameter(indexer, "sample_weight"):
-                tree = indexer.fit(X, Y, sample_weight=weights).tree_
-            else:
-                tree = indexer.fit(X, Y).tree_
-        if tree.n_labels != Y.shape[1]:
-            raise ValueError(
-                f"the label tree has {tree.n_labels} labels but y has {Y.shape[1]}."
-            )
-        return tree
 
     def predict_topk(self, X, k=None):
         """Top-k label indices and scores, each of shape (n_samples, k).

@@ -30,11 +30,10 @@ from skxmr._encoder import (
     torch_threads,
 )
 from skxmr._fine_tune import fine_tune_encoder
-from skxmr._indexer import LabelIndexer
 from skxmr._label_tree import LabelTree
 from skxmr._targets import TargetEncoder, _check_sample_weight
 from skxmr._text import check_texts, default_text_vectorizer
-from skxmr._xrlinear import XRLinearClassifier
+from skxmr._xrlinear import XRLinearClassifier, build_tree
 from skxmr.utils import effective_n_threads
 
 
@@ -296,24 +295,12 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         ranker = self.ranker if self.ranker is not None else XRLinearClassifier()
         indexer = self.indexer if self.indexer is not None else ranker.get_params().get(
             "indexer")
-        if isinstance(indexer, LabelTree):
-            tree = indexer
-        elif isinstance(indexer, list):
-            tree = LabelTree.from_chain(indexer)
-        else:
-            indexer = LabelIndexer() if indexer is None else clone(indexer)
-            if indexer.get_params().get("random_state", 0) is None:
-                indexer.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
-            features = sparse if sparse is not None else self._embed(texts)
-            if weights is None:
-                tree = indexer.fit(features, Y).tree_
-            else:
-                keep = np.flatnonzero(weights)
-                tree = indexer.fit(features[keep], Y[keep],
-                                   sample_weight=weights[keep]).tree_
-        if tree.n_labels != Y.shape[1]:
-            raise ValueError(
-                f"the label tree has {tree.n_labels} labels but y has {Y.shape[1]}.")
+        features = sparse if sparse is not None else self._embed(texts)
+        if weights is None:
+            tree = build_tree(indexer, features, Y, rng)
+        else:  # rows of weight 0 are left out, as in the ranker
+            keep = np.flatnonzero(weights)
+            tree = build_tree(indexer, features[keep], Y[keep], rng, weights[keep])
         self.preliminary_tree_ = tree
         self.fine_tune_history_ = fine_tune_encoder(
             self.encoder_, texts, Y, tree, loss=self.fine_tune_loss,

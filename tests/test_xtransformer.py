@@ -195,10 +195,11 @@ def test_bce_loss_and_sample_weight(tiny_encoder, debtags_small):
     texts, tags = debtags_small[0][:200], debtags_small[1][:200]
     weights = np.ones(200)
     weights[::2] = 0
-    model = _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=4,
-                 fine_tune_loss="bce", batch_size=8)
-    assert all(np.isfinite(h["loss_end"]) for h in model.fine_tune_history_)
     weights[1::4] = 3
+    model = XTransformerClassifier(tiny_encoder, fine_tune=True, max_steps=4,
+                                   fine_tune_loss="bce", batch_size=8, random_state=0,
+                                   n_jobs=1).fit(texts, tags, sample_weight=weights)
+    assert all(np.isfinite(h["loss_end"]) for h in model.fine_tune_history_)
     half = XTransformerClassifier(tiny_encoder, vectorizer=None, random_state=0,
                                   n_jobs=1).fit(texts, tags, sample_weight=weights)
     # The ranker gets the weights: it equals XR-Linear fitted with them on the
