@@ -12,7 +12,7 @@ rows), then:
   ``joblib.parallel_config(backend="dask")``; checks that both models are identical;
 - predicts the held-out rows locally and with ``predict_dask`` (blocks of 2,000 rows);
 - measures the per-unit costs of the teacher-forcing units (rows, nonzeros, bytes
-  shipped, seconds of one unit trained alone with one thread) for ``doc/scaling.rst``;
+  shipped, seconds of one unit trained alone with one thread) for ``doc/scaling_out.rst``;
 - reports peak RSS of this process (the client) and of each worker.
 
 Prints one JSON line per size and a markdown table.

@@ -6,7 +6,7 @@ instance inside ``joblib.parallel_config(backend="dask")`` with a
 ``dask.distributed.Client``; otherwise nothing here runs and the fit stays one
 process with OpenMP threads.
 
-Units (see ``doc/scaling.rst``):
+Units (see ``doc/scaling_out.rst``):
 
 - XR-Linear, ``negative_sampling="tfn"``: the subtree below each node ``u`` of a
   split level ``s`` trains on its own: every node of it trains on rows that are

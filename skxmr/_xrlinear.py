@@ -366,7 +366,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     bit for bit, as the local fit. The label tree is built the same way. A
     worker that dies is replaced and its units run again, or ``fit`` raises a
     ``RuntimeError`` and leaves the estimator unfitted. ``skxmr.predict_dask``
-    predicts on Dask collections. See ``doc/scaling.rst``.
+    predicts on Dask collections. See ``doc/scaling_out.rst``.
 
     ``predict`` answers in the form ``y`` had at fit: a sparse indicator (CSR,
     the dtype of ``y``) or a dense ndarray indicator with ones at the top-k
