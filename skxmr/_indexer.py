@@ -236,7 +236,7 @@ class LabelIndexer(BaseEstimator):
     n_labels_ : int
     n_features_in_ : int
         Columns of the ``X`` (or ``Z``) seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the columns of ``X``, when it has string column names.
     leaf_centroids_ : sparse matrix or ndarray of shape (n_leaves, d)
         Centroids of the leaf clusters, used by ``predict`` to place new labels.
