@@ -83,7 +83,7 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
     Returns
     -------
     history : list of dict
-        Per level: ``level``, ``n_nodes``, ``steps``, ``loss_start`` (mean of
+        Per level trained (levels of one node are skipped): ``level``, ``n_nodes``, ``steps``, ``loss_start`` (mean of
         the first tenth of the steps) and ``loss_end`` (of the last tenth).
     """
     import torch
@@ -94,11 +94,14 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
         row_weights, dtype=torch.float32)
     targets = level_targets(Y, tree)
     dim = embedding_dimension(encoder)
-    steps = steps_per_level(rows.size, tree.n_levels, batch_size, epochs, max_steps)
+    # A level of one node (a top level holding every label) ranks nothing: it would
+    # only pull all embeddings towards one direction. Its budget goes to the others.
+    levels = [t for t in range(1, tree.n_levels + 1) if tree.level_sizes[t - 1] > 1]
+    steps = steps_per_level(rows.size, len(levels), batch_size, epochs, max_steps)
     history = []
     prev_head = None
     encoder.train()
-    for t in range(1, tree.n_levels + 1):
+    for t in levels:
         n_nodes = int(tree.level_sizes[t - 1])
         parents = torch.as_tensor(tree.parents(t), device=device)
         head = torch.nn.Linear(dim, n_nodes).to(device)

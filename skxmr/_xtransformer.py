@@ -128,8 +128,8 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     preliminary_tree_ : LabelTree or None
         The tree the encoder was fine-tuned on (None when frozen).
     fine_tune_history_ : list of dict
-        Per fine-tuned level: ``level``, ``n_nodes``, ``steps``,
-        ``loss_start``, ``loss_end`` (empty when frozen).
+        Per fine-tuned level (a level of a single node is skipped): ``level``,
+        ``n_nodes``, ``steps``, ``loss_start``, ``loss_end`` (empty when frozen).
     embedding_dim_ : int
         Dimension of the encoder's embeddings.
     device_ : str
@@ -148,7 +148,8 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     row's loss restricted to the children of its true parents and of the
     ``ranker.beam_size`` parents the previous head ranks highest (hard
     negatives from the same parents). The label level itself is the last
-    level. On a CPU, a budget of a few hundred steps (``max_steps``) with
+    level; a top level of a single node (every label in one cluster) ranks
+    nothing and is skipped. On a CPU, a budget of a few hundred steps (``max_steps``) with
     ``max_seq_length=64`` finishes in minutes on the bundled data; see
     ``benchmarks/RESULTS.md`` for measured gains and times.
 

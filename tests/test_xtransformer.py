@@ -151,10 +151,22 @@ def test_fine_tuning_changes_the_encoder_not_the_users(tiny_encoder, tuned,
     assert model.encoder_ is not given
     # The history covers every level of the preliminary tree, coarse to fine.
     history = tuned.fine_tune_history_
-    assert [h["level"] for h in history] == list(
-        range(1, tuned.preliminary_tree_.n_levels + 1))
-    assert [h["n_nodes"] for h in history] == list(tuned.preliminary_tree_.level_sizes)
+    sizes = tuned.preliminary_tree_.level_sizes
+    assert sizes[0] > 1
+    assert [h["level"] for h in history] == list(range(1, len(sizes) + 1))
+    assert [h["n_nodes"] for h in history] == list(sizes)
     assert all(h["steps"] == 12 // len(history) for h in history)
+
+
+def test_fine_tuning_skips_a_level_of_one_node(tiny_encoder, debtags_small):
+    """A flat tree (one cluster holding every label) fine-tunes the label level
+    only, with the whole budget."""
+    texts, tags = debtags_small[0][:200], debtags_small[1][:200]
+    model = _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=6,
+                 batch_size=8, indexer=LabelIndexer(max_leaf_size=1000))
+    assert list(model.preliminary_tree_.level_sizes[:1]) == [1]
+    assert [h["level"] for h in model.fine_tune_history_] == [2]
+    assert model.fine_tune_history_[0]["steps"] == 6
 
 
 def test_fine_tuning_learns_the_top_level(tiny_encoder, debtags_small):
