@@ -326,12 +326,16 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
             return dense
         return sp.hstack([dense, sparse], format="csr", dtype=np.float32)
 
-    def _features(self, X):
+    def _embed_texts(self, X):
+        """Validated texts and their embeddings (the model must be fitted)."""
         check_is_fitted(self)
         texts = check_texts(X)
         import_sentence_transformers()
         with torch_threads(effective_n_threads(self.n_jobs)):
-            embeddings = self._embed(texts)
+            return texts, self._embed(texts)
+
+    def _features(self, X):
+        texts, embeddings = self._embed_texts(X)
         sparse = None
         if self.vectorizer_ is not None:
             n_sparse = self.ranker_.n_features_in_ - self.embedding_dim_
@@ -350,11 +354,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         -------
         embeddings : ndarray of shape (n_samples, ``embedding_dim_``), float32
         """
-        check_is_fitted(self)
-        texts = check_texts(X)
-        import_sentence_transformers()
-        with torch_threads(effective_n_threads(self.n_jobs)):
-            return self._embed(texts)
+        return self._embed_texts(X)[1]
 
     def predict_topk(self, X, k=None):
         """Top-k label indices and scores of each text, each of shape (n_samples, k).
