@@ -12,6 +12,7 @@ index    Hierarchical k-means label indexing of a label-feature matrix Z (L x d)
 xlinear  PIFA + hierarchical k-means + XR-Linear training, batch prediction,
          single-query latency, model size and P@1/3/5 on a data folder holding
          ``X.trn.npz, Y.trn.npz, X.tst.npz, Y.tst.npz`` (scipy sparse npz).
+versions Print the installed libpecos, numpy, scipy and torch versions (JSON).
 
 Cluster-chain npz layout (written by ``index``; read back with :func:`load_chain`,
 which needs only numpy/scipy)::
@@ -29,7 +30,6 @@ mapping labels to leaf clusters. Consecutive matrices satisfy
 ``C[i].shape[0] == C[i+1].shape[1]``.
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 # Shared with the other reference runners (same folder, importable from both venvs).
-from refs_runner import dir_size_bytes, emit, load_csr, peak_rss_mb
+from refs_runner import dir_size_bytes, emit, load_csr, package_versions, peak_rss_mb
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -206,7 +206,8 @@ def run_xlinear(a):
     del Z
     rss_after_fit = peak_rss_mb()
 
-    pred_kw = dict(beam_size=a.beam_size, only_topk=a.only_topk, post_processor=a.post_processor)
+    pred_kw = {"beam_size": a.beam_size, "only_topk": a.only_topk,
+               "post_processor": a.post_processor}
 
     # --- batch prediction
     t4 = time.perf_counter()
@@ -278,7 +279,7 @@ def run_xlinear(a):
         res["latency_predict_only_ms_median"] = float(np.median(lat_po) * 1e3)
         res["latency_predict_only_ms_p90"] = float(np.percentile(lat_po, 90) * 1e3)
         res["predict_only_matches"] = same
-    res.update(chain_summary(list(model.model.model_chain[i].C for i in range(len(model.model.model_chain)))))
+    res.update(chain_summary([level.C for level in model.model.model_chain]))
     res.update(scores)
     res["params"] = {k: v for k, v in vars(a).items() if k not in ("func",)}
     emit(res)
@@ -319,6 +320,9 @@ def main(argv=None):
                    help="also time batch and one-row predict with the C++ predict-only loaded model")
     common(q)
     q.set_defaults(func=run_xlinear)
+
+    q = sub.add_parser("versions", help="print the versions of this venv's packages as JSON")
+    q.set_defaults(func=lambda a: emit(package_versions(["libpecos", "numpy", "scipy", "torch"])))
 
     a = p.parse_args(argv)
     a.func(a)

@@ -8,7 +8,8 @@ Meant to be run with the refs venv's interpreter (``benchmarks/envs/.refs/bin/py
         --data-dir /work/shared/data/debian-debtags --threads 2
 
 Subcommands (each: fit, batch top-10 prediction of the test set, single-query latency,
-peak RSS, model size on disk, P@1/3/5, nDCG@1/3/5, PSP@1/3/5):
+peak RSS, model size on disk, P@1/3/5, nDCG@1/3/5, PSP@1/3/5; ``versions`` prints this
+venv's package versions instead):
 
 omikuji-parabel  Omikuji with its default hyper-parameters, which are Parabel's: 3 trees,
                  balanced 2-means (cluster.k=2), max depth 20, leaves of <= 100 labels,
@@ -88,6 +89,19 @@ def emit(result):
     sys.stdout.flush()
 
 
+def package_versions(names):
+    """Installed versions (package metadata, nothing imported) plus Python's; None if absent."""
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 # ----------------------------------------------------------------------------- metrics
 def label_propensity(Y_train, A=0.55, B=1.5):
     """Jain, Prabhu and Varma (KDD 2016) propensities from the training label matrix.
@@ -163,12 +177,15 @@ def write_xmc_file(path, X, Y):
             lo, hi = X.indptr[i], X.indptr[i + 1]
             feats = " ".join(f"{j}:{v:.7g}" for j, v in zip(X.indices[lo:hi].tolist(),
                                                               X.data[lo:hi].tolist()))
-            f.write(f"{labels} {feats}\n")
+            # A row without features is just its labels: Omikuji's parser rejects a
+            # trailing space (enron and reuters21578-modapte have such rows).
+            f.write(f"{labels} {feats}\n" if feats else f"{labels}\n")
 
 
 def run_omikuji(a, bonsai):
-    import omikuji
     from concurrent.futures import ThreadPoolExecutor
+
+    import omikuji
 
     X, Y, Xt, Yt = load_data(a.data_dir, a.normalize)
     propensity = label_propensity(Y)
@@ -314,7 +331,7 @@ def finish(res, a, X, Xt, Yt, ranked, propensity, lat):
         "n_labels": int(Yt.shape[1]),
         "latency_ms_median": float(np.median(lat) * 1e3),
         "latency_ms_p90": float(np.percentile(lat, 90) * 1e3),
-        "latency_queries": int(len(lat)),
+        "latency_queries": len(lat),
         "peak_rss_mb": peak_rss_mb(),
     })
     res.update(ranking_metrics(Yt, ranked, propensity))
@@ -336,8 +353,11 @@ def main(argv=None):
         q.add_argument("--beam-size", type=int, default=10, help="(Omikuji)")
         q.add_argument("--only-topk", type=int, default=10)
         q.add_argument("--latency-queries", type=int, default=300)
+    sub.add_parser("versions", help="print the versions of this venv's packages as JSON")
     a = p.parse_args(argv)
-    if a.cmd == "napkinxc-plt":
+    if a.cmd == "versions":
+        emit(package_versions(["omikuji", "napkinxc", "numpy", "scipy"]))
+    elif a.cmd == "napkinxc-plt":
         run_napkinxc_plt(a)
     else:
         run_omikuji(a, bonsai=a.cmd == "omikuji-bonsai")
