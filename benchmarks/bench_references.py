@@ -355,20 +355,65 @@ def result_row(library, r):
 
 def ratio_line(ours, refs):
     cells = []
-    for label, key in (("fit", "fit_seconds"), ("batch predict", "predict_seconds_best"),
-                       ("one query", "latency_ms_best"), ("peak RSS", "peak_rss_mb"),
-                       ("RSS over data load", "rss_growth_mb")):
-        best = min(refs, key=lambda lib: refs[lib][key])
-        if refs[best][key] > 0:
-            cells.append(f"{label} {ours[key] / refs[best][key]:.2f}x (vs {best})")
+    for label, key in RATIO_KEYS:
+        value, best = best_ratio(ours, refs, key)
+        if value is not None:
+            cells.append(f"{label} {value:.2f}x (vs {best})")
     return "skxmr / best reference: " + ", ".join(cells) + "."
+
+
+RATIO_KEYS = (("fit", "fit_seconds"), ("batch predict", "predict_seconds_best"),
+              ("one query", "latency_ms_best"), ("peak RSS", "peak_rss_mb"),
+              ("RSS over data load", "rss_growth_mb"))
+
+
+def best_ratio(ours, refs, key):
+    """(skxmr / the best reference, that reference) for a lower-is-better key."""
+    best = min(refs, key=lambda lib: refs[lib][key])
+    return (ours[key] / refs[best][key] if refs[best][key] > 0 else None), best
+
+
+def best_difference(ours, refs, key):
+    """(skxmr minus the best reference in points, that reference) for P@k."""
+    best = max(refs, key=lambda lib: refs[lib][key])
+    return 100 * (ours[key] - refs[best][key]), best
+
+
+SINGLE_TREE = ("libpecos", "napkinxc-plt")
+
+
+def summary_table(record):
+    """One row per dataset: skxmr / best reference and P@1, P@5 differences."""
+    lines = ["| dataset | " + " | ".join(label for label, _ in RATIO_KEYS)
+             + " | P@1 (points) | P@5 (points) | P@1, P@5 vs single trees (points) |",
+             "|---|" + "---:|" * 8]
+    short = {"libpecos": "pecos", "omikuji-parabel": "parabel",
+             "omikuji-bonsai": "bonsai", "napkinxc-plt": "plt"}
+    for name, results in record["results"].items():
+        ours = results.get("skxmr", {})
+        refs = {lib: r for lib, r in results.items() if lib != "skxmr" and "error" not in r}
+        if not ours or "error" in ours or not refs:
+            continue
+        cells = []
+        for _, key in RATIO_KEYS:
+            value, lib = best_ratio(ours, refs, key)
+            cells.append("-" if value is None else f"{value:.2f} ({short.get(lib, lib)})")
+        for key in ("P@1", "P@5"):
+            value, lib = best_difference(ours, refs, key)
+            cells.append(f"{value:+.2f} ({short.get(lib, lib)})")
+        # Omikuji's settings are 3-tree ensembles; libpecos and napkinXC one tree, like skxmr.
+        single = {lib: r for lib, r in refs.items() if lib in SINGLE_TREE}
+        cells.append(", ".join(f"{best_difference(ours, single, key)[0]:+.2f}"
+                               for key in ("P@1", "P@5")) if single else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def difference_line(ours, refs):
     cells = []
     for key in ("P@1", "P@5"):
-        best = max(refs, key=lambda lib: refs[lib][key])
-        cells.append(f"{key} {100 * (ours[key] - refs[best][key]):+.2f} (vs {best})")
+        value, best = best_difference(ours, refs, key)
+        cells.append(f"{key} {value:+.2f} (vs {best})")
     return "skxmr - best reference (points): " + ", ".join(cells) + "."
 
 
@@ -392,6 +437,9 @@ def print_tables(record):
     for name in record["results"]:
         info = record.get("datasets", {}).get(name)
         print(table(name, info, record["results"][name]), end="\n\n", flush=True)
+    print("**skxmr / best reference, per dataset** (ratios: lower is better for skxmr; "
+          "points: skxmr minus the best reference)", "", summary_table(record), sep="\n",
+          end="\n\n")
 
 
 # ----------------------------------------------------------------------------- plots
@@ -405,13 +453,19 @@ def style(library):
 
 
 def plain_log_ticks(ax, *axes):
-    """Tick labels 0.3, 2, 10000 instead of 3x10^-1 on log axes."""
+    """Tick labels 0.3, 2, 10000 instead of 3x10^-1 on log axes; minor ticks are
+    labelled at 2 and 5 times a power of ten only, so the labels do not overlap."""
+    import math
+
     from matplotlib.ticker import FuncFormatter
 
-    formatter = FuncFormatter(lambda value, _: f"{value:g}")
+    def minor(value, _):
+        mantissa = round(value / 10 ** math.floor(math.log10(value)), 6) if value > 0 else 0
+        return f"{value:g}" if mantissa in (2, 5) else ""
+
     for axis in axes:
-        getattr(ax, f"{axis}axis").set_major_formatter(formatter)
-        getattr(ax, f"{axis}axis").set_minor_formatter(formatter)
+        getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        getattr(ax, f"{axis}axis").set_minor_formatter(FuncFormatter(minor))
 
 
 def plot_p1_vs_fit(plt, name, results, threads, path):
