@@ -83,8 +83,9 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
     Returns
     -------
     history : list of dict
-        Per level trained (levels of one node are skipped): ``level``, ``n_nodes``, ``steps``, ``loss_start`` (mean of
-        the first tenth of the steps) and ``loss_end`` (of the last tenth).
+        Per level trained (levels of one node are skipped): ``level``,
+        ``n_nodes``, ``steps``, ``loss_start`` (mean of the first tenth of the
+        steps) and ``loss_end`` (of the last tenth).
     """
     import torch
     import torch.nn.functional as F

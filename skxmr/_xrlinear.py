@@ -195,13 +195,20 @@ def matching_sets(X, Y_prev, level, coef, tree, *, negative_sampling, beam_size,
     return union
 
 
+def tree_is_given(indexer):
+    """Whether an ``indexer`` parameter already holds its tree (a LabelTree, a
+    cluster chain or a fitted indexer), so that building it needs no rows."""
+    return isinstance(indexer, (LabelTree, list)) or hasattr(indexer, "tree_")
+
+
 def build_tree(indexer, X, Y, rng, weights=None, verbose=0):
     """The label tree an ``indexer`` parameter asks for, on rows ``X`` and labels ``Y``.
 
     A LabelTree is used as is, a list of assignment matrices read as a cluster
-    chain, a fitted indexer (with ``tree_``) gives its tree; an unfitted one (None:
-    ``LabelIndexer()``) is cloned, seeded from ``rng`` when its ``random_state`` is
-    None, and fitted (with ``weights`` when its ``fit`` takes ``sample_weight``).
+    chain, a fitted indexer (with ``tree_``) gives its tree (``X`` is not read
+    then: see :func:`tree_is_given`); an unfitted one (None: ``LabelIndexer()``)
+    is cloned, seeded from ``rng`` when its ``random_state`` is None, and fitted
+    (with ``weights`` when its ``fit`` takes ``sample_weight``).
     """
     if isinstance(indexer, LabelTree):
         tree = indexer

@@ -33,7 +33,7 @@ from skxmr._fine_tune import fine_tune_encoder
 from skxmr._label_tree import LabelTree
 from skxmr._targets import TargetEncoder, _check_sample_weight
 from skxmr._text import check_texts, default_text_vectorizer
-from skxmr._xrlinear import XRLinearClassifier, build_tree
+from skxmr._xrlinear import XRLinearClassifier, build_tree, tree_is_given
 from skxmr.utils import effective_n_threads
 
 
@@ -149,9 +149,9 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     ``ranker.beam_size`` parents the previous head ranks highest (hard
     negatives from the same parents). The label level itself is the last
     level; a top level of a single node (every label in one cluster) ranks
-    nothing and is skipped. On a CPU, a budget of a few hundred steps (``max_steps``) with
-    ``max_seq_length=64`` finishes in minutes on the bundled data; see
-    ``benchmarks/RESULTS.md`` for measured gains and times.
+    nothing and is skipped. On a CPU, a budget of a few hundred steps
+    (``max_steps``) with ``max_seq_length=64`` finishes in minutes on the
+    bundled data; see ``benchmarks/RESULTS.md`` for measured gains and times.
 
     All prediction methods take a list (or array, or pandas Series) of texts;
     the answers have the forms of :class:`XRLinearClassifier`'s.
@@ -296,12 +296,16 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         ranker = self.ranker if self.ranker is not None else XRLinearClassifier()
         indexer = self.indexer if self.indexer is not None else ranker.get_params().get(
             "indexer")
-        features = sparse if sparse is not None else self._embed(texts)
-        if weights is None:
-            tree = build_tree(indexer, features, Y, rng)
-        else:  # rows of weight 0 are left out, as in the ranker
-            keep = np.flatnonzero(weights)
-            tree = build_tree(indexer, features[keep], Y[keep], rng, weights[keep])
+        if tree_is_given(indexer):  # no rows needed: do not embed for nothing
+            tree = build_tree(indexer, None, Y, rng)
+        else:
+            features = sparse if sparse is not None else self._embed(texts)
+            if weights is None:
+                tree = build_tree(indexer, features, Y, rng)
+            else:  # rows of weight 0 are left out, as in the ranker
+                keep = np.flatnonzero(weights)
+                tree = build_tree(indexer, features[keep], Y[keep], rng,
+                                  weights[keep])
         self.preliminary_tree_ = tree
         self.fine_tune_history_ = fine_tune_encoder(
             self.encoder_, texts, Y, tree, loss=self.fine_tune_loss,

@@ -189,6 +189,23 @@ def test_fine_tuning_learns_the_top_level(tiny_encoder, debtags_small):
     assert top["loss_end"] < 0.8 * top["loss_start"]
 
 
+def test_given_tree_is_not_embedded_for(tiny_encoder, debtags_small, monkeypatch):
+    """With the tree given (and no TF-IDF), fine-tuning needs no rows to build it:
+    the training texts are embedded once, after fine-tuning, for the ranker."""
+    texts, tags = debtags_small[0][:120], debtags_small[1][:120]
+    tree = LabelIndexer(max_leaf_size=8, random_state=0).fit(
+        default_text_vectorizer().fit_transform(texts),
+        label_sets_to_indicator(tags, sorted({t for row in tags for t in row})))
+    calls = []
+    embed = XTransformerClassifier._embed
+    monkeypatch.setattr(XTransformerClassifier, "_embed",
+                        lambda self, t: calls.append(len(t)) or embed(self, t))
+    XTransformerClassifier(tiny_encoder, fine_tune=True, vectorizer=None, indexer=tree,
+                           max_steps=2, batch_size=8, random_state=0,
+                           n_jobs=1).fit(texts, tags)
+    assert calls == [len(texts)]
+
+
 def test_fine_tune_budget_and_targets():
     assert steps_per_level(100, 3, 10, 2, None) == 20
     assert steps_per_level(100, 3, 10, 2, 30) == 10
