@@ -75,13 +75,15 @@ SHARED = HERE.parents[1] / "shared" / "data"
 CACHE = HERE / "_cache"
 
 LIBRARIES = ["skxmr", "libpecos", "omikuji-parabel", "omikuji-bonsai", "napkinxc-plt"]
-REFERENCES = LIBRARIES[1:]
 DEFAULT_DATA = ["debian-debtags", "delicious"]
 
-# make_xmc_classification sizes, as bench_scaling.py: training rows per label count.
-SYNTHETIC_SAMPLES = {10_000: 50_000, 100_000: 100_000, 1_000_000: 200_000}
-SYNTHETIC_FEATURES = 100_000
-SYNTHETIC_TEST = 5_000
+# make_xmc_classification sizes: those of bench_scaling.py (training rows per label
+# count, features, held-out rows), so that both benchmarks measure the same data.
+sys.path.insert(0, str(HERE))
+from bench_scaling import N_FEATURES as SYNTHETIC_FEATURES
+from bench_scaling import N_TEST as SYNTHETIC_TEST
+from bench_scaling import SAMPLES as SYNTHETIC_SAMPLES
+
 PARTS = ("X.trn", "Y.trn", "X.tst", "Y.tst")
 
 
@@ -362,6 +364,16 @@ def ratio_line(ours, refs):
     return "skxmr / best reference: " + ", ".join(cells) + "."
 
 
+def skxmr_and_references(results):
+    """skxmr's result and the references that ran, or (None, None) when there is
+    nothing to compare (skxmr failed or missing, or no reference ran)."""
+    ours = results.get("skxmr", {})
+    refs = {lib: r for lib, r in results.items() if lib != "skxmr" and "error" not in r}
+    if not ours or "error" in ours or not refs:
+        return None, None
+    return ours, refs
+
+
 RATIO_KEYS = (("fit", "fit_seconds"), ("batch predict", "predict_seconds_best"),
               ("one query", "latency_ms_best"), ("peak RSS", "peak_rss_mb"),
               ("RSS over data load", "rss_growth_mb"))
@@ -390,9 +402,8 @@ def summary_table(record):
     short = {"libpecos": "pecos", "omikuji-parabel": "parabel",
              "omikuji-bonsai": "bonsai", "napkinxc-plt": "plt"}
     for name, results in record["results"].items():
-        ours = results.get("skxmr", {})
-        refs = {lib: r for lib, r in results.items() if lib != "skxmr" and "error" not in r}
-        if not ours or "error" in ours or not refs:
+        ours, refs = skxmr_and_references(results)
+        if ours is None:
             continue
         cells = []
         for _, key in RATIO_KEYS:
@@ -426,9 +437,8 @@ def table(name, info, results):
     ordered = [lib for lib in LIBRARIES if lib in results]
     ordered += [lib for lib in results if lib not in LIBRARIES]
     lines += [result_row(library, results[library]) for library in ordered]
-    ours = results.get("skxmr", {})
-    refs = {lib: r for lib, r in results.items() if lib != "skxmr" and "error" not in r}
-    if ours and "error" not in ours and refs:
+    ours, refs = skxmr_and_references(results)
+    if ours is not None:
         lines += ["", ratio_line(ours, refs), difference_line(ours, refs)]
     return "\n".join(lines)
 
@@ -614,8 +624,7 @@ def datasets_to_run(args):
 
 
 def run(args):
-    sys.path.insert(0, str(HERE))
-    from bench_xrlinear import NORMALIZE
+    from bench_xrlinear import NORMALIZE  # HERE is on sys.path (see the top)
 
     ensure_envs(args.libraries)
     json_path = Path(args.json) if args.json else (
