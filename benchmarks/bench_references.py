@@ -432,11 +432,15 @@ TABLE_HEAD = ("| library | P@1 | P@3 | P@5 | nDCG@5 | PSP@5 | fit (s) | batch pr
               "one query (ms) | peak RSS (MB) | RSS over data load (MB) | model (MB) |")
 
 
+def in_order(libraries):
+    """The names in ``libraries`` in LIBRARIES order, unknown ones last."""
+    return ([lib for lib in LIBRARIES if lib in libraries]
+            + [lib for lib in libraries if lib not in LIBRARIES])
+
+
 def table(name, info, results):
     lines = [title(name, info), "", TABLE_HEAD, "|---|" + "---:|" * 11]
-    ordered = [lib for lib in LIBRARIES if lib in results]
-    ordered += [lib for lib in results if lib not in LIBRARIES]
-    lines += [result_row(library, results[library]) for library in ordered]
+    lines += [result_row(library, results[library]) for library in in_order(results)]
     ours, refs = skxmr_and_references(results)
     if ours is not None:
         lines += ["", ratio_line(ours, refs), difference_line(ours, refs)]
@@ -478,6 +482,15 @@ def plain_log_ticks(ax, *axes):
         getattr(ax, f"{axis}axis").set_minor_formatter(FuncFormatter(minor))
 
 
+def save_figure(plt, fig, ax, path):
+    """Grid, legend, tight layout; write the PNG and free the figure."""
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_p1_vs_fit(plt, name, results, threads, path):
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for library, r in results.items():
@@ -489,11 +502,7 @@ def plot_p1_vs_fit(plt, name, results, threads, path):
     ax.set_xlabel(f"fit time (s, {threads} threads, log scale)")
     ax.set_ylabel("P@1 (%)")
     ax.set_title(f"{name}: P@1 vs fit time")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, ax, path)
 
 
 def label_curves(record, key):
@@ -513,8 +522,7 @@ def plot_vs_labels(plt, record, key, ylabel, title_text, path):
     if not curves:
         return False
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for library in [lib for lib in LIBRARIES if lib in curves] + \
-            [lib for lib in curves if lib not in LIBRARIES]:
+    for library in in_order(curves):
         xs, ys = zip(*curves[library])
         label = library
         if library == "libpecos" and key == "latency_ms_best":
@@ -526,11 +534,7 @@ def plot_vs_labels(plt, record, key, ylabel, title_text, path):
     ax.set_xlabel("number of labels (make_xmc_classification, log scale)")
     ax.set_ylabel(ylabel)
     ax.set_title(title_text)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, ax, path)
     return True
 
 
