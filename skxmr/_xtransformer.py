@@ -43,13 +43,15 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     Extreme multilabel ranking from raw texts. Each text is embedded by a
     sentence-transformers ``encoder``; the L2-normalised embedding is
     concatenated with the text's TF-IDF row (``vectorizer``), and an
-    :class:`XRLinearClassifier` (``ranker``: label tree built on the
-    concatenated features, one linear model per tree node, beam search) ranks
-    the labels on the concatenation. With ``fine_tune=True`` the encoder is
-    first fine-tuned on the cluster-matching task of a preliminary label tree,
-    built from the PIFA label vectors of the TF-IDF: coarse to fine, level by
-    level, each level with a linear head over its nodes, the targets ``Y_t``
-    and hard negatives from the same parents (see Notes).
+    :class:`XRLinearClassifier` (``ranker``: one linear model per node of a
+    label tree, beam search) ranks the labels on the concatenation. The label
+    tree is the preliminary tree of XR-Transformer, built from the PIFA label
+    vectors of the TF-IDF (``rebuild_tree=True`` rebuilds it on the
+    concatenated features instead). With ``fine_tune=True`` the encoder is
+    first fine-tuned on the cluster-matching task of the preliminary tree:
+    coarse to fine, level by level, each level with a linear head over its
+    nodes, the targets ``Y_t`` and hard negatives from the same parents (see
+    Notes).
 
     Parameters
     ----------
@@ -71,14 +73,16 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         training texts. None: the embeddings alone.
     indexer : LabelIndexer, LabelTree, list of sparse matrices or None, \
             default=None
-        The ranker's label tree (as ``XRLinearClassifier``'s ``indexer``); it
-        replaces the ``indexer`` of ``ranker`` when given. An estimator is
-        fitted on the concatenated features; with ``fine_tune=True`` it is
-        also fitted on the TF-IDF (or the frozen embeddings when
-        ``vectorizer=None``) to give the preliminary tree, unless it is a
-        fixed tree, which then serves for both.
+        What builds the label tree (as ``XRLinearClassifier``'s ``indexer``);
+        it replaces the ``indexer`` of ``ranker`` when given. An estimator is
+        fitted on the TF-IDF to give the preliminary tree, which fine-tuning
+        and the ranker share; it is fitted on the frozen embeddings instead
+        when ``vectorizer=None`` (and the ranker then builds its own tree on
+        the final embeddings), and again on the concatenated features for the
+        ranker when ``rebuild_tree=True``. A fixed tree serves everywhere.
     ranker : XRLinearClassifier or None, default=None
-        The ranker, cloned and fitted on the concatenated features. None:
+        The ranker, cloned and fitted on the concatenated features (with the
+        preliminary tree as its ``indexer`` unless ``rebuild_tree``). None:
         ``XRLinearClassifier()``. Its ``random_state`` and ``n_jobs``, when
         None, are set from this estimator's.
     batch_size : int, default=32
@@ -101,6 +105,12 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     embedding_weight : float, default=1.0
         Scale of the (unit-norm) embedding block relative to the (unit-norm)
         TF-IDF block in the ranker's features.
+    rebuild_tree : bool, default=False
+        Rebuild the ranker's label tree on the concatenated features (from the
+        ``indexer``) instead of using the preliminary tree of the TF-IDF. The
+        TF-IDF tree is the default: it was as good or better in
+        ``benchmarks/RESULTS.md`` and saves a clustering. Without a
+        vectorizer, the ranker's tree is always built on the embeddings.
     device : str or torch.device, default="auto"
         Where the encoder runs: "auto" uses CUDA when available, else the CPU.
     n_jobs : int, default=None
@@ -126,7 +136,8 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     tree_ : LabelTree
         The ranker's label tree.
     preliminary_tree_ : LabelTree or None
-        The tree the encoder was fine-tuned on (None when frozen).
+        The tree the encoder was fine-tuned on (None when frozen; the ranker's
+        ``tree_`` is then the TF-IDF tree unless ``rebuild_tree``).
     fine_tune_history_ : list of dict
         Per fine-tuned level (a level of a single node is skipped): ``level``,
         ``n_nodes``, ``steps``, ``loss_start``, ``loss_end`` (empty when frozen).
@@ -190,6 +201,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "fine_tune_loss": [StrOptions({"squared_hinge", "bce"})],
         "embedding_weight": [Interval(Real, 0, None, closed="neither")],
+        "rebuild_tree": ["boolean"],
         "device": "no_validation",  # str or torch.device: checked by resolve_device
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -199,7 +211,8 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, encoder=None, *, fine_tune=False, vectorizer="tfidf",
                  indexer=None, ranker=None, batch_size=32, max_seq_length=128,
                  epochs=1, max_steps=None, learning_rate=5e-5,
-                 fine_tune_loss="squared_hinge", embedding_weight=1.0, device="auto",
+                 fine_tune_loss="squared_hinge", embedding_weight=1.0,
+                 rebuild_tree=False, device="auto",
                  n_jobs=None, random_state=None, verbose=0):
         self.encoder = encoder
         self.fine_tune = fine_tune
@@ -213,6 +226,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.fine_tune_loss = fine_tune_loss
         self.embedding_weight = embedding_weight
+        self.rebuild_tree = rebuild_tree
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -269,12 +283,28 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
             self.embedding_dim_ = embedding_dimension(encoder)
             self.encoder_, self.device_ = encoder, device
             self.preliminary_tree_, self.fine_tune_history_ = None, []
+            tree = None  # the tree of the TF-IDF, when fine-tuning or the ranker uses it
+            if self.fine_tune or (sparse is not None and not self.rebuild_tree):
+                Y = TargetEncoder().fit_transform(y)
+                if Y.shape[0] != len(texts):
+                    raise ValueError(
+                        f"X has {len(texts)} texts but y has {Y.shape[0]} rows.")
+                tree = self._preliminary_tree(texts, Y, sparse, weights, rng)
             if self.fine_tune:
-                self._fine_tune(texts, y, sparse, weights, rng, device)
+                self.preliminary_tree_ = tree
+                self.fine_tune_history_ = fine_tune_encoder(
+                    self.encoder_, texts, Y, tree,
+                    loss=self.fine_tune_loss, batch_size=self.batch_size,
+                    epochs=self.epochs, max_steps=self.max_steps,
+                    learning_rate=self.learning_rate,
+                    beam_size=self._ranker().get_params().get("beam_size", 10),
+                    row_weights=weights, rng=rng, device=device, verbose=self.verbose)
             embeddings = self._embed(texts)
         features = self._combine(embeddings, sparse)
-        ranker = XRLinearClassifier() if self.ranker is None else clone(self.ranker)
-        if self.indexer is not None:
+        ranker = clone(self._ranker())
+        if tree is not None and not self.rebuild_tree:
+            ranker.set_params(indexer=tree)
+        elif self.indexer is not None:
             ranker.set_params(indexer=self.indexer)
         if ranker.get_params().get("random_state", 0) is None:
             ranker.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
@@ -289,30 +319,21 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         self.tree_ = ranker.tree_
         return self
 
-    def _fine_tune(self, texts, y, sparse, weights, rng, device):
-        Y = TargetEncoder().fit_transform(y)
-        if Y.shape[0] != len(texts):
-            raise ValueError(f"X has {len(texts)} texts but y has {Y.shape[0]} rows.")
-        ranker = self.ranker if self.ranker is not None else XRLinearClassifier()
-        indexer = self.indexer if self.indexer is not None else ranker.get_params().get(
-            "indexer")
+    def _ranker(self):
+        return XRLinearClassifier() if self.ranker is None else self.ranker
+
+    def _preliminary_tree(self, texts, Y, sparse, weights, rng):
+        """The label tree of the TF-IDF (or, without a vectorizer, of the frozen
+        embeddings) from the indexer, or the indexer's own tree when it is given."""
+        indexer = self.indexer if self.indexer is not None else self._ranker().get_params(
+            ).get("indexer")
         if tree_is_given(indexer):  # no rows needed: do not embed for nothing
-            tree = build_tree(indexer, None, Y, rng)
-        else:
-            features = sparse if sparse is not None else self._embed(texts)
-            if weights is None:
-                tree = build_tree(indexer, features, Y, rng)
-            else:  # rows of weight 0 are left out, as in the ranker
-                keep = np.flatnonzero(weights)
-                tree = build_tree(indexer, features[keep], Y[keep], rng,
-                                  weights[keep])
-        self.preliminary_tree_ = tree
-        self.fine_tune_history_ = fine_tune_encoder(
-            self.encoder_, texts, Y, tree, loss=self.fine_tune_loss,
-            batch_size=self.batch_size, epochs=self.epochs, max_steps=self.max_steps,
-            learning_rate=self.learning_rate,
-            beam_size=ranker.get_params().get("beam_size", 10), row_weights=weights,
-            rng=rng, device=device, verbose=self.verbose)
+            return build_tree(indexer, None, Y, rng)
+        features = sparse if sparse is not None else self._embed(texts)
+        if weights is None:
+            return build_tree(indexer, features, Y, rng)
+        keep = np.flatnonzero(weights)  # rows of weight 0 are left out, as in the ranker
+        return build_tree(indexer, features[keep], Y[keep], rng, weights[keep])
 
     def _embed(self, texts):
         """L2-normalised float32 embeddings, shape (len(texts), embedding_dim_)."""

@@ -51,7 +51,8 @@ def tuned(tiny_encoder, debtags_small):
 def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
                                                         debtags_small):
     """The ranker is exactly an XRLinearClassifier fitted on [embeddings, TF-IDF]
-    computed by hand from the same encoder and vectorizer."""
+    computed by hand from the same encoder and vectorizer, on the label tree of
+    the TF-IDF alone (the preliminary tree)."""
     texts, tags, test_texts, _ = debtags_small
     encoder = SentenceTransformer(tiny_encoder, device="cpu")
     torch.set_num_threads(1)
@@ -59,9 +60,16 @@ def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
     tfidf = default_text_vectorizer().fit(texts)
     features = sp.hstack([sp.csr_matrix(emb), tfidf.transform(texts)], format="csr",
                          dtype=np.float32)
+    rng = np.random.RandomState(0)  # random_state=0 draws torch's seed, then the tree's
+    rng.randint(np.iinfo(np.int32).max)
+    indexer = LabelIndexer(random_state=rng.randint(np.iinfo(np.int32).max))
+    tfidf_tree = indexer.fit(tfidf.transform(texts).astype(np.float32),
+                             label_sets_to_indicator(tags, frozen.classes_)).tree_
+    assert frozen.tree_.equals(tfidf_tree)
+    assert frozen.preliminary_tree_ is None  # frozen: nothing was fine-tuned on it
     seed = frozen.ranker_.random_state  # drawn from random_state=0
-    reference = XRLinearClassifier(random_state=seed, n_jobs=1).fit(features, tags)
-    assert frozen.tree_.equals(reference.tree_)
+    reference = XRLinearClassifier(random_state=seed, n_jobs=1,
+                                   indexer=tfidf_tree).fit(features, tags)
     for W, R in zip(frozen.ranker_.coef_, reference.coef_):
         np.testing.assert_allclose(W.toarray(), R.toarray(), atol=1e-5)
     test_features = sp.hstack([sp.csr_matrix(encoder.encode(
@@ -123,6 +131,29 @@ def test_embedding_weight_and_no_vectorizer(tiny_encoder, debtags_small):
         with_tfidf.embedding_dim_ + len(with_tfidf.vectorizer_.vocabulary_))
 
 
+def test_rebuild_tree_builds_the_rankers_tree_on_the_concatenation(
+        frozen, tiny_encoder, debtags_small):
+    texts, tags = debtags_small[0], debtags_small[1]
+    rebuilt = _fit(tiny_encoder, debtags_small, rebuild_tree=True)
+    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    torch.set_num_threads(1)
+    features = sp.hstack([
+        sp.csr_matrix(encoder.encode(texts, batch_size=32, normalize_embeddings=True)),
+        default_text_vectorizer().fit_transform(texts)], format="csr", dtype=np.float32)
+    reference = XRLinearClassifier(random_state=rebuilt.ranker_.random_state,
+                                   n_jobs=1).fit(features, tags)
+    assert rebuilt.tree_.equals(reference.tree_)
+    assert not rebuilt.tree_.equals(frozen.tree_)  # not the TF-IDF tree
+    # Without a vectorizer there is no TF-IDF tree: the ranker builds its own.
+    only = _fit(tiny_encoder, (texts[:200], tags[:200]), vectorizer=None)
+    assert only.ranker_.indexer is None
+
+
+def test_fine_tuning_and_ranker_share_the_preliminary_tree(tuned):
+    assert tuned.preliminary_tree_ is not None
+    assert tuned.tree_.equals(tuned.preliminary_tree_)
+
+
 def test_custom_vectorizer_indexer_and_ranker(tiny_encoder, debtags_small):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -134,7 +165,10 @@ def test_custom_vectorizer_indexer_and_ranker(tiny_encoder, debtags_small):
     assert not hasattr(vectorizer, "vocabulary_")  # the given objects are cloned
     assert not hasattr(ranker, "coef_")
     assert model.ranker_.beam_size == 3 and model.ranker_.top_k == 4
-    assert model.ranker_.indexer.branching_factor == 4
+    tree = model.tree_  # built by the given indexer
+    assert all(tree.children_counts(level).max() <= 4
+               for level in range(tree.n_levels - 1))
+    assert tree.leaf_sizes().max() <= 20
     assert model.vectorizer_.min_df == 3
     assert model.tree_.n_levels >= 2
 
