@@ -24,10 +24,6 @@ from skxmr._progress import progress
 # than the pretrained encoder: their learning rate is this multiple of
 # ``learning_rate``.
 HEAD_LR_FACTOR = 20.0
-# The encoder's learning rate rises linearly from 0 over this fraction of each
-# level's steps (the head's starts at full rate): a fresh head's first, nearly
-# random gradients would otherwise pull the pretrained embeddings off course.
-ENCODER_WARMUP = 0.1
 
 
 def _binary(M):
@@ -121,10 +117,8 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
             {"params": encoder.parameters(), "lr": learning_rate},
             {"params": head.parameters(), "lr": learning_rate * HEAD_LR_FACTOR},
         ], weight_decay=0.0)
-        warmup = ENCODER_WARMUP * steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [
-            lambda step: min(1.0, step / warmup if warmup else 1.0) * (1.0 - step / steps),
-            lambda step: 1.0 - step / steps])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 1.0 - step / steps)
         bar = progress(total=steps, desc=f"fine-tune level {t}/{tree.n_levels}",
                        unit="step", verbose=verbose)
         losses = []
