@@ -109,10 +109,10 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         Rebuild the ranker's label tree on the concatenated features (from the
         ``indexer``) instead of using the preliminary tree of the TF-IDF. The
         TF-IDF tree is the default, as in XR-Transformer: it saves a
-        clustering, and in ``benchmarks/RESULTS.md`` it ranked better on
-        debian-deps (P@1 +0.4), equal on reuters and a little worse on
-        debian-debtags (-0.3). Without a vectorizer, the ranker's tree is
-        always built on the embeddings.
+        clustering, and in ``benchmarks/RESULTS.md`` it ranked about as well
+        (P@1 from -0.3 to +0.4, about the spread between tree seeds).
+        Without a vectorizer, the ranker's tree is always built on the
+        embeddings.
     device : str or torch.device, default="auto"
         Where the encoder runs: "auto" uses CUDA when available, else the CPU.
     n_jobs : int, default=None
