@@ -1,0 +1,162 @@
+"""Ranker-only sweep for XTransformerClassifier on cached embeddings (issue 7).
+
+    python benchmarks/sweep_xtransformer_ranker.py --data ../shared/data/debian-deps \\
+        tfidf:0 frozen:0.7:0 frozen:0.7:0:negative_sampling=tfn+man ...
+
+Encoding is most of XTransformerClassifier's cost, so the ranker's settings are
+compared here on embeddings computed once: all-MiniLM-L6-v2 (the default encoder,
+offline), ``--max-seq-length`` tokens, L2-normalised, cached in ``--cache`` with
+the benchmark's TF-IDF (float32). Each configuration trains one
+``XRLinearClassifier(n_jobs=--threads)`` and prints P@1/3/5 on the test split:
+
+- ``tfidf:SEED[:k=v,...]``: on the TF-IDF, on the tree of ``XRLinearClassifier(
+  random_state=SEED)`` fitted on the TF-IDF (what ``XTransformerClassifier`` does
+  with its preliminary tree);
+- ``frozen:WEIGHT:SEED[:k=v,...]``: on [WEIGHT * embeddings, TF-IDF], on the same
+  TF-IDF tree of that seed (``own`` instead of a seed: the tree rebuilt on the
+  concatenation, ``rebuild_tree=True``).
+
+``k=v`` pairs are further ``XRLinearClassifier`` parameters (``beam_size=30``,
+``negative_sampling=tfn+man``, ``threshold=0.03``...). The scores of each
+configuration are saved (``--cache``/S.<data>.<config>.npz) so that blends of
+configurations can be scored afterwards with ``--blend A B``.
+"""
+
+import argparse
+import os
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+
+
+def lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def cached_features(data, cache, max_seq_length, threads):
+    """(TF-IDF train, TF-IDF test, embeddings train, embeddings test), cached."""
+    name = data.name
+    tfidf_path = cache / f"{name}.tfidf.pkl"
+    if not tfidf_path.exists():
+        from skxmr._text import default_text_vectorizer
+
+        vectorizer = default_text_vectorizer()
+        train = sp.csr_matrix(vectorizer.fit_transform(lines(data / "trn_texts.txt")),
+                              dtype=np.float32)
+        test = sp.csr_matrix(vectorizer.transform(lines(data / "tst_texts.txt")),
+                             dtype=np.float32)
+        with open(tfidf_path, "wb") as f:
+            pickle.dump((train, test), f)
+    with open(tfidf_path, "rb") as f:
+        tfidf = pickle.load(f)
+    embeddings = []
+    for split in ("trn", "tst"):
+        path = cache / f"{name}.{split}.emb{max_seq_length}.npy"
+        if not path.exists():
+            from skxmr._encoder import load_encoder, set_max_seq_length, torch_threads
+
+            with torch_threads(threads):
+                encoder = load_encoder(None, "cpu")
+                set_max_seq_length(encoder, max_seq_length)
+                start = time.perf_counter()
+                values = encoder.encode(lines(data / f"{split}_texts.txt"), batch_size=32,
+                                        convert_to_numpy=True, normalize_embeddings=True)
+            print(f"encoded {name} {split}: {time.perf_counter() - start:.0f} s", flush=True)
+            np.save(path, values.astype(np.float32))
+        embeddings.append(np.load(path))
+    return (*tfidf, *embeddings)
+
+
+def parse_params(text):
+    params = {}
+    for pair in filter(None, text.split(",")):
+        key, value = pair.split("=")
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        params[key] = value
+    return params
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, default=HERE / "_cache")
+    parser.add_argument("--max-seq-length", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--blend", nargs="+", metavar="CONFIG",
+                        help="score the sum of these configurations' saved scores")
+    parser.add_argument("configs", nargs="*")
+    args = parser.parse_args()
+
+    from skxmr import XRLinearClassifier
+    from skxmr.metrics import topk_report
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    name = args.data.name
+    Y = sp.load_npz(args.data / "Y.trn.npz").tocsr()
+    Y_test = sp.load_npz(args.data / "Y.tst.npz").tocsr()
+
+    def score_path(config):
+        return args.cache / f"S.{name}.{config.replace(':', '_').replace('=', '-')}.npz"
+
+    def report(label, scores, seconds=None):
+        r = topk_report(Y_test, scores, ks=(1, 3, 5))
+        timing = "" if seconds is None else f"  fit {seconds:.0f} s"
+        print(f"{label:50s} " + " / ".join(f"{100 * r[k]:.2f}" for k in ("P@1", "P@3", "P@5"))
+              + timing, flush=True)
+
+    if args.blend:
+        report(" + ".join(args.blend), sum(sp.load_npz(score_path(c)) for c in args.blend))
+    if not args.configs:
+        return
+    X, X_test, E, E_test = cached_features(args.data, args.cache, args.max_seq_length,
+                                           args.threads)
+    trees = {}
+
+    def tfidf_tree(seed):
+        if seed not in trees:
+            trees[seed] = XRLinearClassifier(random_state=seed, n_jobs=args.threads).fit(
+                X, Y).tree_
+        return trees[seed]
+
+    for config in args.configs:
+        kind, *fields = config.split(":")
+        if kind == "tfidf":
+            seed, extra = fields[0], fields[1:]
+            train, test = X, X_test
+        elif kind == "frozen":
+            weight, seed, extra = float(fields[0]), fields[1], fields[2:]
+            train = sp.hstack([sp.csr_matrix(E * np.float32(weight)), X], format="csr",
+                              dtype=np.float32)
+            test = sp.hstack([sp.csr_matrix(E_test * np.float32(weight)), X_test],
+                             format="csr", dtype=np.float32)
+        else:
+            parser.error(f"unknown configuration kind {kind!r} in {config!r}")
+        params = parse_params(extra[0] if extra else "")
+        own = seed == "own"
+        model = XRLinearClassifier(indexer=None if own else tfidf_tree(int(seed)),
+                                   random_state=0 if own else int(seed),
+                                   n_jobs=args.threads, **params)
+        start = time.perf_counter()
+        model.fit(train, Y)
+        seconds = time.perf_counter() - start
+        scores = model.decision_function(test)
+        sp.save_npz(score_path(config), scores)
+        report(config, scores, seconds)
+
+
+if __name__ == "__main__":
+    main()
