@@ -164,7 +164,10 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     level; a top level of a single node (every label in one cluster) ranks
     nothing and is skipped. On a CPU, a budget of a few hundred steps
     (``max_steps``) with ``max_seq_length=64`` finishes in minutes on the
-    bundled data; see ``benchmarks/RESULTS.md`` for measured gains and times.
+    bundled data. Against the frozen encoder, such a budget (600 steps)
+    lowered P@3 and P@5 on all three text sets of ``benchmarks/RESULTS.md``
+    and raised P@1 only on debian-debtags; on a CPU the frozen encoder is the
+    better choice.
 
     All prediction methods take a list (or array, or pandas Series) of texts;
     the answers have the forms of :class:`XRLinearClassifier`'s.
