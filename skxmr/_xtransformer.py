@@ -166,8 +166,8 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     (``max_steps``) with ``max_seq_length=64`` finishes in minutes on the
     bundled data. Against the frozen encoder, such a budget (600 steps)
     lowered P@3 and P@5 on all three text sets of ``benchmarks/RESULTS.md``
-    and raised P@1 only on debian-debtags; on a CPU the frozen encoder is the
-    better choice.
+    and raised P@1 only once (debian-debtags, not on a rerun); on a CPU the
+    frozen encoder is the better choice.
 
     All prediction methods take a list (or array, or pandas Series) of texts;
     the answers have the forms of :class:`XRLinearClassifier`'s.
