@@ -102,9 +102,11 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         to 0 over each level); the heads use 20 times this rate.
     fine_tune_loss : {"squared_hinge", "bce"}, default="squared_hinge"
         Loss of the fine-tuning heads on their candidate nodes.
-    embedding_weight : float, default=1.0
+    embedding_weight : float, default=0.7
         Scale of the (unit-norm) embedding block relative to the (unit-norm)
-        TF-IDF block in the ranker's features.
+        TF-IDF block in the ranker's features. 0.7 ranked better than 1.0 in 8
+        of 9 paired runs (three text sets, three trees each; P@1 +0.1 to
+        +0.3, P@3 and P@5 equal or better: ``benchmarks/RESULTS.md``).
     rebuild_tree : bool, default=False
         Rebuild the ranker's label tree on the concatenated features (from the
         ``indexer``) instead of using the preliminary tree of the TF-IDF. The
@@ -216,7 +218,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, encoder=None, *, fine_tune=False, vectorizer="tfidf",
                  indexer=None, ranker=None, batch_size=32, max_seq_length=128,
                  epochs=1, max_steps=None, learning_rate=5e-5,
-                 fine_tune_loss="squared_hinge", embedding_weight=1.0,
+                 fine_tune_loss="squared_hinge", embedding_weight=0.7,
                  rebuild_tree=False, device="auto",
                  n_jobs=None, random_state=None, verbose=0):
         self.encoder = encoder

@@ -56,7 +56,9 @@ def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
     texts, tags, test_texts, _ = debtags_small
     encoder = SentenceTransformer(tiny_encoder, device="cpu")
     torch.set_num_threads(1)
-    emb = encoder.encode(texts, batch_size=32, normalize_embeddings=True)
+    weight = np.float32(frozen.embedding_weight)
+    assert weight != 1  # the default scales the embedding block
+    emb = weight * encoder.encode(texts, batch_size=32, normalize_embeddings=True)
     tfidf = default_text_vectorizer().fit(texts)
     features = sp.hstack([sp.csr_matrix(emb), tfidf.transform(texts)], format="csr",
                          dtype=np.float32)
@@ -72,7 +74,7 @@ def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
                                    indexer=tfidf_tree).fit(features, tags)
     for W, R in zip(frozen.ranker_.coef_, reference.coef_):
         np.testing.assert_allclose(W.toarray(), R.toarray(), atol=1e-5)
-    test_features = sp.hstack([sp.csr_matrix(encoder.encode(
+    test_features = sp.hstack([sp.csr_matrix(weight * encoder.encode(
         test_texts, normalize_embeddings=True)), tfidf.transform(test_texts)],
         format="csr", dtype=np.float32)
     labels, scores = frozen.predict_topk(test_texts)
@@ -138,7 +140,8 @@ def test_rebuild_tree_builds_the_rankers_tree_on_the_concatenation(
     encoder = SentenceTransformer(tiny_encoder, device="cpu")
     torch.set_num_threads(1)
     features = sp.hstack([
-        sp.csr_matrix(encoder.encode(texts, batch_size=32, normalize_embeddings=True)),
+        sp.csr_matrix(np.float32(rebuilt.embedding_weight) * encoder.encode(
+            texts, batch_size=32, normalize_embeddings=True)),
         default_text_vectorizer().fit_transform(texts)], format="csr", dtype=np.float32)
     reference = XRLinearClassifier(random_state=rebuilt.ranker_.random_state,
                                    n_jobs=1).fit(features, tags)
@@ -268,7 +271,8 @@ def test_bce_loss_and_sample_weight(tiny_encoder, debtags_small):
     # The ranker gets the weights: it equals XR-Linear fitted with them on the
     # embeddings.
     encoder = SentenceTransformer(tiny_encoder, device="cpu")
-    features = encoder.encode(texts, normalize_embeddings=True)
+    features = np.float32(half.embedding_weight) * encoder.encode(
+        texts, normalize_embeddings=True)
     reference = XRLinearClassifier(random_state=half.ranker_.random_state,
                                    n_jobs=1).fit(features, tags, sample_weight=weights)
     for W, R in zip(half.ranker_.coef_, reference.coef_):
