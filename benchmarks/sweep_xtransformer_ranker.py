@@ -25,6 +25,7 @@ configurations can be scored afterwards with ``--blend A B``.
 import argparse
 import os
 import pickle
+import sys
 import time
 from pathlib import Path
 
@@ -35,31 +36,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_xtransformer import load_texts
 
 
-def lines(path):
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
-
-
-def cached_features(data, cache, max_seq_length, threads):
+def cached_features(name, texts, test_texts, cache, max_seq_length, threads):
     """(TF-IDF train, TF-IDF test, embeddings train, embeddings test), cached."""
-    name = data.name
     tfidf_path = cache / f"{name}.tfidf.pkl"
     if not tfidf_path.exists():
         from skxmr._text import default_text_vectorizer
 
         vectorizer = default_text_vectorizer()
-        train = sp.csr_matrix(vectorizer.fit_transform(lines(data / "trn_texts.txt")),
-                              dtype=np.float32)
-        test = sp.csr_matrix(vectorizer.transform(lines(data / "tst_texts.txt")),
-                             dtype=np.float32)
+        train = sp.csr_matrix(vectorizer.fit_transform(texts), dtype=np.float32)
+        test = sp.csr_matrix(vectorizer.transform(test_texts), dtype=np.float32)
         with open(tfidf_path, "wb") as f:
             pickle.dump((train, test), f)
     with open(tfidf_path, "rb") as f:
         tfidf = pickle.load(f)
     embeddings = []
-    for split in ("trn", "tst"):
+    for split, split_texts in (("trn", texts), ("tst", test_texts)):
         path = cache / f"{name}.{split}.emb{max_seq_length}.npy"
         if not path.exists():
             from skxmr._encoder import load_encoder, set_max_seq_length, torch_threads
@@ -68,8 +63,8 @@ def cached_features(data, cache, max_seq_length, threads):
                 encoder = load_encoder(None, "cpu")
                 set_max_seq_length(encoder, max_seq_length)
                 start = time.perf_counter()
-                values = encoder.encode(lines(data / f"{split}_texts.txt"), batch_size=32,
-                                        convert_to_numpy=True, normalize_embeddings=True)
+                values = encoder.encode(split_texts, batch_size=32, convert_to_numpy=True,
+                                        normalize_embeddings=True)
             print(f"encoded {name} {split}: {time.perf_counter() - start:.0f} s", flush=True)
             np.save(path, values.astype(np.float32))
         embeddings.append(np.load(path))
@@ -101,13 +96,12 @@ def main():
     parser.add_argument("configs", nargs="*")
     args = parser.parse_args()
 
-    from skxmr import XRLinearClassifier
+    from skxmr import XRLinearClassifier, XTransformerClassifier
     from skxmr.metrics import topk_report
 
     args.cache.mkdir(parents=True, exist_ok=True)
     name = args.data.name
-    Y = sp.load_npz(args.data / "Y.trn.npz").tocsr()
-    Y_test = sp.load_npz(args.data / "Y.tst.npz").tocsr()
+    texts, Y, test_texts, Y_test = load_texts(args.data)
 
     def score_path(config):
         return args.cache / f"S.{name}.{config.replace(':', '_').replace('=', '-')}.npz"
@@ -122,8 +116,8 @@ def main():
         report(" + ".join(args.blend), sum(sp.load_npz(score_path(c)) for c in args.blend))
     if not args.configs:
         return
-    X, X_test, E, E_test = cached_features(args.data, args.cache, args.max_seq_length,
-                                           args.threads)
+    X, X_test, E, E_test = cached_features(name, texts, test_texts, args.cache,
+                                           args.max_seq_length, args.threads)
     trees = {}
 
     def tfidf_tree(seed):
@@ -139,10 +133,9 @@ def main():
             train, test = X, X_test
         elif kind == "frozen":
             weight, seed, extra = float(fields[0]), fields[1], fields[2:]
-            train = sp.hstack([sp.csr_matrix(E * np.float32(weight)), X], format="csr",
-                              dtype=np.float32)
-            test = sp.hstack([sp.csr_matrix(E_test * np.float32(weight)), X_test],
-                             format="csr", dtype=np.float32)
+            # the class's own concatenation [weight * embeddings, TF-IDF]
+            combine = XTransformerClassifier(embedding_weight=weight)._combine
+            train, test = combine(E, X), combine(E_test, X_test)
         else:
             parser.error(f"unknown configuration kind {kind!r} in {config!r}")
         params = parse_params(extra[0] if extra else "")

@@ -105,8 +105,9 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     embedding_weight : float, default=0.7
         Scale of the (unit-norm) embedding block relative to the (unit-norm)
         TF-IDF block in the ranker's features. 0.7 ranked better than 1.0 in 8
-        of 9 paired runs (three text sets, three trees each; P@1 +0.1 to
-        +0.3, P@3 and P@5 equal or better: ``benchmarks/RESULTS.md``).
+        of 9 paired runs (three text sets, three trees each; mean P@1 +0.1
+        to +0.3 per set, P@3 and P@5 equal or better:
+        ``benchmarks/RESULTS.md``).
     rebuild_tree : bool, default=False
         Rebuild the ranker's label tree on the concatenated features (from the
         ``indexer``) instead of using the preliminary tree of the TF-IDF. The
