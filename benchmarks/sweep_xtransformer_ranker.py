@@ -16,6 +16,12 @@ the benchmark's TF-IDF (float32). Each configuration trains one
   TF-IDF tree of that seed (``own`` instead of a seed: the tree rebuilt on the
   concatenation, ``rebuild_tree=True``).
 
+- ``levels:W1,W2,...:SEED``: each level of the TF-IDF tree of that seed trained
+  on [Wt * embeddings, TF-IDF] with its own weight Wt (0: the TF-IDF alone),
+  one weight per level. With the default ``negative_sampling="tfn"`` a level's
+  training does not depend on the levels above it, so this is the per-level
+  weights of models trained once per distinct weight, spliced together.
+
 ``k=v`` pairs are further ``XRLinearClassifier`` parameters (``beam_size=30``,
 ``negative_sampling=tfn+man``, ``threshold=0.03``...). The scores of each
 configuration are saved (``--cache``/S.<data>.<config>.npz) so that blends of
@@ -69,6 +75,38 @@ def cached_features(name, texts, test_texts, cache, max_seq_length, threads):
             np.save(path, values.astype(np.float32))
         embeddings.append(np.load(path))
     return (*tfidf, *embeddings)
+
+
+def spliced_levels(level_weights, tree, seed, X, X_test, E, E_test, Y, threads):
+    """Scores of a ranker whose level t was trained with embedding weight
+    ``level_weights[t - 1]`` (see ``levels:`` in the module docstring)."""
+    from skxmr import XRLinearClassifier
+
+    if len(level_weights) != tree.n_levels:
+        raise SystemExit(f"levels: {len(level_weights)} weights for a tree of "
+                         f"{tree.n_levels} levels {list(tree.level_sizes)}")
+    top = max(level_weights)
+    if top <= 0:
+        raise SystemExit("levels: at least one weight must be positive")
+    models, start = {}, time.perf_counter()
+    for weight in sorted(set(level_weights)):
+        # every model sees [weight * E, X]; weight 0 keeps the zero block so that
+        # all coefficient matrices have the same rows
+        features = sp.hstack([sp.csr_matrix(weight * E), X], format="csr", dtype=np.float32)
+        models[weight] = XRLinearClassifier(indexer=tree, random_state=seed,
+                                            n_jobs=threads).fit(features, Y)
+    seconds = time.perf_counter() - start
+    spliced = models[top]
+    coef = []
+    for level, weight in enumerate(level_weights):
+        # fold weight / top into the embedding rows: the test rows carry top * E
+        scale = np.ones(models[weight].coef_[level].shape[0])
+        scale[: E.shape[1]] = weight / top
+        coef.append(sp.csc_matrix(sp.diags(scale) @ models[weight].coef_[level],
+                                  dtype=models[weight].coef_[level].dtype))
+    spliced.coef_ = coef  # a new list: the model rebuilds its searcher
+    test = sp.hstack([sp.csr_matrix(top * E_test), X_test], format="csr", dtype=np.float32)
+    return spliced.decision_function(test), seconds
 
 
 def parse_params(text):
@@ -131,6 +169,13 @@ def main():
         if kind == "tfidf":
             seed, extra = fields[0], fields[1:]
             train, test = X, X_test
+        elif kind == "levels":
+            level_weights, seed = [float(w) for w in fields[0].split(",")], fields[1]
+            scores, seconds = spliced_levels(level_weights, tfidf_tree(int(seed)), int(seed),
+                                             X, X_test, E, E_test, Y, args.threads)
+            sp.save_npz(score_path(config), scores)
+            report(config, scores, seconds)
+            continue
         elif kind == "frozen":
             weight, seed, extra = float(fields[0]), fields[1], fields[2:]
             # the class's own concatenation [weight * embeddings, TF-IDF]

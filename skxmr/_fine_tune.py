@@ -24,6 +24,12 @@ from skxmr._progress import progress
 # than the pretrained encoder: their learning rate is this multiple of
 # ``learning_rate``.
 HEAD_LR_FACTOR = 20.0
+# The linear probe (heads fitted on the frozen embeddings before fine-tuning):
+# Adam on minibatches, a learning rate that decays linearly to zero.
+PROBE_EPOCHS = 5
+PROBE_BATCH_SIZE = 256
+PROBE_LEARNING_RATE = 1e-2
+PROBE_MIN_STEPS = 200  # small data: more passes (the probe is cheap)
 
 
 def _binary(M):
@@ -57,9 +63,98 @@ def _to_device(features, device):
             for key, value in features.items()}
 
 
+def _candidate_mask(prev_head, embedding, prev_targets, parents, beam_size):
+    """Nodes a row's loss covers: the children of its true parents and of the
+    ``beam_size`` parents ``prev_head`` ranks highest (all nodes on level 1)."""
+    import torch
+
+    matched = torch.as_tensor(prev_targets.toarray() > 0, device=embedding.device)
+    with torch.no_grad():
+        beam = prev_head(embedding.detach()).topk(
+            min(beam_size, matched.shape[1]), dim=1).indices
+    matched.scatter_(1, beam, True)
+    return matched[:, parents].float()
+
+
+def _loss_per_row(scores, y, mask, loss):
+    import torch.nn.functional as F
+
+    if loss == "bce":
+        per_node = F.binary_cross_entropy_with_logits(scores, y, reduction="none")
+    else:
+        per_node = F.relu(1.0 - (2.0 * y - 1.0) * scores) ** 2
+    return (per_node * mask).sum(dim=1)
+
+
+def probe_heads(embeddings, targets, tree, levels, *, loss="squared_hinge",
+                beam_size=10, epochs=PROBE_EPOCHS, batch_size=PROBE_BATCH_SIZE,
+                learning_rate=PROBE_LEARNING_RATE, node_offsets=None, rng, device="cpu"):
+    """Linear heads fitted on fixed embeddings, one per level in ``levels``.
+
+    The first phase of linear-probe-then-fine-tune: heads trained with the
+    encoder frozen, on its embeddings of the training rows, with the loss and
+    the candidate nodes of :func:`fine_tune_encoder`. Fine-tuning that starts
+    from them moves the encoder by gradients of a head that already ranks,
+    instead of the near-random gradients of a head at zero.
+
+    Returns a dict level -> torch.nn.Linear (frozen parameters).
+    """
+    import torch
+
+    X = torch.as_tensor(np.ascontiguousarray(embeddings, dtype=np.float32), device=device)
+    n_rows, dim = X.shape
+    steps = max(epochs * math.ceil(n_rows / batch_size), PROBE_MIN_STEPS)
+    heads, prev_head = {}, None
+    for t in levels:
+        parents = torch.as_tensor(tree.parents(t), device=device)
+        head = _initial_head(prev_head, parents, dim, int(tree.level_sizes[t - 1]), device)
+        optimizer = torch.optim.Adam(head.parameters(), lr=learning_rate)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 1.0 - step / steps)
+        order, pos = rng.permutation(n_rows), 0
+        for _ in range(steps):
+            if pos >= n_rows:
+                order, pos = rng.permutation(n_rows), 0
+            batch = order[pos: pos + batch_size]
+            pos += batch_size
+            embedding = X[batch]
+            y = torch.as_tensor(targets[t - 1][batch].toarray(), device=device)
+            mask = torch.ones_like(y) if prev_head is None else _candidate_mask(
+                prev_head, embedding, targets[t - 2][batch], parents, beam_size)
+            scores = head(embedding)
+            if node_offsets is not None:
+                scores = scores + torch.as_tensor(node_offsets(t, batch), dtype=scores.dtype,
+                                                  device=device)
+            value = _loss_per_row(scores, y, mask, loss).mean()
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            scheduler.step()
+        for p in head.parameters():
+            p.requires_grad_(False)
+        heads[t] = prev_head = head
+    return heads
+
+
+def _initial_head(prev_head, parents, dim, n_nodes, device):
+    """A level's head at zero (level 1) or with the children on their parent's weights."""
+    import torch
+
+    head = torch.nn.Linear(dim, n_nodes).to(device)
+    with torch.no_grad():
+        if prev_head is None:
+            head.weight.zero_()
+            head.bias.zero_()
+        else:
+            head.weight.copy_(prev_head.weight[parents])
+            head.bias.copy_(prev_head.bias[parents])
+    return head
+
+
 def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_size=32,
                       epochs=1, max_steps=None, learning_rate=5e-5, beam_size=10,
-                      row_weights=None, rng, device="cpu", verbose=0):
+                      row_weights=None, probe_embeddings=None, node_offsets=None, rng,
+                      device="cpu", verbose=0):
     """Fine-tune ``encoder`` in place, level by level; return the history.
 
     Parameters
@@ -75,6 +170,14 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
         Per-candidate loss on the head's scores.
     row_weights : ndarray of shape (n_rows,) or None
         Per-row loss weights (rows of weight 0 are never drawn).
+    probe_embeddings : ndarray of shape (n_rows, dim) or None
+        The frozen encoder's embeddings of ``texts``. When given, every level's
+        head starts from a linear probe fitted on them (:func:`probe_heads`)
+        instead of from zero or its parents.
+    node_offsets : callable or None
+        ``node_offsets(level, rows)`` -> array of shape (len(rows), n_nodes of
+        the level), added to the head's scores (probe included): e.g. the
+        margins of a TF-IDF model, so that the encoder learns what it misses.
     rng : numpy.random.RandomState
         Draws the batches (torch's own seed is set by the caller).
     verbose : int
@@ -88,7 +191,6 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
         steps) and ``loss_end`` (of the last tenth).
     """
     import torch
-    import torch.nn.functional as F
 
     rows = np.arange(len(texts)) if row_weights is None else np.flatnonzero(row_weights)
     weights = None if row_weights is None else torch.as_tensor(
@@ -99,20 +201,18 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
     # only pull all embeddings towards one direction. Its budget goes to the others.
     levels = [t for t in range(1, tree.n_levels + 1) if tree.level_sizes[t - 1] > 1]
     steps = steps_per_level(rows.size, len(levels), batch_size, epochs, max_steps)
+    probes = {} if probe_embeddings is None else probe_heads(
+        probe_embeddings, targets, tree, levels, loss=loss, beam_size=beam_size,
+        node_offsets=node_offsets, rng=rng, device=device)
     history = []
     prev_head = None
     encoder.train()
     for t in levels:
         n_nodes = int(tree.level_sizes[t - 1])
         parents = torch.as_tensor(tree.parents(t), device=device)
-        head = torch.nn.Linear(dim, n_nodes).to(device)
-        with torch.no_grad():
-            if prev_head is None:
-                head.weight.zero_()
-                head.bias.zero_()
-            else:  # children start from their parent's weights
-                head.weight.copy_(prev_head.weight[parents])
-                head.bias.copy_(prev_head.bias[parents])
+        head = _initial_head(prev_head, parents, dim, n_nodes, device)
+        if t in probes:
+            head.load_state_dict(probes[t].state_dict())
         optimizer = torch.optim.AdamW([
             {"params": encoder.parameters(), "lr": learning_rate},
             {"params": head.parameters(), "lr": learning_rate * HEAD_LR_FACTOR},
@@ -133,22 +233,13 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
             features = _to_device(encoder.preprocess([texts[i] for i in batch]), device)
             embedding = encoder(features)["sentence_embedding"]
             scores = head(embedding)
+            if node_offsets is not None:
+                scores = scores + torch.as_tensor(node_offsets(t, batch), dtype=scores.dtype,
+                                                  device=device)
             y = torch.as_tensor(targets[t - 1][batch].toarray(), device=device)
-            if prev_head is None:
-                mask = torch.ones_like(y)
-            else:
-                matched = torch.as_tensor(targets[t - 2][batch].toarray() > 0,
-                                          device=device)
-                with torch.no_grad():  # the previous level's beam: hard negatives
-                    beam = prev_head(embedding.detach()).topk(
-                        min(beam_size, matched.shape[1]), dim=1).indices
-                matched.scatter_(1, beam, True)
-                mask = matched[:, parents].float()
-            if loss == "bce":
-                per_node = F.binary_cross_entropy_with_logits(scores, y, reduction="none")
-            else:
-                per_node = F.relu(1.0 - (2.0 * y - 1.0) * scores) ** 2
-            per_row = (per_node * mask).sum(dim=1)
+            mask = torch.ones_like(y) if prev_head is None else _candidate_mask(
+                prev_head, embedding, targets[t - 2][batch], parents, beam_size)
+            per_row = _loss_per_row(scores, y, mask, loss)
             if weights is not None:
                 per_row = per_row * weights[batch].to(device)
             value = per_row.mean()

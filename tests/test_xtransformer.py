@@ -22,8 +22,13 @@ from sentence_transformers import SentenceTransformer  # noqa: E402
 
 import skxmr  # noqa: E402
 from skxmr import LabelIndexer, XRLinearClassifier, XTransformerClassifier  # noqa: E402
-from skxmr._encoder import default_encoder_path  # noqa: E402
-from skxmr._fine_tune import level_targets, steps_per_level  # noqa: E402
+from skxmr._encoder import default_encoder_path, load_encoder  # noqa: E402
+from skxmr._fine_tune import (  # noqa: E402
+    fine_tune_encoder,
+    level_targets,
+    probe_heads,
+    steps_per_level,
+)
 from skxmr._targets import label_sets_to_indicator  # noqa: E402
 from skxmr._text import default_text_vectorizer  # noqa: E402
 from skxmr.metrics import make_topk_scorer, precision_at_k  # noqa: E402
@@ -255,6 +260,91 @@ def test_fine_tune_budget_and_targets():
     T1, T2 = level_targets(Y, tree)
     np.testing.assert_array_equal(T1.toarray(), [[1, 1], [1, 0], [0, 1]])
     np.testing.assert_array_equal(T2.toarray(), (Y[:, tree.label_perm] > 0).toarray())
+
+
+def _two_cluster_tree():
+    # Labels 0-2 in cluster 0, 3-5 in cluster 1 (label_perm: identity).
+    return skxmr.LabelTree(np.array([0, 1, 3, 9]), np.array([1, 3, 6, 9]), np.arange(6))
+
+
+def test_probe_heads_rank_on_fixed_embeddings():
+    """The linear probe on fixed embeddings: each row's own label direction plus
+    noise; the probed heads must rank the true cluster and the true label first,
+    as the brute-force answer (the row's label) says."""
+    rng = np.random.RandomState(0)
+    labels = rng.randint(6, size=600)
+    directions = np.linalg.qr(rng.randn(16, 6))[0].T  # 6 orthonormal directions
+    E = directions[labels] + 0.15 * rng.randn(600, 16)
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    Y = sp.csr_matrix((np.ones(600), (np.arange(600), labels)), shape=(600, 6))
+    tree = _two_cluster_tree()
+    assert list(tree.level_sizes) == [2, 6]
+    heads = probe_heads(E, level_targets(Y, tree), tree, [1, 2],
+                        rng=np.random.RandomState(0))
+    with torch.no_grad():
+        X = torch.as_tensor(E, dtype=torch.float32)
+        top_cluster = heads[1](X).argmax(dim=1).numpy()
+        top_label = heads[2](X).argmax(dim=1).numpy()
+    assert np.mean(top_cluster == labels // 3) > 0.98
+    assert np.mean(top_label == labels) > 0.95
+    assert not any(p.requires_grad for h in heads.values() for p in h.parameters())
+
+
+def _small_fine_tune_setup(tiny_encoder, debtags_small):
+    texts, tags = debtags_small[0][:160], debtags_small[1][:160]
+    classes = sorted({t for row in tags for t in row})
+    Y = label_sets_to_indicator(tags, classes)
+    tree = LabelIndexer(max_leaf_size=8, random_state=0).fit(
+        default_text_vectorizer().fit_transform(texts), Y).tree_
+    return texts, Y, tree
+
+
+def test_fine_tuning_from_probed_heads_starts_lower(tiny_encoder, debtags_small):
+    """With ``probe_embeddings`` every level starts from heads fitted on the frozen
+    embeddings: its first losses are below those of heads at zero / from parents."""
+    texts, Y, tree = _small_fine_tune_setup(tiny_encoder, debtags_small)
+    runs = {}
+    for probe in (False, True):
+        torch.manual_seed(0)
+        encoder = load_encoder(tiny_encoder, "cpu")
+        frozen = encoder.encode(texts, convert_to_numpy=True) if probe else None
+        runs[probe] = fine_tune_encoder(
+            encoder, texts, Y, tree, batch_size=16, max_steps=20, learning_rate=1e-4,
+            probe_embeddings=frozen, rng=np.random.RandomState(0))
+    for plain, probed in zip(runs[False], runs[True]):
+        assert probed["level"] == plain["level"]
+        assert probed["loss_start"] < plain["loss_start"]
+
+
+def test_node_offsets_enter_the_scores(tiny_encoder, debtags_small):
+    """``node_offsets`` are added to the heads' scores: offsets that already put
+    every candidate beyond the hinge's margin leave no loss, so the encoder
+    does not move; zero offsets leave the ordinary fine-tuning."""
+    texts, Y, tree = _small_fine_tune_setup(tiny_encoder, debtags_small)
+    targets = level_targets(Y, tree)
+
+    def perfect(level, rows):
+        return 5.0 * (2.0 * targets[level - 1][rows].toarray() - 1.0)
+
+    torch.manual_seed(0)
+    encoder = load_encoder(tiny_encoder, "cpu")
+    before = copy.deepcopy(encoder.state_dict())
+    history = fine_tune_encoder(encoder, texts, Y, tree, batch_size=16, max_steps=6,
+                                learning_rate=1e-3, node_offsets=perfect,
+                                rng=np.random.RandomState(0))
+    assert all(h["loss_start"] == 0 and h["loss_end"] == 0 for h in history)
+    for key, value in encoder.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+
+    histories = []
+    for offsets in (None, lambda level, rows: np.zeros((len(rows),
+                                                        tree.level_sizes[level - 1]))):
+        torch.manual_seed(0)
+        histories.append(fine_tune_encoder(
+            load_encoder(tiny_encoder, "cpu"), texts, Y, tree, batch_size=16,
+            max_steps=6, learning_rate=1e-3, node_offsets=offsets,
+            rng=np.random.RandomState(0)))
+    assert histories[0] == histories[1]
 
 
 def test_bce_loss_and_sample_weight(tiny_encoder, debtags_small):
