@@ -213,7 +213,7 @@ def test_fine_tuning_skips_a_level_of_one_node(tiny_encoder, debtags_small):
 
 def test_fine_tuning_learns_the_top_level(tiny_encoder, debtags_small):
     """Enough steps on the top level lower its loss clearly (hinge: from 1 per
-    node at the zero-initialised head)."""
+    node at the zero-initialised head, without the probe)."""
     texts, tags = debtags_small[0], debtags_small[1]
     tree = skxmr.LabelTree(np.array([0, 1, 3, 3 + 2 * 3]),
                            np.array([1, 3, 6, 9]), np.arange(6))
@@ -224,7 +224,7 @@ def test_fine_tuning_learns_the_top_level(tiny_encoder, debtags_small):
     keep = [i for i, row in enumerate(small) if row]
     model = XTransformerClassifier(
         tiny_encoder, fine_tune=True, indexer=tree, epochs=3, batch_size=16,
-        learning_rate=1e-3, random_state=0, n_jobs=1,
+        learning_rate=1e-3, fine_tune_probe=False, random_state=0, n_jobs=1,
         ranker=XRLinearClassifier(indexer=tree)).fit(
         [texts[i] for i in keep], [small[i] for i in keep])
     top = model.fine_tune_history_[0]
@@ -241,11 +241,17 @@ def test_given_tree_is_not_embedded_for(tiny_encoder, debtags_small, monkeypatch
     calls = []
     embed = XTransformerClassifier._embed
     monkeypatch.setattr(XTransformerClassifier, "_embed",
-                        lambda self, t: calls.append(len(t)) or embed(self, t))
+                        lambda self, t, **kw: calls.append(len(t)) or embed(self, t, **kw))
+    XTransformerClassifier(tiny_encoder, fine_tune=True, vectorizer=None, indexer=tree,
+                           max_steps=2, batch_size=8, fine_tune_probe=False,
+                           random_state=0, n_jobs=1).fit(texts, tags)
+    assert calls == [len(texts)]
+    # The probe embeds the training texts once more, with the frozen encoder.
+    calls.clear()
     XTransformerClassifier(tiny_encoder, fine_tune=True, vectorizer=None, indexer=tree,
                            max_steps=2, batch_size=8, random_state=0,
                            n_jobs=1).fit(texts, tags)
-    assert calls == [len(texts)]
+    assert calls == [len(texts), len(texts)]
 
 
 def test_fine_tune_budget_and_targets():
@@ -314,6 +320,26 @@ def test_fine_tuning_from_probed_heads_starts_lower(tiny_encoder, debtags_small)
     for plain, probed in zip(runs[False], runs[True]):
         assert probed["level"] == plain["level"]
         assert probed["loss_start"] < plain["loss_start"]
+
+
+def test_fine_tune_probe_parameter(tiny_encoder, debtags_small, monkeypatch):
+    """The class passes the frozen encoder's embeddings of the training texts to
+    the probe when ``fine_tune_probe`` (the default), and none when not."""
+    texts, tags = debtags_small[0][:160], debtags_small[1][:160]
+    seen = []
+
+    def spy(encoder, texts, Y, tree, **kwargs):
+        seen.append(kwargs["probe_embeddings"])
+        if kwargs["probe_embeddings"] is not None:
+            expected = encoder.encode(texts, convert_to_numpy=True)
+            np.testing.assert_allclose(kwargs["probe_embeddings"], expected, atol=1e-5)
+        return []
+
+    monkeypatch.setattr("skxmr._xtransformer.fine_tune_encoder", spy)
+    for probe in (True, False):
+        _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=2, batch_size=8,
+             fine_tune_probe=probe)
+    assert seen[0].shape == (len(texts), 32) and seen[1] is None
 
 
 def test_node_offsets_enter_the_scores(tiny_encoder, debtags_small):
