@@ -17,7 +17,6 @@ compare directly with ``frozen:WEIGHT:SEED`` of sweep_xtransformer_ranker.py.
   encoder learns what the TF-IDF misses.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_xtransformer import load_texts
-from sweep_xtransformer_ranker import cached_features
+from sweep_xtransformer_ranker import cached_features, sweep_parser
 
 
 def cross_fitted_margins(X, Y, tree, seed, threads):
@@ -54,16 +53,13 @@ def cross_fitted_margins(X, Y, tree, seed, threads):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, default=HERE / "_cache")
+    parser = sweep_parser(__doc__)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--residual", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.7])
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
     import torch

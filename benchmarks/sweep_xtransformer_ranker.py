@@ -123,12 +123,18 @@ def parse_params(text):
     return params
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def sweep_parser(doc):
+    """The options every issue-7 sweep shares: --data, --cache, --threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--cache", type=Path, default=HERE / "_cache")
-    parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def main():
+    parser = sweep_parser(__doc__)
+    parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--blend", nargs="+", metavar="CONFIG",
                         help="score the sum of these configurations' saved scores")
     parser.add_argument("configs", nargs="*")
