@@ -88,7 +88,8 @@ def _loss_per_row(scores, y, mask, loss):
 
 def probe_heads(embeddings, targets, tree, levels, *, loss="squared_hinge",
                 beam_size=10, epochs=PROBE_EPOCHS, batch_size=PROBE_BATCH_SIZE,
-                learning_rate=PROBE_LEARNING_RATE, node_offsets=None, rng, device="cpu"):
+                learning_rate=PROBE_LEARNING_RATE, row_weights=None, node_offsets=None,
+                rng, device="cpu"):
     """Linear heads fitted on fixed embeddings, one per level in ``levels``.
 
     The first phase of linear-probe-then-fine-tune: heads trained with the
@@ -97,12 +98,18 @@ def probe_heads(embeddings, targets, tree, levels, *, loss="squared_hinge",
     from them moves the encoder by gradients of a head that already ranks,
     instead of the near-random gradients of a head at zero.
 
-    Returns a dict level -> torch.nn.Linear (frozen parameters).
+    ``row_weights`` weight each row's loss as in :func:`fine_tune_encoder`
+    (rows of weight 0 are never drawn). Returns a dict level ->
+    torch.nn.Linear (frozen parameters).
     """
     import torch
 
     X = torch.as_tensor(np.ascontiguousarray(embeddings, dtype=np.float32), device=device)
-    n_rows, dim = X.shape
+    dim = X.shape[1]
+    rows = np.arange(X.shape[0]) if row_weights is None else np.flatnonzero(row_weights)
+    weights = None if row_weights is None else torch.as_tensor(
+        row_weights, dtype=torch.float32, device=device)
+    n_rows = rows.size
     steps = max(epochs * math.ceil(n_rows / batch_size), PROBE_MIN_STEPS)
     heads, prev_head = {}, None
     for t in levels:
@@ -111,10 +118,10 @@ def probe_heads(embeddings, targets, tree, levels, *, loss="squared_hinge",
         optimizer = torch.optim.Adam(head.parameters(), lr=learning_rate)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 1.0 - step / steps)
-        order, pos = rng.permutation(n_rows), 0
+        order, pos = rows[rng.permutation(n_rows)], 0
         for _ in range(steps):
             if pos >= n_rows:
-                order, pos = rng.permutation(n_rows), 0
+                order, pos = rows[rng.permutation(n_rows)], 0
             batch = order[pos: pos + batch_size]
             pos += batch_size
             embedding = X[batch]
@@ -125,7 +132,10 @@ def probe_heads(embeddings, targets, tree, levels, *, loss="squared_hinge",
             if node_offsets is not None:
                 scores = scores + torch.as_tensor(node_offsets(t, batch), dtype=scores.dtype,
                                                   device=device)
-            value = _loss_per_row(scores, y, mask, loss).mean()
+            per_row = _loss_per_row(scores, y, mask, loss)
+            if weights is not None:
+                per_row = per_row * weights[batch]
+            value = per_row.mean()
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
@@ -203,7 +213,7 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
     steps = steps_per_level(rows.size, len(levels), batch_size, epochs, max_steps)
     probes = {} if probe_embeddings is None else probe_heads(
         probe_embeddings, targets, tree, levels, loss=loss, beam_size=beam_size,
-        node_offsets=node_offsets, rng=rng, device=device)
+        row_weights=row_weights, node_offsets=node_offsets, rng=rng, device=device)
     history = []
     prev_head = None
     encoder.train()

@@ -295,6 +295,23 @@ def test_probe_heads_rank_on_fixed_embeddings():
     assert np.mean(top_label == labels) > 0.95
     assert not any(p.requires_grad for h in heads.values() for p in h.parameters())
 
+    # Rows of weight 0 are left out: the same heads as a probe on the others
+    # (whose labels are scrambled here, so leaving them in would show).
+    weights = np.ones(600)
+    weights[::3] = 0
+    scrambled = Y.tolil()
+    for i in range(0, 600, 3):
+        scrambled[i] = 0
+        scrambled[i, (labels[i] + 3) % 6] = 1
+    weighted = probe_heads(E, level_targets(scrambled.tocsr(), tree), tree, [1, 2],
+                           row_weights=weights, rng=np.random.RandomState(0))
+    keep = np.flatnonzero(weights)
+    subset = probe_heads(E[keep], level_targets(Y[keep], tree), tree, [1, 2],
+                         rng=np.random.RandomState(0))
+    for t in (1, 2):
+        torch.testing.assert_close(weighted[t].weight, subset[t].weight)
+        torch.testing.assert_close(weighted[t].bias, subset[t].bias)
+
 
 def _small_fine_tune_setup(tiny_encoder, debtags_small):
     texts, tags = debtags_small[0][:160], debtags_small[1][:160]
