@@ -13,8 +13,12 @@ compare directly with ``frozen:WEIGHT:SEED`` of sweep_xtransformer_ranker.py.
 - ``--probe``: linear probe, then fine-tune: every level's head starts from a
   head fitted on the frozen embeddings (cached by sweep_xtransformer_ranker.py).
 - ``--residual``: the head scores are added to the margins of a TF-IDF
-  XR-Linear model cross-fitted on the other half of the training rows, so the
-  encoder learns what the TF-IDF misses.
+  XR-Linear model fitted on the other half of the training rows
+  (``skxmr._fine_tune.cross_fitted_margins``), so the encoder learns what the
+  TF-IDF misses.
+
+``XTransformerClassifier(fine_tune=True)`` does both by default
+(``fine_tune_probe``, ``fine_tune_residual``).
 """
 
 import os
@@ -23,7 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -32,24 +35,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_xtransformer import load_texts
 from sweep_xtransformer_ranker import cached_features, sweep_parser
-
-
-def cross_fitted_margins(X, Y, tree, seed, threads):
-    """node_offsets(level, rows): each row's margins from a TF-IDF model trained
-    on the half of the rows it is not in."""
-    from skxmr import XRLinearClassifier
-
-    in_half = np.random.RandomState(seed + 1).rand(X.shape[0]) < 0.5
-    other = [XRLinearClassifier(indexer=tree, random_state=seed, n_jobs=threads).fit(
-        X[rows], Y[rows]) for rows in (np.flatnonzero(~in_half), np.flatnonzero(in_half))]
-    with_bias = sp.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)], format="csr")
-
-    def node_offsets(level, rows):
-        x = with_bias[rows]
-        outside, inside = ((x @ model.coef_[level - 1]).toarray() for model in other)
-        return np.where(in_half[rows][:, None], outside, inside).astype(np.float32)
-
-    return node_offsets
 
 
 def main():
@@ -66,7 +51,7 @@ def main():
 
     from skxmr import XRLinearClassifier, XTransformerClassifier
     from skxmr._encoder import load_encoder, set_max_seq_length, torch_threads
-    from skxmr._fine_tune import fine_tune_encoder
+    from skxmr._fine_tune import cross_fitted_margins, fine_tune_encoder
     from skxmr.metrics import topk_report
 
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -76,7 +61,8 @@ def main():
     tree = XRLinearClassifier(random_state=args.seed, n_jobs=args.threads).fit(X, Y).tree_
     tag = (f"ft{args.steps}_{args.learning_rate}" + ("_probe" if args.probe else "")
            + ("_residual" if args.residual else ""))
-    offsets = (cross_fitted_margins(X, Y, tree, args.seed, args.threads)
+    offsets = (cross_fitted_margins(X, Y, tree, XRLinearClassifier(n_jobs=args.threads),
+                                    np.random.RandomState(args.seed + 1))
                if args.residual else None)
     with torch_threads(args.threads):
         torch.manual_seed(args.seed)

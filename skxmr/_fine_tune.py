@@ -56,6 +56,53 @@ def steps_per_level(n_rows, n_levels, batch_size, epochs, max_steps):
     return steps
 
 
+def cross_fitted_margins(X, Y, tree, ranker, rng, row_weights=None):
+    """``node_offsets`` for residual fine-tuning: each row's node margins from
+    a linear model that never saw it.
+
+    The rows (those of nonzero weight) are split in two halves at random; a
+    clone of ``ranker`` (an ``XRLinearClassifier``) is fitted on each half on
+    ``tree``, and a row's margins at level ``t`` are ``[x, bias] @ coef_[t-1]``
+    of the model of the other half. Margins of the model fitted on a row
+    itself would be near the hinge's margin already and leave nothing to learn.
+
+    Parameters
+    ----------
+    X : CSR matrix of shape (n_rows, n_features)
+    Y : CSR matrix of shape (n_rows, n_labels)
+    tree : LabelTree
+    ranker : XRLinearClassifier
+        The template (its solver settings); cloned with ``indexer=tree``.
+    rng : numpy.random.RandomState
+    row_weights : ndarray of shape (n_rows,) or None
+
+    Returns
+    -------
+    node_offsets : callable (level, rows) -> ndarray of shape (len(rows), n_nodes)
+    """
+    from sklearn.base import clone
+
+    rows = np.arange(X.shape[0]) if row_weights is None else np.flatnonzero(row_weights)
+    in_first = np.zeros(X.shape[0], dtype=bool)
+    in_first[rows[rng.permutation(rows.size)[: rows.size // 2]]] = True
+    models = []
+    for half in (np.flatnonzero(in_first), np.setdiff1d(rows, np.flatnonzero(in_first))):
+        model = clone(ranker).set_params(indexer=tree,
+                                         random_state=rng.randint(np.iinfo(np.int32).max))
+        weights = None if row_weights is None else row_weights[half]
+        models.append(model.fit(X[half], Y[half], sample_weight=weights))
+    bias = models[0].bias
+    with_bias = sp.hstack([X, np.full((X.shape[0], 1), bias, dtype=X.dtype)], format="csr")
+
+    def node_offsets(level, batch):
+        x = with_bias[batch]
+        first, second = ((x @ model.coef_[level - 1]).toarray() for model in models)
+        # rows of the first half get the second half's model, and the other way round
+        return np.where(in_first[batch][:, None], second, first).astype(np.float32)
+
+    return node_offsets
+
+
 def _to_device(features, device):
     import torch
 

@@ -24,6 +24,7 @@ import skxmr  # noqa: E402
 from skxmr import LabelIndexer, XRLinearClassifier, XTransformerClassifier  # noqa: E402
 from skxmr._encoder import default_encoder_path, load_encoder  # noqa: E402
 from skxmr._fine_tune import (  # noqa: E402
+    cross_fitted_margins,
     fine_tune_encoder,
     level_targets,
     probe_heads,
@@ -213,7 +214,7 @@ def test_fine_tuning_skips_a_level_of_one_node(tiny_encoder, debtags_small):
 
 def test_fine_tuning_learns_the_top_level(tiny_encoder, debtags_small):
     """Enough steps on the top level lower its loss clearly (hinge: from 1 per
-    node at the zero-initialised head, without the probe)."""
+    node at the zero-initialised head, without the probe and the residual)."""
     texts, tags = debtags_small[0], debtags_small[1]
     tree = skxmr.LabelTree(np.array([0, 1, 3, 3 + 2 * 3]),
                            np.array([1, 3, 6, 9]), np.arange(6))
@@ -224,7 +225,8 @@ def test_fine_tuning_learns_the_top_level(tiny_encoder, debtags_small):
     keep = [i for i, row in enumerate(small) if row]
     model = XTransformerClassifier(
         tiny_encoder, fine_tune=True, indexer=tree, epochs=3, batch_size=16,
-        learning_rate=1e-3, fine_tune_probe=False, random_state=0, n_jobs=1,
+        learning_rate=1e-3, fine_tune_probe=False, fine_tune_residual=False,
+        random_state=0, n_jobs=1,
         ranker=XRLinearClassifier(indexer=tree)).fit(
         [texts[i] for i in keep], [small[i] for i in keep])
     top = model.fine_tune_history_[0]
@@ -339,24 +341,64 @@ def test_fine_tuning_from_probed_heads_starts_lower(tiny_encoder, debtags_small)
         assert probed["loss_start"] < plain["loss_start"]
 
 
-def test_fine_tune_probe_parameter(tiny_encoder, debtags_small, monkeypatch):
+def test_fine_tune_probe_and_residual_parameters(tiny_encoder, debtags_small,
+                                                  monkeypatch):
     """The class passes the frozen encoder's embeddings of the training texts to
-    the probe when ``fine_tune_probe`` (the default), and none when not."""
+    the probe when ``fine_tune_probe`` (the default), and none when not; and
+    the TF-IDF margins when ``fine_tune_residual`` with a vectorizer."""
     texts, tags = debtags_small[0][:160], debtags_small[1][:160]
     seen = []
 
     def spy(encoder, texts, Y, tree, **kwargs):
         seen.append(kwargs["probe_embeddings"])
+        offsets.append(kwargs["node_offsets"])
         if kwargs["probe_embeddings"] is not None:
             expected = encoder.encode(texts, convert_to_numpy=True)
             np.testing.assert_allclose(kwargs["probe_embeddings"], expected, atol=1e-5)
         return []
 
+    offsets = []
     monkeypatch.setattr("skxmr._xtransformer.fine_tune_encoder", spy)
     for probe in (True, False):
         _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=2, batch_size=8,
-             fine_tune_probe=probe)
+             fine_tune_probe=probe, fine_tune_residual=probe)
     assert seen[0].shape == (len(texts), 32) and seen[1] is None
+    # The residual's margins: one column per node of the level, for the rows asked.
+    model = _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=2, batch_size=8)
+    tree = model.preliminary_tree_
+    margins = offsets[0](tree.n_levels, np.arange(5))
+    assert margins.shape == (5, tree.n_labels) and np.isfinite(margins).all()
+    assert offsets[1] is None
+    _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=2, batch_size=8,
+         vectorizer=None)
+    assert offsets[-1] is None  # no TF-IDF, no residual
+
+
+def test_cross_fitted_margins_come_from_the_other_half():
+    """Each row's margins come from a model that never saw the row: a label
+    held by one row only scores positive for it in a model fitted on it, and
+    not in the cross-fitted margins; a clear shared label still scores right."""
+    rng = np.random.RandomState(0)
+    n = 200
+    X = sp.random(n, 300, density=0.05, format="csr", random_state=rng, dtype=np.float32)
+    X = X + sp.eye(n, 300, format="csr", dtype=np.float32)  # a private feature per row
+    shared = (np.asarray(X[:, 250:].sum(axis=1)).ravel() > 0.4).astype(int)
+    # labels 0 and 1: shared, learnable; 2 + i: held by row i alone
+    rows = np.concatenate([np.arange(n), np.arange(n)])
+    cols = np.concatenate([shared, 2 + np.arange(n)])
+    Y = sp.csr_matrix((np.ones(2 * n, dtype=np.float32), (rows, cols)), shape=(n, n + 2))
+    tree = skxmr.LabelTree(np.array([0, 1, 3 + n]), np.array([1, 3 + n]),
+                           np.arange(n + 2))  # one level of labels
+    offsets = cross_fitted_margins(X, Y, tree, XRLinearClassifier(), np.random.RandomState(0))
+    M = offsets(1, np.arange(n))
+    own = XRLinearClassifier(indexer=tree).fit(X, Y)
+    M_own = (sp.hstack([X, np.ones((n, 1), dtype=np.float32)], format="csr")
+             @ own.coef_[0]).toarray()
+    private = M[np.arange(n), 2 + np.arange(n)]
+    private_own = M_own[np.arange(n), 2 + np.arange(n)]
+    assert np.all(private_own > 0)  # fitted on the row: its private label is found
+    assert np.all(private < 0)  # never saw the row: its private label is not
+    assert M.shape == (n, n + 2) and M.dtype == np.float32
 
 
 def test_node_offsets_enter_the_scores(tiny_encoder, debtags_small):
