@@ -78,15 +78,20 @@ def cross_fitted_margins(X, Y, tree, ranker, rng, row_weights=None):
 
     Returns
     -------
-    node_offsets : callable (level, rows) -> ndarray of shape (len(rows), n_nodes)
+    node_offsets : callable (level, rows) -> ndarray of shape (len(rows), n_nodes), or None
+        None when a half would hold no positive label (too few rows to split):
+        fine-tuning then runs without the residual.
     """
     from sklearn.base import clone
 
     rows = np.arange(X.shape[0]) if row_weights is None else np.flatnonzero(row_weights)
     in_first = np.zeros(X.shape[0], dtype=bool)
     in_first[rows[rng.permutation(rows.size)[: rows.size // 2]]] = True
+    halves = (np.flatnonzero(in_first), np.setdiff1d(rows, np.flatnonzero(in_first)))
+    if any(Y[half].nnz == 0 for half in halves):
+        return None
     models = []
-    for half in (np.flatnonzero(in_first), np.setdiff1d(rows, np.flatnonzero(in_first))):
+    for half in halves:
         model = clone(ranker).set_params(indexer=tree,
                                          random_state=rng.randint(np.iinfo(np.int32).max))
         weights = None if row_weights is None else row_weights[half]

@@ -399,6 +399,9 @@ def test_cross_fitted_margins_come_from_the_other_half():
     assert np.all(private_own > 0)  # fitted on the row: its private label is found
     assert np.all(private < 0)  # never saw the row: its private label is not
     assert M.shape == (n, n + 2) and M.dtype == np.float32
+    # One row cannot be split: no residual rather than a failed fit.
+    assert cross_fitted_margins(X[:1], Y[:1], tree, XRLinearClassifier(),
+                                np.random.RandomState(0)) is None
 
 
 def test_node_offsets_enter_the_scores(tiny_encoder, debtags_small):
