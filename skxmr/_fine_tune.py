@@ -87,7 +87,7 @@ def cross_fitted_margins(X, Y, tree, ranker, rng, row_weights=None):
     rows = np.arange(X.shape[0]) if row_weights is None else np.flatnonzero(row_weights)
     in_first = np.zeros(X.shape[0], dtype=bool)
     in_first[rows[rng.permutation(rows.size)[: rows.size // 2]]] = True
-    halves = (np.flatnonzero(in_first), np.setdiff1d(rows, np.flatnonzero(in_first)))
+    halves = (np.flatnonzero(in_first), rows[~in_first[rows]])
     if any(Y[half].nnz == 0 for half in halves):
         return None
     models = []
@@ -128,14 +128,39 @@ def _candidate_mask(prev_head, embedding, prev_targets, parents, beam_size):
     return matched[:, parents].float()
 
 
-def _loss_per_row(scores, y, mask, loss):
+def _batches(rows, batch_size, steps, rng):
+    """``steps`` batches of ``rows``, epoch after epoch, each epoch in a new
+    random order."""
+    order, pos = rows[rng.permutation(rows.size)], 0
+    for _ in range(steps):
+        if pos >= order.size:  # next epoch
+            order, pos = rows[rng.permutation(rows.size)], 0
+        yield order[pos: pos + batch_size]
+        pos += batch_size
+
+
+def _batch_loss(head, embedding, batch, level, targets, prev_head, parents, *, loss,
+                beam_size, node_offsets, weights):
+    """Mean (weighted) loss of ``head`` on the rows ``batch`` at ``level``, over
+    each row's candidate nodes; the scores include ``node_offsets``."""
+    import torch
     import torch.nn.functional as F
 
+    scores = head(embedding)
+    if node_offsets is not None:
+        scores = scores + torch.as_tensor(node_offsets(level, batch), dtype=scores.dtype,
+                                          device=scores.device)
+    y = torch.as_tensor(targets[level - 1][batch].toarray(), device=scores.device)
+    mask = torch.ones_like(y) if prev_head is None else _candidate_mask(
+        prev_head, embedding, targets[level - 2][batch], parents, beam_size)
     if loss == "bce":
         per_node = F.binary_cross_entropy_with_logits(scores, y, reduction="none")
     else:
         per_node = F.relu(1.0 - (2.0 * y - 1.0) * scores) ** 2
-    return (per_node * mask).sum(dim=1)
+    per_row = (per_node * mask).sum(dim=1)
+    if weights is not None:
+        per_row = per_row * weights[batch].to(scores.device)
+    return per_row.mean()
 
 
 def probe_heads(embeddings, targets, tree, levels, *, loss="squared_hinge",
@@ -160,9 +185,8 @@ def probe_heads(embeddings, targets, tree, levels, *, loss="squared_hinge",
     dim = X.shape[1]
     rows = np.arange(X.shape[0]) if row_weights is None else np.flatnonzero(row_weights)
     weights = None if row_weights is None else torch.as_tensor(
-        row_weights, dtype=torch.float32, device=device)
-    n_rows = rows.size
-    steps = max(epochs * math.ceil(n_rows / batch_size), PROBE_MIN_STEPS)
+        row_weights, dtype=torch.float32)
+    steps = max(epochs * math.ceil(rows.size / batch_size), PROBE_MIN_STEPS)
     heads, prev_head = {}, None
     for t in levels:
         parents = torch.as_tensor(tree.parents(t), device=device)
@@ -170,24 +194,10 @@ def probe_heads(embeddings, targets, tree, levels, *, loss="squared_hinge",
         optimizer = torch.optim.Adam(head.parameters(), lr=learning_rate)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 1.0 - step / steps)
-        order, pos = rows[rng.permutation(n_rows)], 0
-        for _ in range(steps):
-            if pos >= n_rows:
-                order, pos = rows[rng.permutation(n_rows)], 0
-            batch = order[pos: pos + batch_size]
-            pos += batch_size
-            embedding = X[batch]
-            y = torch.as_tensor(targets[t - 1][batch].toarray(), device=device)
-            mask = torch.ones_like(y) if prev_head is None else _candidate_mask(
-                prev_head, embedding, targets[t - 2][batch], parents, beam_size)
-            scores = head(embedding)
-            if node_offsets is not None:
-                scores = scores + torch.as_tensor(node_offsets(t, batch), dtype=scores.dtype,
-                                                  device=device)
-            per_row = _loss_per_row(scores, y, mask, loss)
-            if weights is not None:
-                per_row = per_row * weights[batch]
-            value = per_row.mean()
+        for batch in _batches(rows, batch_size, steps, rng):
+            value = _batch_loss(head, X[batch], batch, t, targets, prev_head, parents,
+                                loss=loss, beam_size=beam_size,
+                                node_offsets=node_offsets, weights=weights)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
@@ -284,27 +294,12 @@ def fine_tune_encoder(encoder, texts, Y, tree, *, loss="squared_hinge", batch_si
         bar = progress(total=steps, desc=f"fine-tune level {t}/{tree.n_levels}",
                        unit="step", verbose=verbose)
         losses = []
-        order = rows[rng.permutation(rows.size)]
-        pos = 0
-        for _ in range(steps):
-            if pos >= order.size:  # next epoch
-                order = rows[rng.permutation(rows.size)]
-                pos = 0
-            batch = order[pos: pos + batch_size]
-            pos += batch_size
+        for batch in _batches(rows, batch_size, steps, rng):
             features = _to_device(encoder.preprocess([texts[i] for i in batch]), device)
             embedding = encoder(features)["sentence_embedding"]
-            scores = head(embedding)
-            if node_offsets is not None:
-                scores = scores + torch.as_tensor(node_offsets(t, batch), dtype=scores.dtype,
-                                                  device=device)
-            y = torch.as_tensor(targets[t - 1][batch].toarray(), device=device)
-            mask = torch.ones_like(y) if prev_head is None else _candidate_mask(
-                prev_head, embedding, targets[t - 2][batch], parents, beam_size)
-            per_row = _loss_per_row(scores, y, mask, loss)
-            if weights is not None:
-                per_row = per_row * weights[batch].to(device)
-            value = per_row.mean()
+            value = _batch_loss(head, embedding, batch, t, targets, prev_head, parents,
+                                loss=loss, beam_size=beam_size,
+                                node_offsets=node_offsets, weights=weights)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
