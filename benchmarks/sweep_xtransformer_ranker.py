@@ -16,6 +16,10 @@ the benchmark's TF-IDF (float32). Each configuration trains one
   TF-IDF tree of that seed (``own`` instead of a seed: the tree rebuilt on the
   concatenation, ``rebuild_tree=True``).
 
+- ``neighbors:WEIGHT:K:BETA:SEED[:k=v,...]``: as ``frozen``, plus the block of
+  neighbour label votes of ``XTransformerClassifier(n_neighbors=K,
+  neighbor_weight=BETA)``: [WEIGHT * embeddings, TF-IDF, BETA * votes of the K
+  nearest training texts] (training rows leave themselves out);
 - ``levels:W1,W2,...:SEED``: each level of the TF-IDF tree of that seed trained
   on [Wt * embeddings, TF-IDF] with its own weight Wt (0: the TF-IDF alone),
   one weight per level. With the default ``negative_sampling="tfn"`` a level's
@@ -182,6 +186,18 @@ def main():
             sp.save_npz(score_path(config), scores)
             report(config, scores, seconds)
             continue
+        elif kind == "neighbors":
+            weight, k, beta, seed, extra = (float(fields[0]), int(fields[1]),
+                                            float(fields[2]), fields[3], fields[4:])
+            # the class's own neighbour bank and concatenation
+            model = XTransformerClassifier(embedding_weight=weight, n_neighbors=k,
+                                           neighbor_weight=beta)
+            start = time.perf_counter()
+            votes = model._fit_neighbors(E, Y, None)
+            train = model._combine(E, X, votes)
+            test = model._combine(E_test, X_test, model._neighbor_votes(E_test))
+            print(f"{config}: neighbour votes in {time.perf_counter() - start:.0f} s",
+                  flush=True)
         elif kind == "frozen":
             weight, seed, extra = float(fields[0]), fields[1], fields[2:]
             # the class's own concatenation [weight * embeddings, TF-IDF]

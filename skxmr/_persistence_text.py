@@ -9,12 +9,14 @@ An XTransformerClassifier model directory holds, next to ``skxmr_model.json``:
                                # an XRLinearClassifier model, prefixed "ranker."
     vectorizer.terms.npy       # unicode, the TF-IDF vocabulary in column order
     vectorizer.idf.npy         # float64, its idf_
+    neighbors.embeddings.npy   # float32, neighbor_embeddings_ (n_neighbors > 0)
+    neighbors.labels.*.npy     # float32 CSR, neighbor_labels_ (n_neighbors > 0)
     encoder/                   # encoder_, saved by sentence-transformers
                                # (safetensors weights, JSON configs, tokenizer)
 
 The JSON ``attributes`` hold the ranker's own ``params``/``attributes``, the
 vectorizer's parameters, ``embedding_dim_``, ``device_``, the fine-tuning
-history, and ``encoder_files``: the relative path and SHA-256 of every file
+history, ``n_neighbor_rows`` (rows of the neighbour bank, or null), and ``encoder_files``: the relative path and SHA-256 of every file
 under ``encoder/``. Loading checks that ``encoder/`` holds exactly those
 regular files (no symbolic links) with those checksums, then loads it with
 sentence-transformers offline (``local_files_only=True``, no remote code):
@@ -166,6 +168,20 @@ def _get_fitted_vectorizer(reader, vectorizer, n_terms):
     return vectorizer
 
 
+# ------------------------------------------------------- the neighbour bank
+def _get_neighbors(reader, n_rows, dim, n_labels):
+    """(neighbor_embeddings_, neighbor_labels_), or (None, None) when n_rows is null."""
+    if n_rows is None:
+        return None, None
+    n_rows = _int(n_rows, f"{reader.meta_file}: n_neighbor_rows", 1)
+    bank = reader.array("neighbors.embeddings", (np.dtype(np.float32),), 2, (n_rows, dim))
+    labels = reader.sparse("neighbors.labels", "csr", (n_rows, n_labels),
+                           (np.dtype(np.float32),))
+    if not (np.all(np.isfinite(bank)) and np.all(np.isfinite(labels.data))):
+        raise ModelFormatError(f"{reader.path}/neighbors.*.npy: non-finite values.")
+    return np.asarray(bank), labels
+
+
 # --------------------------------------------------------------- the encoder
 def _file_digest(file):
     sha = hashlib.sha256()
@@ -274,8 +290,13 @@ def dump_xtransformer(model, writer):
     preliminary = getattr(model, "preliminary_tree_", None)
     if preliminary is not None:
         _put_tree(writer, "preliminary_tree", preliminary)
+    bank = getattr(model, "neighbor_embeddings_", None)
+    if bank is not None:
+        writer.add("neighbors.embeddings", np.asarray(bank, dtype=np.float32))
+        writer.add_sparse("neighbors.labels", model.neighbor_labels_)
     attributes = {
         "ranker": {"params": ranker_params, "attributes": ranker_attributes},
+        "n_neighbor_rows": None if bank is None else int(bank.shape[0]),
         "vectorizer_": vectorizer,
         "embedding_dim_": int(model.embedding_dim_),
         "device_": str(model.device_),
@@ -291,7 +312,8 @@ def dump_xtransformer(model, writer):
 def load_xtransformer(meta, reader):
     where = reader.meta_file
     attributes = meta["attributes"]
-    _check_keys(attributes, ("ranker", "vectorizer_", "embedding_dim_", "device_",
+    _check_keys(attributes, ("ranker", "n_neighbor_rows", "vectorizer_",
+                             "embedding_dim_", "device_",
                              "preliminary_tree_", "fine_tune_history_",
                              "encoder_files"), where, "attributes")
     ranker_meta = attributes["ranker"]
@@ -344,9 +366,16 @@ def load_xtransformer(meta, reader):
             n_terms)
     dim = _int(attributes["embedding_dim_"], f"{where}: embedding_dim_", 1, 1 << 20)
     n_sparse = 0 if vectorizer is None else len(vectorizer.vocabulary_)
-    if ranker.n_features_in_ != dim + n_sparse:
-        raise ModelFormatError(f"{where}: the ranker has {ranker.n_features_in_} "
-                               f"features, not embedding_dim_ + terms = {dim + n_sparse}.")
+    bank, bank_labels = _get_neighbors(reader, attributes["n_neighbor_rows"], dim,
+                                       len(ranker.classes_))
+    n_votes = 0 if bank is None else len(ranker.classes_)
+    if ranker.n_features_in_ != dim + n_sparse + n_votes:
+        raise ModelFormatError(
+            f"{where}: the ranker has {ranker.n_features_in_} features, not "
+            f"embedding_dim_ + terms + neighbour labels = {dim + n_sparse + n_votes}.")
+    if (bank is None) != (model.n_neighbors == 0):
+        raise ModelFormatError(f"{where}: n_neighbors={model.n_neighbors} but the model "
+                               f"{'lacks' if bank is None else 'has'} a neighbour bank.")
     history = attributes["fine_tune_history_"]
     if not isinstance(history, list) or not all(
             isinstance(h, dict) and set(h) == set(_HISTORY_KEYS) for h in history):
@@ -365,6 +394,7 @@ def load_xtransformer(meta, reader):
         model.encoder = encoder
     model.encoder_ = encoder
     model.vectorizer_ = vectorizer
+    model.neighbor_embeddings_, model.neighbor_labels_ = bank, bank_labels
     model.ranker_ = ranker
     model.classes_ = ranker.classes_
     model.tree_ = ranker.tree_

@@ -31,6 +31,7 @@ from skxmr._encoder import (
 )
 from skxmr._fine_tune import cross_fitted_margins, fine_tune_encoder
 from skxmr._label_tree import LabelTree
+from skxmr._neighbors import neighbor_label_votes
 from skxmr._targets import TargetEncoder, _check_sample_weight
 from skxmr._text import check_texts, default_text_vectorizer
 from skxmr._xrlinear import XRLinearClassifier, build_tree, tree_is_given
@@ -127,6 +128,20 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         of 9 paired runs (three text sets, three trees each; mean P@1 +0.1
         to +0.3 per set, P@3 and P@5 equal or better:
         ``benchmarks/RESULTS.md``).
+    n_neighbors : int, default=20
+        Give the ranker, as a third block of features, the labels of each
+        text's ``n_neighbors`` nearest training texts in the embedding space
+        (cosine similarity; each neighbour's label row weighted by a softmax of
+        its similarity, the weights summing to 1; a training text is never its
+        own neighbour). Each label's linear models learn how far to trust its
+        neighbours' votes: a non-linear use of the embeddings that the linear
+        ranker cannot make alone. The model keeps the training embeddings and
+        labels, and the exact search costs a product with all of them per
+        text (small beside the encoder on a CPU; see Notes). 0: no neighbour
+        block.
+    neighbor_weight : float, default=0.25
+        Scale of the neighbour block (rows of sum 1 over the labels each
+        neighbour has) in the ranker's features.
     rebuild_tree : bool, default=False
         Rebuild the ranker's label tree on the concatenated features (from the
         ``indexer``) instead of using the preliminary tree of the TF-IDF. The
@@ -154,7 +169,13 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     vectorizer_ : transformer or None
         The fitted vectorizer.
     ranker_ : XRLinearClassifier
-        The ranker fitted on ``[embedding_weight * embeddings, tfidf]``.
+        The ranker fitted on ``[embedding_weight * embeddings, tfidf,
+        neighbor_weight * neighbour votes]`` (the blocks that are used).
+    neighbor_embeddings_ : ndarray of shape (n_bank, embedding_dim_) or None
+        The training texts' embeddings (rows of positive weight), searched
+        for the neighbours of new texts (None when ``n_neighbors=0``).
+    neighbor_labels_ : csr_matrix of shape (n_bank, n_labels) or None
+        Their labels, in the columns of ``classes_``.
     classes_ : ndarray of shape (n_labels,)
         The label of each column (as ``XRLinearClassifier.classes_``).
     tree_ : LabelTree
@@ -235,6 +256,8 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         "fine_tune_probe": ["boolean"],
         "fine_tune_residual": ["boolean"],
         "embedding_weight": [Interval(Real, 0, None, closed="neither")],
+        "n_neighbors": [Interval(Integral, 0, None, closed="left")],
+        "neighbor_weight": [Interval(Real, 0, None, closed="neither")],
         "rebuild_tree": ["boolean"],
         "device": "no_validation",  # str or torch.device: checked by resolve_device
         "n_jobs": [Integral, None],
@@ -247,7 +270,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
                  epochs=1, max_steps=None, learning_rate=5e-5,
                  fine_tune_loss="squared_hinge", fine_tune_probe=True,
                  fine_tune_residual=True, embedding_weight=0.7,
-                 rebuild_tree=False, device="auto",
+                 n_neighbors=20, neighbor_weight=0.25, rebuild_tree=False, device="auto",
                  n_jobs=None, random_state=None, verbose=0):
         self.encoder = encoder
         self.fine_tune = fine_tune
@@ -263,6 +286,8 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         self.fine_tune_probe = fine_tune_probe
         self.fine_tune_residual = fine_tune_residual
         self.embedding_weight = embedding_weight
+        self.n_neighbors = n_neighbors
+        self.neighbor_weight = neighbor_weight
         self.rebuild_tree = rebuild_tree
         self.device = device
         self.n_jobs = n_jobs
@@ -322,11 +347,14 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
             self.preliminary_tree_, self.fine_tune_history_ = None, []
             tree = None  # the tree of the TF-IDF, when fine-tuning or the ranker uses it
             frozen = None  # the frozen encoder's embeddings, when the probe needs them
-            if self.fine_tune or (sparse is not None and not self.rebuild_tree):
+            Y = None  # the label matrix, in the ranker's columns, when needed here
+            if self.fine_tune or self.n_neighbors or (sparse is not None
+                                                      and not self.rebuild_tree):
                 Y = TargetEncoder().fit_transform(y)
                 if Y.shape[0] != len(texts):
                     raise ValueError(
                         f"X has {len(texts)} texts but y has {Y.shape[0]} rows.")
+            if self.fine_tune or (sparse is not None and not self.rebuild_tree):
                 if self.fine_tune and self.fine_tune_probe:
                     # as fine-tuning sees them: not normalised unless the encoder is
                     frozen = self._embed(texts, normalize=False)
@@ -347,7 +375,8 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
                     rng=rng, device=device, verbose=self.verbose)
                 del frozen, offsets
             embeddings = self._embed(texts)
-        features = self._combine(embeddings, sparse)
+        votes = self._fit_neighbors(embeddings, Y, weights)
+        features = self._combine(embeddings, sparse, votes)
         ranker = clone(self._ranker())
         if tree is not None and not self.rebuild_tree:
             ranker.set_params(indexer=tree)
@@ -365,6 +394,32 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = ranker.classes_
         self.tree_ = ranker.tree_
         return self
+
+    def _fit_neighbors(self, embeddings, Y, weights):
+        """Keep the training rows (of positive weight) as the neighbour bank and
+        return the training rows' neighbour votes, each row left out of its own
+        (None without neighbours)."""
+        self.neighbor_embeddings_ = self.neighbor_labels_ = None
+        if not self.n_neighbors:
+            return None
+        self_index = np.arange(len(embeddings))
+        if weights is not None:  # rows of weight 0 are left out, as in the ranker
+            keep = weights > 0
+            self_index = np.where(keep, np.cumsum(keep) - 1, -1)
+            embeddings_kept, Y = embeddings[keep], Y[keep]
+        else:
+            embeddings_kept = embeddings
+        self.neighbor_embeddings_ = np.ascontiguousarray(embeddings_kept, dtype=np.float32)
+        self.neighbor_labels_ = sp.csr_matrix(Y, dtype=np.float32)
+        return neighbor_label_votes(embeddings, self.neighbor_embeddings_,
+                                    self.neighbor_labels_, self.n_neighbors, self_index)
+
+    def _neighbor_votes(self, embeddings):
+        """Neighbour votes of new texts (None when the model has no neighbour bank)."""
+        if getattr(self, "neighbor_embeddings_", None) is None:
+            return None
+        return neighbor_label_votes(embeddings, self.neighbor_embeddings_,
+                                    self.neighbor_labels_, self.n_neighbors)
 
     def _ranker(self):
         return XRLinearClassifier() if self.ranker is None else self.ranker
@@ -410,11 +465,17 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
             device=resolve_device(self.device))
         return np.ascontiguousarray(embeddings, dtype=np.float32)
 
-    def _combine(self, embeddings, sparse):
-        dense = sp.csr_matrix(embeddings * np.float32(self.embedding_weight))
-        if sparse is None:
-            return dense
-        return sp.hstack([dense, sparse], format="csr", dtype=np.float32)
+    def _combine(self, embeddings, sparse, votes=None):
+        """The ranker's features: [embedding_weight * embeddings, sparse,
+        neighbor_weight * votes], the blocks that exist."""
+        blocks = [sp.csr_matrix(embeddings * np.float32(self.embedding_weight))]
+        if sparse is not None:
+            blocks.append(sparse)
+        if votes is not None:
+            blocks.append(votes * np.float32(self.neighbor_weight))
+        if len(blocks) == 1:
+            return blocks[0]
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     def _embed_texts(self, X):
         """Validated texts and their embeddings (the model must be fitted)."""
@@ -426,12 +487,14 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X):
         texts, embeddings = self._embed_texts(X)
+        votes = self._neighbor_votes(embeddings)
         sparse = None
         if self.vectorizer_ is not None:
-            n_sparse = self.ranker_.n_features_in_ - self.embedding_dim_
+            n_sparse = (self.ranker_.n_features_in_ - self.embedding_dim_
+                        - (0 if votes is None else votes.shape[1]))
             sparse = (sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
                       if texts else sp.csr_matrix((0, n_sparse), dtype=np.float32))
-        return self._combine(embeddings, sparse)
+        return self._combine(embeddings, sparse, votes)
 
     def transform(self, X):
         """The encoder's L2-normalised embeddings of the texts.

@@ -35,6 +35,20 @@ from skxmr._text import default_text_vectorizer  # noqa: E402
 from skxmr.metrics import make_topk_scorer, precision_at_k  # noqa: E402
 
 
+def _brute_force_votes(queries, bank, bank_labels, k, leave_self_out=False):
+    """Neighbour votes by sorting every similarity: the softmax (temperature
+    0.05) of the k nearest rows' cosine similarities times their labels."""
+    S = queries @ bank.T
+    if leave_self_out:
+        np.fill_diagonal(S, -np.inf)
+    votes = np.zeros((len(queries), bank_labels.shape[1]))
+    for i, row in enumerate(S):
+        nearest = np.argsort(-row, kind="stable")[:k]
+        w = np.exp((row[nearest] - row[nearest[0]]) / 0.05)
+        votes[i] = (w / w.sum()) @ bank_labels[nearest]
+    return votes
+
+
 def _fit(encoder, data, **params):
     texts, tags = data[0], data[1]
     params.setdefault("random_state", 0)
@@ -56,18 +70,24 @@ def tuned(tiny_encoder, debtags_small):
 # ---------------------------------------------------------------- frozen mode
 def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
                                                         debtags_small):
-    """The ranker is exactly an XRLinearClassifier fitted on [embeddings, TF-IDF]
-    computed by hand from the same encoder and vectorizer, on the label tree of
-    the TF-IDF alone (the preliminary tree)."""
+    """The ranker is exactly an XRLinearClassifier fitted on [embeddings, TF-IDF,
+    neighbour votes] computed by hand from the same encoder and vectorizer and
+    a brute-force neighbour search, on the label tree of the TF-IDF alone (the
+    preliminary tree)."""
     texts, tags, test_texts, _ = debtags_small
     encoder = SentenceTransformer(tiny_encoder, device="cpu")
     torch.set_num_threads(1)
     weight = np.float32(frozen.embedding_weight)
     assert weight != 1  # the default scales the embedding block
-    emb = weight * encoder.encode(texts, batch_size=32, normalize_embeddings=True)
+    raw = encoder.encode(texts, batch_size=32, normalize_embeddings=True)
+    emb = weight * raw
     tfidf = default_text_vectorizer().fit(texts)
-    features = sp.hstack([sp.csr_matrix(emb), tfidf.transform(texts)], format="csr",
-                         dtype=np.float32)
+    Y = label_sets_to_indicator(tags, frozen.classes_).toarray()
+    k, beta = frozen.n_neighbors, np.float32(frozen.neighbor_weight)
+    assert k > 0 and beta != 1  # the default adds a scaled neighbour block
+    votes = beta * _brute_force_votes(raw, raw, Y, k, leave_self_out=True)
+    features = sp.hstack([sp.csr_matrix(emb), tfidf.transform(texts),
+                          sp.csr_matrix(votes)], format="csr", dtype=np.float32)
     rng = np.random.RandomState(0)  # random_state=0 draws torch's seed, then the tree's
     rng.randint(np.iinfo(np.int32).max)
     indexer = LabelIndexer(random_state=rng.randint(np.iinfo(np.int32).max))
@@ -79,9 +99,11 @@ def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
     reference = XRLinearClassifier(random_state=seed, n_jobs=1,
                                    indexer=tfidf_tree).fit(features, tags)
     for W, R in zip(frozen.ranker_.coef_, reference.coef_):
-        np.testing.assert_allclose(W.toarray(), R.toarray(), atol=1e-5)
-    test_features = sp.hstack([sp.csr_matrix(weight * encoder.encode(
-        test_texts, normalize_embeddings=True)), tfidf.transform(test_texts)],
+        np.testing.assert_allclose(W.toarray(), R.toarray(), atol=1e-4)
+    test_raw = encoder.encode(test_texts, normalize_embeddings=True)
+    test_features = sp.hstack([
+        sp.csr_matrix(weight * test_raw), tfidf.transform(test_texts),
+        sp.csr_matrix(beta * _brute_force_votes(test_raw, raw, Y, k))],
         format="csr", dtype=np.float32)
     labels, scores = frozen.predict_topk(test_texts)
     ref_labels, ref_scores = reference.predict_topk(test_features)
@@ -127,22 +149,54 @@ def test_pandas_series_and_arrays_are_texts(frozen, debtags_small):
 
 def test_embedding_weight_and_no_vectorizer(tiny_encoder, debtags_small):
     texts, tags = debtags_small[0][:200], debtags_small[1][:200]
-    only = _fit(tiny_encoder, (texts, tags), vectorizer=None)
-    assert only.vectorizer_ is None
+    only = _fit(tiny_encoder, (texts, tags), vectorizer=None, n_neighbors=0)
+    assert only.vectorizer_ is None and only.neighbor_embeddings_ is None
     assert only.ranker_.n_features_in_ == only.embedding_dim_
-    heavy = _fit(tiny_encoder, (texts, tags), vectorizer=None, embedding_weight=2.0)
+    heavy = _fit(tiny_encoder, (texts, tags), vectorizer=None, n_neighbors=0,
+                 embedding_weight=2.0)
     # Doubling every feature changes the fitted models (regularisation, bias).
     assert not np.allclose(heavy.ranker_.coef_[0].toarray(),
                            only.ranker_.coef_[0].toarray())
     with_tfidf = _fit(tiny_encoder, (texts, tags))
     assert with_tfidf.ranker_.n_features_in_ == (
-        with_tfidf.embedding_dim_ + len(with_tfidf.vectorizer_.vocabulary_))
+        with_tfidf.embedding_dim_ + len(with_tfidf.vectorizer_.vocabulary_)
+        + len(with_tfidf.classes_))
+    no_neighbors = _fit(tiny_encoder, (texts, tags), n_neighbors=0)
+    assert no_neighbors.neighbor_embeddings_ is None
+    assert no_neighbors.ranker_.n_features_in_ == (
+        no_neighbors.embedding_dim_ + len(no_neighbors.vectorizer_.vocabulary_))
+    # The bank's labels are in the columns of classes_, as the ranker's.
+    np.testing.assert_array_equal(with_tfidf.neighbor_labels_.toarray(),
+                                  label_sets_to_indicator(tags, with_tfidf.classes_)
+                                  .toarray())
+
+
+def test_neighbor_bank_leaves_out_rows_of_weight_zero(tiny_encoder, debtags_small):
+    """Rows of weight 0 are neither in the neighbour bank nor anyone's
+    neighbour; the other rows' votes are the brute-force ones over the bank."""
+    texts, tags = debtags_small[0][:150], debtags_small[1][:150]
+    weights = np.ones(len(texts))
+    weights[::3] = 0
+    model = _fit(tiny_encoder, (texts, tags), n_neighbors=5)
+    weighted = XTransformerClassifier(tiny_encoder, n_neighbors=5, random_state=0,
+                                      n_jobs=1).fit(texts, tags, sample_weight=weights)
+    E = model.transform(texts)
+    kept = weights > 0
+    np.testing.assert_allclose(weighted.neighbor_embeddings_, E[kept], atol=1e-6)
+    Y = label_sets_to_indicator(tags, weighted.classes_).toarray()
+    np.testing.assert_array_equal(weighted.neighbor_labels_.toarray(), Y[kept])
+    # Training features: the kept rows vote among themselves, leaving themselves out.
+    votes = weighted._fit_neighbors(E, sp.csr_matrix(Y), weights).toarray()
+    np.testing.assert_allclose(
+        votes[kept], _brute_force_votes(E[kept], E[kept], Y[kept], 5, True), atol=1e-5)
+    np.testing.assert_allclose(votes[~kept], _brute_force_votes(E[~kept], E[kept],
+                                                                Y[kept], 5), atol=1e-5)
 
 
 def test_rebuild_tree_builds_the_rankers_tree_on_the_concatenation(
         frozen, tiny_encoder, debtags_small):
     texts, tags = debtags_small[0], debtags_small[1]
-    rebuilt = _fit(tiny_encoder, debtags_small, rebuild_tree=True)
+    rebuilt = _fit(tiny_encoder, debtags_small, rebuild_tree=True, n_neighbors=0)
     encoder = SentenceTransformer(tiny_encoder, device="cpu")
     torch.set_num_threads(1)
     features = sp.hstack([
@@ -444,10 +498,11 @@ def test_bce_loss_and_sample_weight(tiny_encoder, debtags_small):
                                    fine_tune_loss="bce", batch_size=8, random_state=0,
                                    n_jobs=1).fit(texts, tags, sample_weight=weights)
     assert all(np.isfinite(h["loss_end"]) for h in model.fine_tune_history_)
-    half = XTransformerClassifier(tiny_encoder, vectorizer=None, random_state=0,
-                                  n_jobs=1).fit(texts, tags, sample_weight=weights)
+    half = XTransformerClassifier(tiny_encoder, vectorizer=None, n_neighbors=0,
+                                  random_state=0, n_jobs=1).fit(texts, tags,
+                                                                sample_weight=weights)
     # The ranker gets the weights: it equals XR-Linear fitted with them on the
-    # embeddings.
+    # embeddings (the neighbour bank's weights: test_neighbor_bank_...).
     encoder = SentenceTransformer(tiny_encoder, device="cpu")
     features = np.float32(half.embedding_weight) * encoder.encode(
         texts, normalize_embeddings=True)
@@ -528,6 +583,27 @@ def test_load_rejects_a_tampered_encoder(frozen, tmp_path):
     os.remove(path / "encoder" / "modules.json")
     with pytest.raises(skxmr.ModelFormatError, match="missing"):
         skxmr.load(path)
+
+
+def test_load_checks_the_neighbor_bank(frozen, tmp_path):
+    import json
+
+    path = tmp_path / "model"
+    skxmr.save(frozen, path)
+    assert (path / "neighbors.embeddings.npy").exists()
+    restored = skxmr.load(path)
+    np.testing.assert_array_equal(restored.neighbor_embeddings_,
+                                  frozen.neighbor_embeddings_)
+    assert (restored.neighbor_labels_ != frozen.neighbor_labels_).nnz == 0
+    meta_file = path / "skxmr_model.json"
+    meta = json.loads(meta_file.read_text())
+    n_rows = meta["attributes"]["n_neighbor_rows"]
+    assert n_rows == len(frozen.neighbor_embeddings_)
+    for wrong, match in [(n_rows + 1, "shape"), (None, "features"), ("3", "expected an int")]:
+        meta["attributes"]["n_neighbor_rows"] = wrong
+        meta_file.write_text(json.dumps(meta))
+        with pytest.raises(skxmr.ModelFormatError, match=match):
+            skxmr.load(path)
 
 
 def test_save_refuses_unsavable_parts(frozen, tmp_path):
