@@ -26,6 +26,10 @@ the benchmark's TF-IDF (float32). Each configuration trains one
   training does not depend on the levels above it, so this is the per-level
   weights of models trained once per distinct weight, spliced together.
 
+``--embeddings TAG`` replaces the frozen embeddings with those saved as
+``<data>.{trn,tst}.TAG.npy`` in ``--cache`` (sweep_xtransformer_fine_tune.py
+saves the fine-tuned ones so, e.g. ``ft600_5e-05_probe_residual``).
+
 ``k=v`` pairs are further ``XRLinearClassifier`` parameters (``beam_size=30``,
 ``negative_sampling=tfn+man``, ``threshold=0.03``...). The scores of each
 configuration are saved (``--cache``/S.<data>.<config>.npz) so that blends of
@@ -141,6 +145,8 @@ def main():
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--blend", nargs="+", metavar="CONFIG",
                         help="score the sum of these configurations' saved scores")
+    parser.add_argument("--embeddings", metavar="TAG",
+                        help="the cached embeddings <data>.{trn,tst}.TAG.npy instead")
     parser.add_argument("configs", nargs="*")
     args = parser.parse_args()
 
@@ -152,7 +158,9 @@ def main():
     texts, Y, test_texts, Y_test = load_texts(args.data)
 
     def score_path(config):
-        return args.cache / f"S.{name}.{config.replace(':', '_').replace('=', '-')}.npz"
+        tag = f"{args.embeddings}." if args.embeddings else ""
+        return (args.cache
+                / f"S.{name}.{tag}{config.replace(':', '_').replace('=', '-')}.npz")
 
     def report(label, scores, seconds=None):
         r = topk_report(Y_test, scores, ks=(1, 3, 5))
@@ -166,6 +174,9 @@ def main():
         return
     X, X_test, E, E_test = cached_features(name, texts, test_texts, args.cache,
                                            args.max_seq_length, args.threads)
+    if args.embeddings:
+        E, E_test = (np.load(args.cache / f"{name}.{split}.{args.embeddings}.npy")
+                     for split in ("trn", "tst"))
     trees = {}
 
     def tfidf_tree(seed):

@@ -4,8 +4,9 @@ XTransformer: frozen encoder against TF-IDF
 =============================================
 
 ``XTransformerClassifier`` embeds the texts with a sentence-transformers
-encoder, concatenates the embeddings with TF-IDF features and trains an
-XR-Linear ranker on both. With a frozen encoder (``fine_tune=False``) the
+encoder, concatenates the embeddings with TF-IDF features and with the labels
+of each text's nearest training texts in the embedding space, and trains an
+XR-Linear ranker on all three. With a frozen encoder (``fine_tune=False``) the
 texts are embedded once, which is fast enough on a CPU. This example
 compares it with TF-IDF + XR-Linear alone on the bundled data.
 
