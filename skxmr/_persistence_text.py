@@ -16,8 +16,9 @@ An XTransformerClassifier model directory holds, next to ``skxmr_model.json``:
 
 The JSON ``attributes`` hold the ranker's own ``params``/``attributes``, the
 vectorizer's parameters, ``embedding_dim_``, ``device_``, the fine-tuning
-history, ``n_neighbor_rows`` (rows of the neighbour bank, or null), and ``encoder_files``: the relative path and SHA-256 of every file
-under ``encoder/``. Loading checks that ``encoder/`` holds exactly those
+history, ``n_neighbor_rows`` (rows of the neighbour bank, or null), and
+``encoder_files``: the relative path and SHA-256 of every file under
+``encoder/``. Loading checks that ``encoder/`` holds exactly those
 regular files (no symbolic links) with those checksums, then loads it with
 sentence-transformers offline (``local_files_only=True``, no remote code):
 safetensors weights, never a pickle. Only ``TfidfVectorizer`` (or None) with

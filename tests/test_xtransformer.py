@@ -649,6 +649,9 @@ def test_bad_parameters_and_shapes(tiny_encoder, frozen, debtags_small):
         XTransformerClassifier(tiny_encoder, batch_size=0).fit(texts, tags)
     with pytest.raises(InvalidParameterError):
         XTransformerClassifier(tiny_encoder, fine_tune_loss="mse").fit(texts, tags)
+    for bad in ({"n_neighbors": -1}, {"n_neighbors": 2.5}, {"neighbor_weight": 0}):
+        with pytest.raises(InvalidParameterError):
+            XTransformerClassifier(tiny_encoder, **bad).fit(texts, tags)
     with pytest.raises(ValueError, match="Invalid parameter"):
         XTransformerClassifier(tiny_encoder).set_params(beam=3)
     with pytest.raises(ValueError, match="device"):
