@@ -107,8 +107,23 @@ def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
         format="csr", dtype=np.float32)
     labels, scores = frozen.predict_topk(test_texts)
     ref_labels, ref_scores = reference.predict_topk(test_features)
-    np.testing.assert_array_equal(labels, ref_labels)
     np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
+    _assert_same_ranking_up_to_ties(labels, ref_labels, ref_scores, atol=1e-5)
+
+
+def _assert_same_ranking_up_to_ties(labels, ref_labels, ref_scores, atol):
+    """Top-k labels equal the reference's, except that labels whose scores tie
+    within ``atol`` may swap places (float32 features against float64 votes
+    move scores by about 1e-6, which may reorder a near tie, never more)."""
+    assert labels.shape == ref_labels.shape
+    for i, j in zip(*np.nonzero(labels != ref_labels)):
+        tied = np.abs(ref_scores[i] - ref_scores[i, j]) <= atol
+        tied_labels = set(ref_labels[i, tied])
+        assert labels[i, j] in tied_labels or (
+            labels[i, j] not in ref_labels[i] and tied[-1]), (
+            f"row {i}, rank {j}: label {labels[i, j]} against {ref_labels[i, j]} "
+            f"is not a tie (reference scores {ref_scores[i]})")
+    assert (labels != ref_labels).mean() < 0.01  # ties are rare
 
 
 def test_frozen_outputs_and_forms(frozen, debtags_small):
