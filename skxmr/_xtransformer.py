@@ -360,13 +360,13 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
             tree = None  # the tree of the TF-IDF, when fine-tuning or the ranker uses it
             frozen = None  # the frozen encoder's embeddings, when the probe needs them
             Y = None  # the label matrix, in the ranker's columns, when needed here
-            if self.fine_tune or self.n_neighbors or (sparse is not None
-                                                      and not self.rebuild_tree):
+            needs_tree = self.fine_tune or (sparse is not None and not self.rebuild_tree)
+            if needs_tree or self.n_neighbors:
                 Y = TargetEncoder().fit_transform(y)
                 if Y.shape[0] != len(texts):
                     raise ValueError(
                         f"X has {len(texts)} texts but y has {Y.shape[0]} rows.")
-            if self.fine_tune or (sparse is not None and not self.rebuild_tree):
+            if needs_tree:
                 if self.fine_tune and self.fine_tune_probe:
                     # as fine-tuning sees them: not normalised unless the encoder is
                     frozen = self._embed(texts, normalize=False)
