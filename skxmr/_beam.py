@@ -27,7 +27,7 @@ from skxmr._cython._beam_search import (
 )
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import get_post_processor
-from skxmr._targets import check_sparse_structure
+from skxmr.utils.validation import check_sparse_structure
 from skxmr.utils import effective_n_threads
 
 __all__ = ["BeamSearcher", "beam_search", "chunk_level", "scores_to_csr"]

@@ -35,7 +35,8 @@ from sklearn.utils.validation import (
 
 from skxmr._beam import scores_to_csr
 from skxmr._targets import label_sets_to_indicator
-from skxmr._xrlinear import XRLinearClassifier, _check_sample_weight
+from skxmr._xrlinear import XRLinearClassifier
+from skxmr.utils.validation import check_sample_weight
 from skxmr.metrics import _entry_hits
 
 __all__ = ["CalibratedXMRClassifier"]
@@ -318,7 +319,7 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         n_samples = _num_samples(X)
         weights = None
         if sample_weight is not None:
-            weights = _check_sample_weight(sample_weight, n_samples)
+            weights = check_sample_weight(sample_weight, n_samples)
         k = self._k(estimator)
 
         if isinstance(estimator, FrozenEstimator):

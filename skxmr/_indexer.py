@@ -22,7 +22,8 @@ from skxmr._embedding import (
 )
 from skxmr._label_tree import LabelTree
 from skxmr._progress import progress
-from skxmr._targets import TargetEncoder, _check_sample_weight, check_sparse_structure
+from skxmr._targets import TargetEncoder
+from skxmr.utils.validation import check_sample_weight, check_sparse_structure
 from skxmr.utils import effective_n_threads
 
 _REPRESENTATIONS = ("pifa", "pii", "spectral", "precomputed")
@@ -415,7 +416,7 @@ class LabelIndexer(BaseEstimator):
             n_rows = Y.shape[0] if hasattr(Y, "shape") else len(Y)
             if n_rows != X.shape[0]:
                 raise ValueError(f"X has {X.shape[0]} rows but Y has {n_rows}.")
-            weights = _check_sample_weight(sample_weight, X.shape[0])
+            weights = check_sample_weight(sample_weight, X.shape[0])
             if np.all(weights == 1):
                 sample_weight = None
         if sample_weight is None:

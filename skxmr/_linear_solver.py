@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_array, check_random_state
 
 from skxmr._cython._solver import LOSSES, _groups_share_rows, _train_nodes
-from skxmr._targets import check_sparse_structure
+from skxmr.utils.validation import check_sparse_structure
 from skxmr.utils import effective_n_threads
 
 __all__ = ["train_binary_nodes"]

@@ -5,7 +5,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 _DEPENDENCIES = (
-    "numpy", "scipy", "scikit-learn", "joblib", "threadpoolctl", "Cython",
+    "numpy", "scipy", "scikit-learn", "joblib", "Cython",
     "torch", "sentence-transformers", "dask", "distributed",
 )
 

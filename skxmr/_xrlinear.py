@@ -23,7 +23,8 @@ from skxmr._label_tree import LabelTree
 from skxmr._linear_solver import train_binary_nodes
 from skxmr._postprocess import POST_PROCESSORS
 from skxmr._progress import progress
-from skxmr._targets import TargetEncoder, _check_sample_weight, check_sparse_structure
+from skxmr._targets import TargetEncoder
+from skxmr.utils.validation import check_sample_weight, check_sparse_structure
 from skxmr.metrics import precision_at_k
 from skxmr.utils import effective_n_threads
 
@@ -493,7 +494,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 f"X has {X.shape[0]} rows but y has {Y.shape[0]}."
             )
         self.classes_ = self._targets.classes_
-        weights = _check_sample_weight(sample_weight, X.shape[0])
+        weights = check_sample_weight(sample_weight, X.shape[0])
         if np.any(weights == 0):  # a zero weight is the same as leaving the row out
             keep = np.flatnonzero(weights)
             X, Y, weights = X[keep], Y[keep], weights[keep]
@@ -692,7 +693,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Y = self._targets.transform(y)
         if sample_weight is None:
             return precision_at_k(Y, self.predict_topk(X, k=1), k=1)
-        weights = _check_sample_weight(sample_weight, Y.shape[0])
+        weights = check_sample_weight(sample_weight, Y.shape[0])
         labels, _ = self.predict_topk(X, k=1)
         if labels.shape[0] != Y.shape[0]:
             raise ValueError(f"X has {labels.shape[0]} rows but y has {Y.shape[0]}.")

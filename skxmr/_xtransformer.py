@@ -33,7 +33,8 @@ from skxmr._encoder import (
 from skxmr._fine_tune import cross_fitted_margins, fine_tune_encoder
 from skxmr._label_tree import LabelTree
 from skxmr._neighbors import neighbor_label_votes
-from skxmr._targets import TargetEncoder, _check_sample_weight
+from skxmr._targets import TargetEncoder
+from skxmr.utils.validation import check_sample_weight
 from skxmr._text import check_texts, default_text_vectorizer
 from skxmr._xrlinear import XRLinearClassifier, build_tree, tree_is_given
 from skxmr.utils import effective_n_threads
@@ -339,7 +340,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         weights = None
         if sample_weight is not None:
-            weights = _check_sample_weight(sample_weight, len(texts))
+            weights = check_sample_weight(sample_weight, len(texts))
         if self.vectorizer is None:
             self.vectorizer_ = None
         else:
