@@ -6,14 +6,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.preprocessing import normalize
 from sklearn.utils import check_random_state
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
-from skxmr._cython._kmeans import _split_level
 from skxmr._embedding import (
     _finish_sparse,
     check_precomputed,
@@ -21,115 +20,13 @@ from skxmr._embedding import (
     compute_label_representation,
 )
 from skxmr._label_tree import LabelTree
-from skxmr._progress import progress
 from skxmr._targets import TargetEncoder
+from skxmr._tree_building import build_label_tree, tree_fanouts
 from skxmr.utils.validation import check_sample_weight, check_sparse_structure
 from skxmr.utils import effective_n_threads
 
 _REPRESENTATIONS = ("pifa", "pii", "spectral", "precomputed")
 _CLUSTERINGS = ("kmeans", "binary")
-
-
-def tree_fanouts(n_labels, branching_factor, max_leaf_size, clustering="kmeans"):
-    """Fan-out of each cluster level for ``n_labels`` labels.
-
-    ``"kmeans"``: the root's children use the full ``branching_factor``, as do all
-    levels but the last, which gets just enough children per node for the leaves
-    to hold at most ``max_leaf_size`` labels. ``"binary"``: ``ceil(log2(n_labels /
-    max_leaf_size))`` binary levels (to be grouped into B-ary levels afterwards).
-    A single leaf (fan-out ``[1]``) when ``n_labels <= max_leaf_size``.
-    """
-    n_leaves = math.ceil(n_labels / max_leaf_size)
-    if n_leaves <= 1:
-        return [1]
-    if clustering == "binary":
-        return [2] * math.ceil(math.log2(n_leaves))
-    depth = 1
-    while branching_factor**depth < n_leaves:
-        depth += 1
-    last = math.ceil(n_leaves / branching_factor ** (depth - 1))
-    return [branching_factor] * (depth - 1) + [last]
-
-
-def build_label_tree(Z, fanouts, *, spherical=True, max_iter=20, tol=0.0, seed=0,
-                     n_threads=1, n_jobs=None, verbose=0):
-    """Recursive balanced k-means of the rows of ``Z`` with the given fan-outs.
-
-    Every node of a level is split into ``min(fanout, n_labels_in_node)`` children
-    of sizes differing by at most one. Returns a :class:`LabelTree`. ``verbose``
-    shows a progress bar of the levels split (of the local build).
-
-    When a joblib backend other than the default is active (e.g. inside
-    ``joblib.parallel_config(backend="dask")``), the subtrees below the top
-    levels are built as joblib units (``skxmr._distributed``); the tree is the
-    same. ``n_jobs`` is then each unit's ``n_jobs`` (see ``skxmr._distributed``).
-    """
-    Z = _label_vectors_csr(Z)
-    n_labels = Z.shape[0]
-    from skxmr._distributed import build_label_tree_units, units_active
-
-    if units_active() and len(fanouts) > 1:
-        counts, order = build_label_tree_units(
-            Z, fanouts, spherical=spherical, max_iter=max_iter, tol=tol, seed=seed,
-            n_threads=n_threads, n_jobs=n_jobs)
-    else:
-        order = np.arange(n_labels, dtype=np.intp)
-        node_ptr = np.array([0, n_labels], dtype=np.intp)
-        counts, order, node_ptr = split_levels(
-            Z, order, node_ptr, fanouts, first_level=0, spherical=spherical,
-            max_iter=max_iter, tol=tol, seed=seed, n_threads=n_threads,
-            verbose=verbose)
-        counts.append(np.diff(node_ptr))  # labels per leaf
-    return _tree_from_counts(counts, order)
-
-
-def _label_vectors_csr(Z):
-    """``Z`` as CSR float32 with sorted indices (the k-means kernel's input)."""
-    Z = sp.csr_matrix(Z, dtype=np.float32)
-    if not Z.has_sorted_indices:
-        Z = Z.sorted_indices()
-    return Z
-
-
-def _tree_from_counts(counts, order):
-    """The LabelTree of the children counts of each level (the last entry: labels
-    per leaf) and the labels in leaf order."""
-    level_sizes = [1] + [int(c.sum()) for c in counts]
-    child_ptr = np.concatenate([[1], 1 + np.cumsum(np.concatenate(counts))])
-    level_ptr = np.concatenate([[0], np.cumsum(level_sizes)])
-    return LabelTree(level_ptr, child_ptr, order)
-
-
-def split_levels(Z, order, node_ptr, fanouts, *, first_level, spherical, max_iter,
-                 tol, seed, n_threads, node_offsets=None, verbose=0):
-    """Split the nodes of ``node_ptr`` (over the rows ``order`` of CSR ``Z``) level
-    by level with ``fanouts``; the first split is tree level ``first_level``.
-
-    ``node_offsets[i]``: global index of the first node split at level
-    ``first_level + i`` (0 by default), so that a piece of a level draws the
-    random streams the whole level would. Returns the children counts of each
-    level, the rows regrouped leaf by leaf and the leaves' ``node_ptr``.
-    ``verbose``: a progress bar of the levels.
-    """
-    data = np.ascontiguousarray(Z.data, dtype=np.float32)
-    indices = np.ascontiguousarray(Z.indices, dtype=np.int32)
-    indptr = np.ascontiguousarray(Z.indptr, dtype=np.intp)
-    order = np.ascontiguousarray(order, dtype=np.intp)
-    node_ptr = np.ascontiguousarray(node_ptr, dtype=np.intp)
-    counts = []
-    for i, fanout in enumerate(progress(fanouts, desc="label tree levels",
-                                        unit="level", verbose=verbose)):
-        level = first_level + i
-        n_children = np.minimum(fanout, np.diff(node_ptr)).astype(np.intp)
-        new_order = np.empty_like(order)
-        node_ptr = _split_level(
-            data, indices, indptr, Z.shape[1], order, node_ptr, n_children, new_order,
-            max_iter, tol, spherical, (seed + level * 1_000_003) % 2**63, n_threads,
-            0 if node_offsets is None else int(node_offsets[i]),
-        ).astype(np.intp)
-        order = new_order
-        counts.append(n_children)
-    return counts, order, node_ptr
 
 
 # Sparse matrices wider than this lose their unused columns before the label
@@ -544,3 +441,40 @@ class LabelIndexer(BaseEstimator):
         # the output is counts, whatever the dtype of X.
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
+
+
+# ----------------------------------------- the indexer= parameter of the models
+def tree_is_given(indexer):
+    """Whether an ``indexer`` parameter already holds its tree (a LabelTree, a
+    cluster chain or a fitted indexer), so that building it needs no rows."""
+    return isinstance(indexer, (LabelTree, list)) or hasattr(indexer, "tree_")
+
+
+def build_tree(indexer, X, Y, rng, weights=None, verbose=0):
+    """The label tree an ``indexer`` parameter asks for, on rows ``X`` and labels ``Y``.
+
+    A LabelTree is used as is, a list of assignment matrices read as a cluster
+    chain, a fitted indexer (with ``tree_``) gives its tree (``X`` is not read
+    then: see :func:`tree_is_given`); an unfitted one (None: ``LabelIndexer()``)
+    is cloned, seeded from ``rng`` when its ``random_state`` is None, and fitted
+    (with ``weights`` when its ``fit`` takes ``sample_weight``).
+    """
+    if isinstance(indexer, LabelTree):
+        tree = indexer
+    elif isinstance(indexer, list):
+        tree = LabelTree.from_chain(indexer)  # assignment matrices
+    elif hasattr(indexer, "tree_"):
+        tree = indexer.tree_  # a fitted indexer: its tree is used as is
+    else:
+        indexer = LabelIndexer(verbose=verbose) if indexer is None else clone(indexer)
+        if indexer.get_params().get("random_state", 0) is None:
+            indexer.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
+        if weights is not None and has_fit_parameter(indexer, "sample_weight"):
+            tree = indexer.fit(X, Y, sample_weight=weights).tree_
+        else:
+            tree = indexer.fit(X, Y).tree_
+    if tree.n_labels != Y.shape[1]:
+        raise ValueError(
+            f"the label tree has {tree.n_labels} labels but y has {Y.shape[1]}."
+        )
+    return tree

@@ -275,6 +275,43 @@ class LabelTree:
             previous = t
         return LabelTree.from_chain(composed)
 
+    def truncate(self, level):
+        """The tree cut below ``level`` (1 .. n_levels): the nodes of ``level``
+        become its labels, numbered in node order (``label_perm`` the identity).
+
+        The upper levels of a model trained on this tree are a model of the
+        truncated one (matcher-aware training searches them for each row).
+        """
+        level = self._level_index(level, allow_labels=True)
+        return LabelTree(self.level_ptr[: level + 2],
+                         self.child_ptr[: self.level_ptr[level] + 1],
+                         np.arange(self.level_sizes[level - 1]))
+
+    def descendant_ranges(self, level, node):
+        """Within-level ranges ``(start, stop)`` of the descendants of ``node`` (an
+        index within ``level``) at each of the levels ``level + 1 .. n_levels``."""
+        level = self._level_index(level, allow_labels=False)
+        g0 = self.level_ptr[level] + node
+        g1 = g0 + 1
+        ranges = []
+        for t in range(level + 1, self.n_levels + 1):
+            g0, g1 = self.child_ptr[g0], self.child_ptr[g1]
+            ranges.append((int(g0 - self.level_ptr[t]), int(g1 - self.level_ptr[t])))
+        return ranges
+
+    def subtree(self, level, node):
+        """The subtree rooted at ``node`` (an index within ``level``), its labels
+        numbered in node order, and its :meth:`descendant_ranges` in this tree."""
+        ranges = self.descendant_ranges(level, node)
+        level = self._level_index(level, allow_labels=False)
+        counts = [np.array([ranges[0][1] - ranges[0][0]])]
+        for t, (a, b) in zip(range(level + 1, self.n_levels), ranges[:-1]):
+            counts.append(self.children_counts(t)[a:b])
+        sizes = [1] + [b - a for a, b in ranges]
+        level_ptr = np.concatenate([[0], np.cumsum(sizes)])
+        child_ptr = np.concatenate([[1], 1 + np.cumsum(np.concatenate(counts))])
+        return LabelTree(level_ptr, child_ptr, np.arange(sizes[-1])), ranges
+
     def equals(self, other):
         """True when both trees have the same arrays."""
         return (

@@ -141,22 +141,8 @@ def train_binary_nodes(
                     ensure_min_features=0, accept_large_sparse=True, input_name="X")
     if not sp.issparse(X):
         X = sp.csr_matrix(X)
-    n_samples, n_features = X.shape
-    if n_features > _MAX_FEATURES:
-        raise ValueError(f"X has {n_features} features; at most {_MAX_FEATURES} are supported")
-    if not X.has_canonical_format:
-        # Duplicate entries would break |x_i|^2; sum them (this also sorts indices).
-        X = X.copy()
-        X.sum_duplicates()
-    with np.errstate(over="ignore"):
-        data = np.ascontiguousarray(X.data, dtype=np.float32)
-    if X.dtype != np.float32 and not np.isfinite(data).all():
-        raise ValueError("X has values too large for float32")
-    index_dtype = np.result_type(X.indices.dtype, X.indptr.dtype)
-    if index_dtype not in (np.int32, np.int64):
-        index_dtype = np.int64
-    indices = np.ascontiguousarray(X.indices, dtype=index_dtype)
-    indptr = np.ascontiguousarray(X.indptr, dtype=index_dtype)
+    X = solver_rows(X)
+    n_samples = X.shape[0]
 
     node_ptr = _check_int_array(node_ptr, "node_ptr")
     rows = _check_int_array(rows, "rows")
@@ -180,32 +166,86 @@ def train_binary_nodes(
                 f"{arr.shape}")
     if y.dtype.kind not in "iuf" or not np.all((y == 1) | (y == -1)):
         raise ValueError("y must contain only +1 and -1")
-    y = y.astype(np.int8)
     if cost.dtype.kind not in "iuf":
         raise ValueError(f"cost must be numeric, got dtype {cost.dtype}")
     cost = np.ascontiguousarray(cost, dtype=np.float64)
     if not np.all(np.isfinite(cost)) or np.any(cost <= 0):
         raise ValueError("cost must be finite and > 0")
+    if (isinstance(node_offset, bool) or not isinstance(node_offset, Integral)
+            or node_offset < 0):
+        raise ValueError(f"node_offset must be a non-negative integer, got {node_offset!r}")
+    if groups is not None:
+        _check_group_rows(groups, node_ptr, rows)
+    return _train_binary_nodes(
+        X, node_ptr, rows, y, cost, loss=loss, bias=bias, tol=tol,
+        max_iter=int(max_iter), threshold=threshold, random_state=random_state,
+        n_threads=n_threads, return_n_iter=return_n_iter, groups=groups,
+        node_offset=int(node_offset))
 
+
+class SolverRows:
+    """Training rows in the kernel's layout: canonical CSR with float32 values.
+
+    Built once per fit by :func:`solver_rows` and shared by every solver call
+    of it (``X.shape`` is the original matrix's)."""
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+
+    def __init__(self, data, indices, indptr, shape):
+        self.data, self.indices, self.indptr, self.shape = data, indices, indptr, shape
+
+
+def solver_rows(X):
+    """Trusted: a validated CSR ``X`` (float32/float64, consistent arrays) in the
+    solver kernel's layout (duplicates summed, values in float32). A
+    :class:`SolverRows` is returned as is."""
+    if isinstance(X, SolverRows):
+        return X
+    n_features = X.shape[1]
+    if n_features > _MAX_FEATURES:
+        raise ValueError(f"X has {n_features} features; at most {_MAX_FEATURES} are supported")
+    if not X.has_canonical_format:
+        # Duplicate entries would break |x_i|^2; sum them (this also sorts indices).
+        X = X.copy()
+        X.sum_duplicates()
+    with np.errstate(over="ignore"):
+        data = np.ascontiguousarray(X.data, dtype=np.float32)
+    if X.dtype != np.float32 and not np.isfinite(data).all():
+        raise ValueError("X has values too large for float32")
+    index_dtype = np.result_type(X.indices.dtype, X.indptr.dtype)
+    if index_dtype not in (np.int32, np.int64):
+        index_dtype = np.int64
+    indices = np.ascontiguousarray(X.indices, dtype=index_dtype)
+    indptr = np.ascontiguousarray(X.indptr, dtype=index_dtype)
+    return SolverRows(data, indices, indptr, X.shape)
+
+
+def _train_binary_nodes(X, node_ptr, rows, y, cost, *, loss, bias, tol, max_iter,
+                        threshold, random_state, n_threads, return_n_iter=False,
+                        groups=None, node_offset=0):
+    """Trusted twin of :func:`train_binary_nodes`: ``X`` a :class:`SolverRows` (or
+    a checked CSR matrix), the node arrays consistent, ``y`` +1/-1, ``cost`` > 0,
+    parameters checked, groups made of nodes with identical rows."""
+    X = solver_rows(X)
+    n_features = X.shape[1]
+    node_ptr = np.ascontiguousarray(node_ptr, dtype=np.intp)
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    y = np.asarray(y).astype(np.int8)
+    cost = np.ascontiguousarray(cost, dtype=np.float64)
     if rows.shape[0]:
-        row_nnz = np.diff(indptr).astype(np.int64)
+        row_nnz = np.diff(X.indptr).astype(np.int64)
         # Cheap bound first; the exact per-node count only when it may matter.
         if int(row_nnz.max()) * int(np.diff(node_ptr).max()) >= _MAX_NODE_NNZ:
             cum = np.concatenate([[0], np.cumsum(row_nnz[rows])])
             if np.any(cum[node_ptr[1:]] - cum[node_ptr[:-1]] >= _MAX_NODE_NNZ):
                 raise ValueError("a node has 2**32 nonzeros or more; split it")
-
     n_nodes = node_ptr.shape[0] - 1
-    if (isinstance(node_offset, bool) or not isinstance(node_offset, Integral)
-            or node_offset < 0):
-        raise ValueError(f"node_offset must be a non-negative integer, got {node_offset!r}")
-    group_ptr = _check_groups(groups, node_ptr, rows, n_threads)
-
+    group_ptr = _group_ptr(groups, n_nodes, n_threads)
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int64).max,
                                                         dtype=np.int64))
     n_iter = np.zeros(n_nodes, dtype=np.intc)
     W_indptr, W_indices, W_data = _train_nodes(
-        data, indices, indptr, n_features, node_ptr, group_ptr, rows, y, cost,
+        X.data, X.indices, X.indptr, n_features, node_ptr, group_ptr, rows, y, cost,
         LOSSES[loss],
         bias, tol, int(max_iter), threshold, seed, n_iter, n_threads,
         int(node_offset),
@@ -217,16 +257,10 @@ def train_binary_nodes(
     return W
 
 
-def _check_groups(groups, node_ptr, rows, n_threads):
-    """Validate ``groups`` and return the kernel's group pointer (intp).
-
-    ``None`` gives one group per node. Groups must be runs of nodes with identical
-    row lists; when there are fewer groups than threads, each group is split into
-    up to ``n_threads`` runs of consecutive nodes (each run builds its own copy).
-    """
+def _check_group_rows(groups, node_ptr, rows):
+    """Raise ``ValueError`` unless ``groups`` are runs of nodes with identical
+    rows (``node_ptr``/``rows`` already checked)."""
     n_nodes = node_ptr.shape[0] - 1
-    if groups is None:
-        return np.arange(n_nodes + 1, dtype=np.intp)
     group_ptr = _check_int_array(groups, "groups")
     if group_ptr.shape[0] < 1 or group_ptr[0] != 0 or group_ptr[-1] != n_nodes:
         raise ValueError(
@@ -243,6 +277,21 @@ def _check_groups(groups, node_ptr, rows, n_threads):
         raise ValueError("the nodes of a group must have the same number of rows")
     if not _groups_share_rows(node_ptr, group_ptr, rows):
         raise ValueError("the nodes of a group must have identical rows")
+
+
+def _group_ptr(groups, n_nodes, n_threads):
+    """The kernel's group pointer (intp) of checked ``groups``.
+
+    ``None`` gives one group per node. When there are fewer groups than threads,
+    each group is split into up to ``n_threads`` runs of consecutive nodes (each
+    run builds its own copy of the rows).
+    """
+    if groups is None:
+        return np.arange(n_nodes + 1, dtype=np.intp)
+    group_ptr = np.ascontiguousarray(groups, dtype=np.intp)
+    sizes = np.diff(group_ptr)
+    group_ptr = group_ptr[np.r_[True, sizes > 0]]  # drop empty groups
+    sizes = np.diff(group_ptr)
     n_groups = group_ptr.shape[0] - 1
     if 0 < n_groups < n_threads:
         # Split each group into up to n_threads runs of consecutive nodes.

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 __all__ = ["POST_PROCESSORS", "PostProcessor", "get_post_processor"]
 
@@ -167,3 +168,23 @@ def get_post_processor(name):
             f"'lP-hinge' with an integer 1 <= P <= {_MAX_POWER}, got {name!r}."
         )
     return pp
+
+
+class _PostProcessorNames(StrOptions):
+    """The ``_parameter_constraints`` entry of a ``post_processor`` parameter:
+    the listed names and any ``"lP-hinge"`` (see :data:`POST_PROCESSORS`)."""
+
+    def __init__(self):
+        super().__init__(set(POST_PROCESSORS))
+
+    def is_satisfied_by(self, val):
+        return isinstance(val, str) and val in POST_PROCESSORS
+
+    def __str__(self):
+        return (f"a str among {sorted(POST_PROCESSORS)} or 'lP-hinge' with an "
+                f"integer 1 <= P <= {_MAX_POWER}")
+
+
+def post_processor_constraint():
+    """The ``_parameter_constraints`` entry of a ``post_processor`` parameter."""
+    return [_PostProcessorNames()]

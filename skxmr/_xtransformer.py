@@ -36,7 +36,8 @@ from skxmr._neighbors import neighbor_label_votes
 from skxmr._targets import TargetEncoder
 from skxmr.utils.validation import check_sample_weight
 from skxmr._text import check_texts, default_text_vectorizer
-from skxmr._xrlinear import XRLinearClassifier, build_tree, tree_is_given
+from skxmr._indexer import build_tree, tree_is_given
+from skxmr._xrlinear import XRLinearClassifier
 from skxmr.utils import effective_n_threads
 
 

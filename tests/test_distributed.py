@@ -1,4 +1,4 @@
-"""Training as joblib units (skxmr._distributed) and predict_dask, on a local
+"""Training as joblib units (skxmr.utils._units) and predict_dask, on a local
 dask.distributed cluster of two worker processes."""
 
 import functools
@@ -11,9 +11,9 @@ import pytest
 import scipy.sparse as sp
 
 import skxmr
-import skxmr._distributed
+import skxmr.utils._units
 from skxmr import LabelIndexer, XRLinearClassifier, predict_dask
-from skxmr._distributed import units_active
+from skxmr.utils._units import units_active
 from skxmr.datasets import make_xmc_classification
 
 distributed = pytest.importorskip("distributed")
@@ -71,13 +71,13 @@ def test_threading_units_equal_local(data, negative_sampling, clustering,
     X, Y = data
     local = _model(negative_sampling, clustering).fit(X, Y)
     submitted = []
-    start_units = skxmr._distributed._start_units
+    start_units = skxmr.utils._units.start_units
 
     def spy(jobs, costs):
         submitted.append(sorted({function.__name__ for function, _ in jobs}))
         return start_units(jobs, costs)
 
-    monkeypatch.setattr("skxmr._distributed._start_units", spy)
+    monkeypatch.setattr("skxmr.utils._units.start_units", spy)
     with joblib.parallel_config(backend="threading", n_jobs=3):
         units = _model(negative_sampling, clustering).fit(X, Y)
     assert_same_model(local, units)
@@ -162,14 +162,14 @@ class _HookPlugin(distributed.WorkerPlugin):
         self.hook = hook
 
     def setup(self, worker):
-        import skxmr._distributed
+        import skxmr.utils._units
 
-        skxmr._distributed._unit_hook = self.hook
+        skxmr.utils._units._unit_hook = self.hook
 
     def teardown(self, worker):
-        import skxmr._distributed
+        import skxmr.utils._units
 
-        skxmr._distributed._unit_hook = None
+        skxmr.utils._units._unit_hook = None
 
 
 def _set_allowed_failures(dask_scheduler, n):
@@ -196,7 +196,7 @@ def test_worker_killed_mid_fit_retries(data, client, tmp_path):
 def test_worker_always_killed_raises(data, client, tmp_path, monkeypatch):
     X, Y = data
     marker = str(tmp_path / "killed")
-    monkeypatch.setattr("skxmr._distributed._UNIT_RETRIES", 1)
+    monkeypatch.setattr("skxmr.utils._units._UNIT_RETRIES", 1)
     old = client.run_on_scheduler(_set_allowed_failures, n=0)
     client.register_plugin(_HookPlugin(functools.partial(_kill_always, marker)),
                            name="skxmr-kill")

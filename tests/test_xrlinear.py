@@ -96,27 +96,6 @@ def test_bad_input():
         XRLinearClassifier(C=-1).fit(X, Y)
 
 
-def test_level_training_sets_match_brute_force():
-    from skxmr._xrlinear import level_training_sets
-
-    rng = np.random.default_rng(0)
-    n, n_parents, n_nodes = 30, 4, 11
-    parents = np.sort(np.concatenate([np.arange(n_parents),
-                                      rng.integers(0, n_parents, n_nodes - n_parents)]))
-    matching = sp.csr_matrix(rng.random((n, n_parents)) < 0.4, dtype=np.float32)
-    Y_level = sp.csr_matrix(rng.random((n, n_nodes)) < 0.15, dtype=np.float32)
-    node_ptr, rows, signs = level_training_sets(matching, Y_level, parents)
-    M, Yd = matching.toarray(), Y_level.toarray()
-    for node in range(n_nodes):
-        expected = [i for i in range(n) if M[i, parents[node]] or Yd[i, node]]
-        got = rows[node_ptr[node]:node_ptr[node + 1]]
-        np.testing.assert_array_equal(got, expected)
-        np.testing.assert_array_equal(
-            signs[node_ptr[node]:node_ptr[node + 1]],
-            [1.0 if Yd[i, node] else -1.0 for i in expected],
-        )
-
-
 @pytest.mark.parametrize("scheme", ["man", "tfn+man"])
 def test_matcher_aware_negatives(split, scheme):
     X, Y, Xt, Yt = split
@@ -159,20 +138,3 @@ def test_tree_as_assignment_matrices(split):
     bad[-1] = bad[-1][:-1]  # one label short of y
     with pytest.raises(ValueError, match="labels"):
         XRLinearClassifier(indexer=bad).fit(X, Y)
-
-
-@pytest.mark.parametrize("negative_sampling", ["tfn", "tfn+man"])
-def test_training_in_batches_gives_the_same_model(split, monkeypatch, negative_sampling):
-    """Levels trained in many small batches of parents give the same weights."""
-    import skxmr._xrlinear as xrl
-
-    X, Y, _, _ = split
-    params = dict(random_state=4, negative_sampling=negative_sampling,
-                  indexer=xrl.LabelIndexer(branching_factor=4, max_leaf_size=20,
-                                           random_state=0))
-    ref = XRLinearClassifier(**params).fit(X, Y)
-    monkeypatch.setattr(xrl, "_BATCH_ENTRIES", 5000)
-    batched = XRLinearClassifier(**params).fit(X, Y)
-    assert ref.tree_.n_levels >= 3
-    for Wa, Wb in zip(ref.coef_, batched.coef_):
-        assert Wa.shape == Wb.shape and (Wa != Wb).nnz == 0

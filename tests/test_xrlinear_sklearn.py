@@ -289,17 +289,26 @@ def test_bad_y(data, make_y, error, match):
 @pytest.mark.parametrize("params, match", [
     (dict(loss="foo"), "'loss' parameter"),
     (dict(negative_sampling="bar"), "'negative_sampling' parameter"),
-    (dict(post_processor="baz"), "post_processor must be one of"),
-    (dict(post_processor="l0-hinge"), "post_processor must be one of"),
+    (dict(post_processor="baz"), "'post_processor' parameter.*'lP-hinge'"),
+    (dict(post_processor="l0-hinge"), "'post_processor' parameter.*'lP-hinge'"),
     (dict(C=-1), "'C' parameter"),
     (dict(Cp=0), "'Cp' parameter"),
     (dict(beam_size=0), "'beam_size' parameter"),
     (dict(top_k=0), "'top_k' parameter"),
     (dict(indexer="kmeans"), "'indexer' parameter"),
-    (dict(n_jobs=0), "n_jobs == 0"),
+    (dict(n_jobs=0), "'n_jobs' parameter"),
+    (dict(n_jobs=2**40), "'n_jobs' parameter"),
+    (dict(n_jobs=1.5), "'n_jobs' parameter"),
 ])
-def test_bad_params(data, params, match):
+def test_bad_params(data, params, match, monkeypatch):
     X, Y = data
+    # Rejected up front: before any work (no tree is built).
+    import skxmr._xrlinear as xrl
+
+    def no_tree(*args, **kwargs):
+        raise AssertionError("the tree was built before the parameters were checked")
+
+    monkeypatch.setattr(xrl, "build_tree", no_tree)
     with pytest.raises(ValueError, match=match):
         XRLinearClassifier(**params).fit(X, Y)
 

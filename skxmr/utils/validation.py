@@ -4,6 +4,8 @@ Public functions here validate; callers that already hold checked arrays call th
 trusted private code directly. Private API of the package.
 """
 
+from numbers import Integral
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -75,3 +77,16 @@ def check_sparse_structure(M, name="X"):
     except ValueError as exc:
         raise ValueError(
             f"{name} is not a valid {fmt.upper()} matrix: {exc}.") from None
+
+
+# Thread counts and joblib's n_jobs: None, a positive count or -1, -2, ... (all
+# CPUs, all but one, ...); 0 and counts past C's int are refused up front.
+_MAX_JOBS = 2**31 - 1
+
+
+def n_jobs_constraint():
+    """The ``_parameter_constraints`` entry of an ``n_jobs`` parameter."""
+    from sklearn.utils._param_validation import Interval
+
+    return [Interval(Integral, 1, _MAX_JOBS, closed="both"),
+            Interval(Integral, -_MAX_JOBS, -1, closed="both"), None]
