@@ -14,13 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import expit
-from sklearn.base import (
-    BaseEstimator,
-    ClassifierMixin,
-    MetaEstimatorMixin,
-    _fit_context,
-    clone,
-)
+from sklearn.base import MetaEstimatorMixin, _fit_context, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import KFold, check_cv
@@ -33,8 +27,8 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from skxmr._beam import scores_to_csr
-from skxmr._targets import label_sets_to_indicator
+from skxmr._base import XMRClassifierBase
+from skxmr._targets import TargetEncoder
 from skxmr._xrlinear import XRLinearClassifier
 from skxmr.utils.validation import check_sample_weight
 from skxmr.metrics import _entry_hits
@@ -118,18 +112,6 @@ class _IsotonicCalibrator:
 _CALIBRATORS = {"sigmoid": _SigmoidCalibrator, "isotonic": _IsotonicCalibrator}
 
 
-def _indicator_of(estimator, y):
-    """``y`` (in the form the estimator was fitted with) as a CSR indicator over
-    ``estimator.classes_``."""
-    targets = getattr(estimator, "_targets", None)
-    if targets is not None:
-        return sp.csr_matrix(targets.transform(y))
-    if sp.issparse(y) or (isinstance(y, np.ndarray) and y.ndim == 2
-                          and y.dtype.kind in "biuf"):
-        return sp.csr_matrix(y)
-    return label_sets_to_indicator(y, estimator.classes_)
-
-
 def _column_map(fold_classes, classes):
     """Column in ``classes`` of every label of ``fold_classes`` (a subset)."""
     fold_classes = np.asarray(fold_classes)
@@ -157,7 +139,7 @@ def _fit_fold(estimator, X, y, sample_weight, train, test, k):
     return test, estimator.classes_, labels, scores
 
 
-class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class CalibratedXMRClassifier(MetaEstimatorMixin, XMRClassifierBase):
     """Calibrated probabilities for the top-k labels of an extreme multilabel ranker.
 
     The ranker (by default ``XRLinearClassifier``) retrieves the ``top_k``
@@ -267,6 +249,8 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         "random_state": ["random_state"],
     }
 
+    _private_fitted_state = ("_targets", "_transform")
+
     def __init__(self, estimator=None, *, method="sigmoid", cv=3, top_k=None,
                  n_jobs=None, random_state=None):
         self.estimator = estimator
@@ -293,7 +277,8 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         Returns
         -------
         self : CalibratedXMRClassifier
-            The fitted meta-estimator.
+            The fitted meta-estimator. A fit that fails (or is interrupted)
+            leaves it as it was.
         """
         if isinstance(self.cv, str) and self.cv == "prefit":
             raise ValueError(
@@ -302,10 +287,14 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
                 "CalibratedXMRClassifier(FrozenEstimator(model)) from sklearn.frozen, "
                 "and fit it on held-out data."
             )
-        return self._fit(X, y, sample_weight)
+        return self._fit_validated(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=False)
+    def _fit_validated(self, X, y, sample_weight):
+        return self._transactional_fit(X, y, sample_weight)
+
     def _fit(self, X, y, sample_weight):
+        """The fit, on a scratch copy (see ``XMRClassifierBase``)."""
         estimator = XRLinearClassifier() if self.estimator is None else self.estimator
         if (not isinstance(estimator, FrozenEstimator)
                 and "random_state" in estimator.get_params(deep=False)
@@ -360,7 +349,8 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         if hasattr(self.estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.estimator_.feature_names_in_
 
-        Y = _indicator_of(self.estimator_, y)
+        self._targets, Y = TargetEncoder.with_classes(y, self.classes_)
+        Y = sp.csr_matrix(Y)
         Y.sum_duplicates()
         Y.eliminate_zeros()
         Y.sort_indices()
@@ -397,13 +387,11 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             return KFold(n_splits, shuffle=True, random_state=self.random_state)
         return check_cv(self.cv)
 
-    def predict_topk(self, X, k=None):
-        """Top-k label indices and calibrated probabilities, each (n_samples, k).
-
-        Labels are column indices (``classes_[labels]`` gives the labels) in
-        the ranker's order, best first; padding is label -1 with probability 0.
-        """
-        check_is_fitted(self)
+    def _predict_topk(self, X, k):
+        """Top-k label indices and calibrated probabilities of a (frozen) fitted
+        model, each (n_samples, k): column indices (``classes_[labels]`` gives
+        the labels) in the ranker's order, best first; padding is label -1 with
+        probability 0."""
         k = self._k() if k is None else k
         labels, scores = self.estimator_.predict_topk(X, k)
         proba = self.calibrator_.predict(_feature(scores.ravel(), self._transform))
@@ -422,13 +410,12 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             (float32; a stored value may be 0). Labels not stored were not
             retrieved and have no probability.
         """
-        labels, proba = self.predict_topk(X)
-        return scores_to_csr(labels, proba, len(self.classes_))
+        return self.decision_function(X)
 
     def decision_function(self, X):
         """The same CSR as ``predict_proba`` (the calibrated top-k); the ranker's
         raw scores are ``estimator_.decision_function(X)``."""
-        return self.predict_proba(X)
+        return super().decision_function(X)
 
     def predict(self, X, threshold=None):
         """Label sets, in the form ``y`` had at fit.
@@ -451,6 +438,9 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             holding the best label where its probability is at least
             ``threshold`` and None where it is not (as ``XRLinearClassifier``).
         """
+        return super().predict(X, threshold=threshold)
+
+    def _check_threshold(self, threshold):
         if threshold is not None:
             if (isinstance(threshold, bool) or not isinstance(threshold, Real)
                     or not 0 <= threshold <= 1):
@@ -458,27 +448,13 @@ class CalibratedXMRClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
                     f"threshold must be a probability in [0, 1] or None, got "
                     f"{threshold!r}."
                 )
-        labels, proba = self.predict_topk(X)
-        targets = getattr(self.estimator_, "_targets", None)
-        if threshold is not None:
-            labels = np.where(proba >= threshold, labels, -1)
-            if targets is not None and targets.kind == "multiclass":
-                out = np.empty(labels.shape[0], dtype=object)
-                found = labels[:, 0] >= 0
-                out[found] = self.classes_[labels[found, 0]]
-                return out
-        if targets is not None:
-            return targets.inverse_transform(labels, len(self.classes_))
-        # A ranker without skxmr's target encoder: a CSR indicator.
-        P = scores_to_csr(labels, np.ones(labels.shape, dtype=np.float32),
-                          len(self.classes_))
-        return P
+        return threshold
 
     def score(self, X, y, sample_weight=None):
         """The ranker's ``score`` (for ``XRLinearClassifier``: precision@1 against
         ``y``, in the form ``y`` had at fit); the calibration does not change it."""
         check_is_fitted(self)
-        return self.estimator_.score(X, y, sample_weight=sample_weight)
+        return self._frozen().estimator_.score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

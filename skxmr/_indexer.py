@@ -20,10 +20,11 @@ from skxmr._embedding import (
     compute_label_representation,
 )
 from skxmr._label_tree import LabelTree
-from skxmr._targets import TargetEncoder
+from skxmr._targets import TargetEncoder, binary_indicator
 from skxmr._tree_building import build_label_tree, tree_fanouts
 from skxmr.utils.validation import check_sample_weight, check_sparse_structure
 from skxmr.utils import effective_n_threads
+from skxmr.utils._fit_state import TransactionalFitMixin
 
 _REPRESENTATIONS = ("pifa", "pii", "spectral", "precomputed")
 _CLUSTERINGS = ("kmeans", "binary")
@@ -74,7 +75,17 @@ def _is_indicator(Y):
             and Y.dtype.kind in "biuf")
 
 
-class LabelIndexer(BaseEstimator):
+def _binary_indicator_of(Y, name="y"):
+    """A sparse or dense indicator as checked 0/1 CSR float32 (the y contract
+    of every estimator: :func:`skxmr._targets.binary_indicator`)."""
+    if not sp.issparse(Y):
+        Y = np.asarray(Y)
+        if Y.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a numeric indicator, got dtype {Y.dtype}.")
+    return binary_indicator(sp.csr_matrix(Y, dtype=np.float32, copy=True), name)
+
+
+class LabelIndexer(TransactionalFitMixin, BaseEstimator):
     """Semantic label indexing: label vectors clustered into a balanced B-ary tree.
 
     Stage 1 of XR-Linear (PECOS). Each label gets a vector (``representation``),
@@ -231,7 +242,17 @@ class LabelIndexer(BaseEstimator):
         Returns
         -------
         self
+            A fit that fails (or is interrupted) leaves the indexer as it was.
         """
+        work = self._scratch()
+        work._fit(X, y, sample_weight, label_features)
+        self._publish_from(work)
+        return self
+
+    _private_fitted_state = ("_label_encoder",)
+
+    def _fit(self, X, y, sample_weight, label_features):
+        """The fit, on a scratch copy (see ``skxmr.utils._fit_state``)."""
         if (
             self.clustering == "binary"
             and self.branching_factor & (self.branching_factor - 1) != 0
@@ -271,6 +292,8 @@ class LabelIndexer(BaseEstimator):
             if not _is_indicator(Y):  # label collections or 1-D labels
                 self._label_encoder = TargetEncoder()
                 Y = self._label_encoder.fit_transform(Y)
+            else:
+                Y = _binary_indicator_of(Y)
             cols = _wide_columns(X)
             if cols is None:
                 Z = self._label_vectors(X, Y, sample_weight, label_features, seed)
@@ -353,7 +376,7 @@ class LabelIndexer(BaseEstimator):
                 f"{n_empty} labels have an all-zero vector (no positive instance); "
                 "they are placed in leaves by the balance constraint only.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _leaf_centroids(self, Z, tree):
@@ -390,11 +413,14 @@ class LabelIndexer(BaseEstimator):
             Entry (i, c): the number of row i's labels inside cluster c.
         """
         check_is_fitted(self)
+        model = self._frozen()
         check_sparse_structure(Y, "Y")
-        encoder = getattr(self, "_label_encoder", None)
+        encoder = getattr(model, "_label_encoder", None)
         if encoder is not None and not _is_indicator(Y):
             Y = encoder.transform(Y)
-        return self.tree_.transform(Y, level)
+        else:
+            Y = _binary_indicator_of(Y, "Y")
+        return model.tree_.transform(Y, level)
 
     def predict(self, Z):
         """Leaf cluster of new label vectors (to add labels without a rebuild).
@@ -413,7 +439,7 @@ class LabelIndexer(BaseEstimator):
         check_is_fitted(self)
         check_sparse_structure(Z, "Z")
         Z = check_precomputed(Z)
-        C = self.leaf_centroids_
+        C = self._frozen().leaf_centroids_
         if Z.shape[1] != C.shape[1]:
             raise ValueError(
                 f"Z has {Z.shape[1]} columns; the label vectors of fit had {C.shape[1]}."

@@ -397,6 +397,7 @@ def load_xtransformer(meta, reader):
     model.vectorizer_ = vectorizer
     model.neighbor_embeddings_, model.neighbor_labels_ = bank, bank_labels
     model.ranker_ = ranker
+    model._targets = ranker._targets  # the ranker answers in the form y had at fit
     model.classes_ = ranker.classes_
     model.tree_ = ranker.tree_
     model.preliminary_tree_ = preliminary

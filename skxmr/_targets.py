@@ -69,19 +69,31 @@ class TargetEncoder:
             )
         else:
             Y = self._fit_labels(y)
-        if Y.dtype.kind == "f" and not np.isfinite(Y.data).all():
-            raise ValueError("y contains NaN or infinity.")
-        Y.sum_duplicates()
-        if self.kind in ("sparse", "dense") and Y.nnz and Y.data.min() < 0:
-            raise ValueError(
-                "y is an indicator matrix, so it must hold 0 (not relevant) and 1 "
-                "(relevant); it has negative values (a -1/+1 indicator? map -1 to 0)."
-            )
-        Y.data = (Y.data != 0).astype(np.float32)
-        Y.eliminate_zeros()
+        Y = binary_indicator(Y, "y")
         if Y.nnz == 0:
             raise ValueError("y has no positive label at all; nothing to learn.")
         return Y
+
+    @classmethod
+    def with_classes(cls, y, classes):
+        """An encoder of the form of ``y`` over the given ``classes`` (e.g. those
+        of a fitted ranker), and ``y`` in those columns (labels not in
+        ``classes`` dropped). For an indicator ``y``, ``classes`` must be its
+        columns ``0 .. n_labels - 1``."""
+        encoder = cls()
+        Y = encoder.fit_transform(y)
+        classes = np.asarray(classes)
+        if encoder.kind in ("sparse", "dense"):
+            if Y.shape[1] != classes.shape[0]:
+                raise ValueError(
+                    f"y has {Y.shape[1]} columns; the model has {classes.shape[0]} "
+                    "labels.")
+            return encoder, Y
+        if classes.shape != encoder.classes_.shape or not np.array_equal(
+                classes, encoder.classes_):
+            encoder.classes_ = classes
+            Y = encoder.transform(y)
+        return encoder, Y
 
     def _fit_labels(self, y):
         """Label collections (one per row) or 1-D multiclass labels -> CSR."""
@@ -100,6 +112,7 @@ class TargetEncoder:
         try:
             if is_collection[0]:
                 self.kind = "sets"
+                _check_distinct_labels(label for labels in items for label in labels)
                 self._binarizer = MultiLabelBinarizer(sparse_output=True)
                 Y = self._binarizer.fit_transform(items).tocsr().astype(np.float32)
                 self.classes_ = self._binarizer.classes_
@@ -109,6 +122,7 @@ class TargetEncoder:
             if all(isinstance(item, (str, np.str_)) for item in items):
                 arr = arr.astype(str)
             elif all(isinstance(item, (int, float, np.number, bool)) for item in items):
+                _check_distinct_labels(items)
                 arr = np.asarray(items)
                 _check_1d_labels(arr)
             self.kind = "multiclass"
@@ -139,14 +153,12 @@ class TargetEncoder:
             )
         if self.kind in ("sparse", "dense"):
             check_sparse_structure(y, "y")
-            Y = sp.csr_matrix(y, dtype=np.float32)
+            Y = sp.csr_matrix(y, dtype=np.float32, copy=True)
             if Y.shape[1] != len(self.classes_):
                 raise ValueError(
                     f"y has {Y.shape[1]} columns; the model has {len(self.classes_)} labels."
                 )
-            Y.data = (Y.data != 0).astype(np.float32)
-            Y.eliminate_zeros()
-            return Y
+            return binary_indicator(Y, "y")
         return label_sets_to_indicator(y, self.classes_,
                                        multiclass=self.kind == "multiclass")
 
@@ -165,6 +177,51 @@ class TargetEncoder:
         )
         P.sort_indices()
         return P.toarray() if self.kind == "dense" else P
+
+
+def binary_indicator(Y, name="y"):
+    """THE y contract of an indicator matrix, for every estimator: a CSR float32
+    ``Y`` (changed in place) with finite values; an entry stored twice counts
+    once; negative entries are refused (0 = not relevant, anything else =
+    relevant). Returns the 0/1 CSR matrix."""
+    if Y.nnz and not np.isfinite(Y.data).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    Y.sum_duplicates()
+    if Y.nnz and Y.data.min() < 0:
+        raise ValueError(
+            f"{name} is an indicator matrix, so it must hold 0 (not relevant) and 1 "
+            "(relevant); it has negative values (a -1/+1 indicator? map -1 to 0)."
+        )
+    Y.data = (Y.data != 0).astype(np.float32)
+    Y.eliminate_zeros()
+    return Y
+
+
+def _label_kind(label):
+    if isinstance(label, (bool, np.bool_)):
+        return "bool"
+    if isinstance(label, (int, np.integer)):
+        return "int"
+    if isinstance(label, (float, np.floating)):
+        return "float"
+    return None
+
+
+def _check_distinct_labels(labels):
+    """Refuse labels of different types that Python takes as one (``1``, ``1.0``
+    and ``True`` are equal and hash alike, so they would merge into one class)."""
+    seen = {}
+    for label in labels:
+        kind = _label_kind(label)
+        if kind is None:
+            continue
+        first = seen.setdefault(label, (kind, label))
+        if first[0] != kind:
+            raise ValueError(
+                f"y holds the labels {first[1]!r} ({first[0]}) and {label!r} ({kind}), "
+                "which Python takes as one and the same label; they would merge into "
+                "one class. Use one type for the labels (e.g. all int or all str)."
+            )
 
 
 def label_sets_to_indicator(y, classes, multiclass=None):

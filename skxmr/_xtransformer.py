@@ -17,11 +17,12 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from skxmr._base import XMRClassifierBase
 from skxmr._encoder import (
     embedding_dimension,
     import_sentence_transformers,
@@ -34,14 +35,14 @@ from skxmr._fine_tune import cross_fitted_margins, fine_tune_encoder
 from skxmr._label_tree import LabelTree
 from skxmr._neighbors import neighbor_label_votes
 from skxmr._targets import TargetEncoder
-from skxmr.utils.validation import check_sample_weight
+from skxmr.utils.validation import check_sample_weight, n_jobs_constraint
 from skxmr._text import check_texts, default_text_vectorizer
 from skxmr._indexer import build_tree, tree_is_given
 from skxmr._xrlinear import XRLinearClassifier
 from skxmr.utils import effective_n_threads
 
 
-class XTransformerClassifier(ClassifierMixin, BaseEstimator):
+class XTransformerClassifier(XMRClassifierBase):
     """Text encoder plus XR-Linear ranker (XR-Transformer, as in PECOS).
 
     Extreme multilabel ranking from raw texts. Each text is embedded by a
@@ -274,7 +275,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         "neighbor_weight": [Interval(Real, 0, None, closed="neither")],
         "rebuild_tree": ["boolean"],
         "device": "no_validation",  # str or torch.device: checked by resolve_device
-        "n_jobs": [Integral, None],
+        "n_jobs": n_jobs_constraint(),
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -326,7 +327,12 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : XTransformerClassifier
+            A fit that fails (or is interrupted) leaves the model as it was.
         """
+        return self._transactional_fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight):
+        """The fit, on a scratch copy (see ``XMRClassifierBase``)."""
         texts = check_texts(X)
         if not texts:
             raise ValueError("X holds no texts; at least one is needed to fit.")
@@ -405,9 +411,9 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         else:
             ranker.fit(features, y, sample_weight=weights)
         self.ranker_ = ranker
+        self._targets, _ = TargetEncoder.with_classes(y, ranker.classes_)
         self.classes_ = ranker.classes_
         self.tree_ = ranker.tree_
-        return self
 
     def _fit_neighbors(self, embeddings, Y, weights):
         """Keep the training rows (of positive weight) as the neighbour bank and
@@ -521,32 +527,14 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
         -------
         embeddings : ndarray of shape (n_samples, ``embedding_dim_``), float32
         """
-        return self._embed_texts(X)[1]
+        check_is_fitted(self)
+        return self._frozen()._embed_texts(X)[1]
 
-    def predict_topk(self, X, k=None):
-        """Top-k label indices and scores of each text, each of shape (n_samples, k).
-
-        As :meth:`XRLinearClassifier.predict_topk` (labels are columns of
-        ``classes_``, best first; -1 and score 0 pad rows with fewer labels).
-        """
-        features = self._features(X)  # checks that the model is fitted
-        return self.ranker_.predict_topk(features, k=k)
-
-    def decision_function(self, X):
-        """Top-k scores of each text, as a sparse (n_samples, n_labels) matrix."""
-        features = self._features(X)
-        return self.ranker_.decision_function(features)
-
-    def predict(self, X, threshold=None):
-        """Top-k label sets (or those scoring at least ``threshold``) of each text,
-        in the form ``y`` had at fit (see :meth:`XRLinearClassifier.predict`)."""
-        features = self._features(X)
-        return self.ranker_.predict(features, threshold=threshold)
-
-    def score(self, X, y, sample_weight=None):
-        """Precision@1 of the ranking against ``y`` (in the form ``y`` had at fit)."""
-        features = self._features(X)
-        return self.ranker_.score(features, y, sample_weight=sample_weight)
+    def _predict_topk(self, X, k):
+        """Top-k of a (frozen) fitted model: the ranker's top-k of the texts'
+        features (labels are columns of ``classes_``, best first; -1 and score 0
+        pad rows with fewer labels)."""
+        return self.ranker_.predict_topk(self._features(X), k=k)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -559,6 +547,7 @@ class XTransformerClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
+        tags.input_tags.sparse = False
         tags.input_tags.string = True
         tags.classifier_tags.multi_label = True
         tags.non_deterministic = False

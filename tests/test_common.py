@@ -51,7 +51,6 @@ _INDEXER_XFAILS = {
         "check_n_features_in_after_fitting",
         "check_estimators_dtypes",
         "check_dtype_object",
-        "check_estimators_nan_inf",
         "check_estimators_pickle",
         "check_sample_weight_equivalence_on_dense_data",
         "check_sample_weight_equivalence_on_sparse_data",

@@ -10,6 +10,10 @@ import numpy as np
 import scipy.sparse as sp
 
 
+# Weights scale float32 rows (the label representation): beyond this they overflow.
+_MAX_WEIGHT = float(np.finfo(np.float32).max) / 2**20
+
+
 def check_sample_weight(sample_weight, n_samples):
     """Row weights as a float64 array of shape (n_samples,), checked."""
     if sample_weight is None:
@@ -27,6 +31,10 @@ def check_sample_weight(sample_weight, n_samples):
         )
     if not np.isfinite(weights).all():
         raise ValueError("sample_weight contains NaN or infinity.")
+    if weights.size and np.abs(weights).max() > _MAX_WEIGHT:
+        raise ValueError(
+            f"sample_weight holds {np.abs(weights).max():g}; weights must be at most "
+            f"{_MAX_WEIGHT:g} (they scale float32 features and costs).")
     if weights.min() < 0:
         raise ValueError(
             f"sample_weight must be non-negative; its smallest value is "
