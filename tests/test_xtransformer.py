@@ -781,3 +781,22 @@ def test_calibrated_probabilities_over_texts(tiny_encoder, debtags_small):
     proba = model.predict_proba(debtags_small[2][:10])
     assert sp.issparse(proba) and proba.shape == (10, len(model.classes_))
     assert proba.data.min() >= 0 and proba.data.max() <= 1
+
+
+def test_failed_refit_keeps_the_fitted_model(tiny_encoder, debtags_small):
+    """A refit that fails (rows and labels of different lengths; negative row
+    weights) leaves every fitted attribute of the previous fit in place (issue
+    21, item 1): the same objects, the same predictions."""
+    texts, tags, test_texts, _ = debtags_small
+    model = _fit(tiny_encoder, (texts[:200], tags[:200], None, None))
+    before = {k: v for k, v in vars(model).items() if k.endswith("_") or k == "_targets"}
+    expected = model.predict(test_texts[:10])
+    renamed = [[f"new-{t}" for t in row] for row in tags[:200]]
+    with pytest.raises(ValueError):
+        model.fit(texts[:199], renamed)
+    with pytest.raises(ValueError):
+        model.fit(texts[:200], renamed, sample_weight=-np.ones(200))
+    after = {k: v for k, v in vars(model).items() if k.endswith("_") or k == "_targets"}
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)
+    assert model.predict(test_texts[:10]) == expected
