@@ -18,7 +18,7 @@ def _installed_version(name):
 
 
 def _versions():
-    from skxmr import __version__
+    from skxmr._version import __version__
     from skxmr.utils import effective_n_threads, openmp_enabled
 
     system = {
