@@ -709,3 +709,15 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_label = True
         return tags
 
+
+    # ------------------------------------ saved state (skxmr._persistence)
+    def _get_target_state(self):
+        """The form of ``y`` at fit (``TargetEncoder.get_state()``), the one
+        piece of fitted state that is not a public attribute; for ``skxmr.save``."""
+        return self._targets.get_state()
+
+    def _set_target_state(self, state):
+        """Restore :meth:`_get_target_state` output (and ``classes_``); for
+        ``skxmr.load``. Raises ``ValueError`` when the state is inconsistent."""
+        self._targets = TargetEncoder.from_state(state)
+        self.classes_ = self._targets.classes_

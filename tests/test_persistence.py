@@ -22,7 +22,7 @@ from sklearn.preprocessing import MaxAbsScaler
 
 import skxmr
 from skxmr import LabelIndexer, LabelTree, ModelFormatError, XRLinearClassifier
-from skxmr import _persistence
+from skxmr._persistence import _codec, _container
 from skxmr.datasets import make_xmc_classification
 
 N_LABELS = 60
@@ -143,13 +143,16 @@ def test_memory_mapped_load_uses_the_files_in_place(data, models, saved):
     for W in restored.coef_:
         for a in (W.data, W.indices, W.indptr):
             assert _memmapped(a) and not a.flags.writeable
+    # coef_ is the one source of truth: the search layout is not in the files,
+    # the estimator builds it from the mapped coef_ at the first prediction, once
+    assert getattr(restored, "_beam_searcher", None) is None
+    assert not any(name.startswith("search.") for name in os.listdir(
+        saved["sets_str"]))
+    assert_same_predictions(models["sets_str"], restored, X)
     coef, searcher = restored._beam_searcher
     assert coef is restored.coef_
-    for level in searcher.chunked_levels:
-        for a in level:
-            assert isinstance(a, np.memmap)  # used as they are: no copy
-    assert_same_predictions(models["sets_str"], restored, X)
-    assert restored._searcher() is searcher  # not rebuilt by predict
+    restored.predict_topk(X[:3])
+    assert restored._searcher() is searcher  # not rebuilt by the next predict
     cow = skxmr.load(saved["sets_str"], mmap_mode="c")
     assert _memmapped(cow.coef_[0].data) and cow.coef_[0].data.flags.writeable
     assert_same_predictions(models["sets_str"], cow, X)
@@ -159,9 +162,9 @@ def test_memory_mapped_load_uses_the_files_in_place(data, models, saved):
 
 def test_load_without_mmap_gives_plain_arrays(saved):
     restored = skxmr.load(saved["sparse"])
-    assert not any(_memmapped(a) for level in restored._beam_searcher[1].chunked_levels
-                   for a in level)
-    assert not _memmapped(restored.coef_[0].data)
+    assert not any(_memmapped(a) for W in restored.coef_
+                   for a in (W.data, W.indices, W.indptr))
+    assert not _memmapped(restored.tree_.level_ptr)
 
 
 CHILD = r"""
@@ -269,9 +272,9 @@ def test_label_encoding_keeps_values_and_types():
     labels = ["a", "", "é\udc80", 0, -(2**70), 2.5, float("nan"), float("-inf"), True,
               None, b"\x00by", ("x", (1, 2.0)), np.int64(3), np.uint8(7),
               np.float32(0.1), np.bool_(False), np.str_("s"), np.bytes_(b"t")]
-    text = json.dumps([_persistence._encode_label(v) for v in labels],
+    text = json.dumps([_codec.encode_label(v) for v in labels],
                       allow_nan=False)
-    back = [_persistence._decode_label(x) for x in json.loads(text)]
+    back = [_codec.decode_label(x) for x in json.loads(text)]
     for value, got in zip(labels, back):
         assert type(got) is type(value)
         if isinstance(value, float) and math.isnan(value):
@@ -279,7 +282,7 @@ def test_label_encoding_keeps_values_and_types():
         else:
             assert got == value
     with pytest.raises(ValueError, match="cannot be saved"):
-        _persistence._encode_label(frozenset({1}))
+        _codec.encode_label(frozenset({1}))
 
 
 class Tag(str):
@@ -406,7 +409,7 @@ def test_failed_write_leaves_the_previous_model(data, models, tmp_path, monkeypa
     path = tmp_path / "m"
     skxmr.save(models["sparse"], path)
     calls = []
-    original = _persistence._write_array
+    original = _container.write_array
 
     def crash(file, array):
         calls.append(file)
@@ -414,7 +417,7 @@ def test_failed_write_leaves_the_previous_model(data, models, tmp_path, monkeypa
             raise OSError("disk full")
         return original(file, array)
 
-    monkeypatch.setattr(_persistence, "_write_array", crash)
+    monkeypatch.setattr(_container, "write_array", crash)
     with pytest.raises(OSError, match="disk full"):
         skxmr.save(models["sets_str"], path)
     assert sorted(os.listdir(tmp_path)) == ["m"]
@@ -436,7 +439,11 @@ def _meta(path):
     return json.loads((path / "skxmr_model.json").read_text())
 
 
-def _write_meta(path, meta):
+def _write_meta(path, meta, sign=True):
+    """Write the metadata; like an attacker, recompute its digest unless
+    ``sign`` is False (then verify=True must see the change)."""
+    if sign and isinstance(meta, dict):
+        meta = dict(meta, digest=_container.manifest_digest(meta))
     (path / "skxmr_model.json").write_text(json.dumps(meta))
 
 
@@ -448,7 +455,7 @@ def _replace_array(path, name, array, fix_checksum=True):
     if fix_checksum:
         meta = _meta(path)
         meta["arrays"][name] = {
-            "dtype": _persistence._dtype_name(array.dtype, name),
+            "dtype": _codec.dtype_name(array.dtype, name),
             "shape": list(array.shape),
             "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
         }
@@ -462,20 +469,20 @@ def _array(path, name):
 @pytest.mark.parametrize("verify", [True, False])
 def test_truncated_file(fresh_copy, verify):
     path = fresh_copy()
-    file = path / "search.3.entries.npy"
+    file = path / "coef.3.data.npy"
     file.write_bytes(file.read_bytes()[:-10])
-    with pytest.raises(ModelFormatError, match=r"search\.3\.entries\.npy: truncated"):
+    with pytest.raises(ModelFormatError, match=r"coef\.3\.data\.npy: truncated"):
         skxmr.load(path, verify=verify)
 
 
 def test_flipped_byte_is_a_checksum_mismatch(fresh_copy, data):
     path = fresh_copy()
-    file = path / "search.3.entries.npy"
+    file = path / "coef.3.data.npy"
     raw = bytearray(file.read_bytes())
     raw[-3] ^= 0x10  # a weight value: only the checksum can tell
     file.write_bytes(bytes(raw))
     with pytest.raises(ModelFormatError,
-                       match=r"search\.3\.entries\.npy: checksum mismatch"):
+                       match=r"coef\.3\.data\.npy: checksum mismatch"):
         skxmr.load(path)
     skxmr.load(path, verify=False).predict(data[0])  # trusted: not checked
 
@@ -494,7 +501,8 @@ def test_missing_files(fresh_copy):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda m: m.update(format_version=2), "newer skxmr"),
+    (lambda m: m.update(format_version=3), "newer skxmr"),
+    (lambda m: m.update(format_version=1), "older skxmr"),
     (lambda m: m.update(format_version="1"), "invalid format_version"),
     (lambda m: m.update(format="other"), "not skxmr model metadata"),
     (lambda m: m.update(extra=1), r"unknown keys \['extra'\]"),
@@ -518,7 +526,10 @@ def test_missing_files(fresh_copy):
     (lambda m: m["arrays"]["tree.level_ptr"].update(shape=[10**12]), "shape"),
     (lambda m: m["arrays"]["tree.level_ptr"].update(file="/etc/passwd"),
      "unknown keys"),
-    (lambda m: m["arrays"].pop("search.2.slots"), "'search.2.slots' is missing"),
+    (lambda m: m["arrays"].pop("coef.2.indptr"), "'coef.2.indptr' is missing"),
+    (lambda m: m["folders"].update(encoder={"x": "0" * 64}),
+     r"unknown entries \['encoder'\] in \"folders\""),
+    (lambda m: m["attributes"]["targets"].update(kind="sparse"), "invalid dtype"),
     (lambda m: m["arrays"].update({"../x": m["arrays"]["tree.level_ptr"]}),
      "unknown entries"),
 ])
@@ -543,28 +554,47 @@ def test_invalid_json(fresh_copy):
         skxmr.load(path)
 
 
-def _damage_entries(path):
-    entries = _array(path, "search.3.entries").copy()
-    entries["child"][0] = 10**6  # far outside its chunk
-    return entries
+def _with_value(path, name, value):
+    data = _array(path, name).copy()
+    data[len(data) // 2] = value
+    return data
+
+
+def _unsorted(path, name):
+    """Swap two row ids inside the first column holding several."""
+    indices, indptr = _array(path, name + ".indices").copy(), _array(
+        path, name + ".indptr")
+    j = int(np.flatnonzero(np.diff(indptr) >= 2)[0])
+    a = indptr[j]
+    indices[a], indices[a + 1] = indices[a + 1], indices[a]
+    return indices
+
+
+def _repeated(path, name):
+    indices, indptr = _array(path, name + ".indices").copy(), _array(
+        path, name + ".indptr")
+    j = int(np.flatnonzero(np.diff(indptr) >= 2)[0])
+    indices[indptr[j] + 1] = indices[indptr[j]]
+    return indices
 
 
 # (array name, how to damage it): the attacker recomputes every checksum.
 DAMAGES = {
-    "child offset": ("search.3.entries", _damage_entries),
-    "slot row": ("search.3.slots", lambda p: np.where(
-        _array(p, "search.3.slots") >= 0, 2**30, -1).astype(np.int32)),
-    "feature id": ("search.2.row_feat",
-                   lambda p: _array(p, "search.2.row_feat") + 10**6),
-    "row pointers": ("search.2.row_ptr", lambda p: _array(p, "search.2.row_ptr")[::-1]
-                     .copy()),
+    "coef nan": ("coef.3.data", lambda p: _with_value(p, "coef.3.data", np.nan)),
+    "coef inf": ("coef.2.data", lambda p: _with_value(p, "coef.2.data", -np.inf)),
+    "coef unsorted": ("coef.3.indices", lambda p: _unsorted(p, "coef.3")),
+    "coef repeated": ("coef.2.indices", lambda p: _repeated(p, "coef.2")),
+    "coef negative index": ("coef.1.indices",
+                            lambda p: _with_value(p, "coef.1.indices", -1)),
+    "coef index dtype": ("coef.3.indices", lambda p: _array(p, "coef.3.indices")
+                         .astype(np.int64)),
     "coef indices": ("coef.3.indices", lambda p: _array(p, "coef.3.indices") + 10**6),
     "coef indptr": ("coef.3.indptr", lambda p: _array(p, "coef.3.indptr")[::-1].copy()),
     "label perm": ("tree.label_perm", lambda p: np.zeros(N_LABELS, dtype=np.int64)),
     "tree dtype": ("tree.label_perm", lambda p: _array(p, "tree.label_perm")
                    .astype(np.int32)),
-    "entries dtype": ("search.3.entries", lambda p: _array(p, "search.3.entries")
-                      .view(np.int64)),
+    "tree pointers": ("tree.child_ptr", lambda p: _array(p, "tree.child_ptr")[::-1]
+                      .copy()),
     "coef dtype": ("coef.2.data",
                    lambda p: _array(p, "coef.2.data").astype(np.float64)),
     "classes shape": ("classes", lambda p: np.arange(N_LABELS + 1)),
@@ -627,15 +657,15 @@ print("predicted")
 def test_damaged_model_fails_cleanly_in_another_process(fresh_copy, data, tmp_path,
                                                         verify):
     path = fresh_copy("sparse")
-    name, make = DAMAGES["child offset"]
+    name, make = DAMAGES["coef indices"]
     _replace_array(path, name, make(path), fix_checksum=verify == "1")
     sp.save_npz(tmp_path / "X.npz", data[0])
     result = subprocess.run(
         [sys.executable, "-c", KERNEL_CHILD, path, tmp_path / "X.npz", verify],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, (result.returncode, result.stderr)  # not a signal
-    assert "skxmr._persistence.ModelFormatError" in result.stderr
-    assert "search.3.*.npy: invalid beam-search layout" in result.stderr
+    assert "skxmr.ModelFormatError" in result.stderr
+    assert "coef.3.*.npy: indices out of range" in result.stderr
     assert "predicted" not in result.stdout
 
 
@@ -643,6 +673,7 @@ FUZZ_CHILD = r"""
 import json, os, sys
 import numpy as np, scipy.sparse as sp
 import skxmr
+from skxmr._persistence._container import manifest_digest
 path, X = sys.argv[1], sp.load_npz(sys.argv[2])
 files = sorted(os.listdir(path))
 rng = np.random.default_rng(0)
@@ -693,6 +724,8 @@ for it in range(300):
             obj[where[-1]] = junk[rng.integers(len(junk))]
         except (KeyError, IndexError, TypeError):
             pass
+    if it % 4 == 1 and isinstance(meta, dict):  # signed like an attacker would
+        meta["digest"] = manifest_digest(meta)
     with open(meta_file, "w") as f:
         json.dump(meta, f)
     try:
