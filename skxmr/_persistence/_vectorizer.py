@@ -110,11 +110,11 @@ def save_vectorizer(vectorizer, folder):
     format: JSON parameters, ``terms.npy`` and ``idf.npy``, checksummed, written
     atomically; an existing ``folder`` is replaced only when it is a complete
     saved vectorizer or model, else ``FileExistsError``)."""
+    spec = params_to_json(vectorizer, "vectorizer")  # TypeError for other classes
     if not hasattr(vectorizer, "vocabulary_") or not hasattr(vectorizer, "idf_"):
         from sklearn.exceptions import NotFittedError
 
         raise NotFittedError("the vectorizer is not fitted; fit it before saving it.")
-    spec = params_to_json(vectorizer, "vectorizer")
     writer = Writer()
     n_terms = put_fitted(writer, vectorizer, prefix="")
     write_model_dir(folder, writer, {"class": CLASS, "params": spec["params"],
