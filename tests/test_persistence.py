@@ -859,7 +859,8 @@ def test_weights_have_one_source_of_truth(data, models, saved, tmp_path):
     assert_same_predictions(models["sparse"], restored, X)
     meta = _meta(saved["sparse"])
     assert meta["format_version"] == 2
-    assert set(meta["arrays"]) == {n[: -len(".npy")] for n in names if n.endswith(".npy")}
+    assert set(meta["arrays"]) == {n[: -len(".npy")] for n in names
+                                   if n.endswith(".npy")}
 
 
 def test_a_version_1_directory_gets_a_clear_error(tmp_path):

@@ -167,8 +167,9 @@ def _dumps(meta):
     text = json.dumps(head, indent=1, allow_nan=False)[: -len("\n}")]
     parts = [text]
     for key in ("arrays", "folders"):
-        entries = ",\n".join(f"  {json.dumps(name)}: {json.dumps(entry, allow_nan=False)}"
-                             for name, entry in meta[key].items())
+        entries = ",\n".join(
+            f"  {json.dumps(name)}: {json.dumps(entry, allow_nan=False)}"
+            for name, entry in meta[key].items())
         parts.append(f' "{key}": {{\n{entries}\n }}' if entries else f' "{key}": {{}}')
     parts.append(f' "digest": {json.dumps(meta["digest"])}\n}}')
     return ",\n".join(parts)

@@ -6,7 +6,12 @@ import os
 import numpy as np
 
 from skxmr._label_tree import LabelTree
-from skxmr._persistence._codec import decode_label, dtype_name, encode_label, parse_dtype
+from skxmr._persistence._codec import (
+    decode_label,
+    dtype_name,
+    encode_label,
+    parse_dtype,
+)
 from skxmr._persistence._errors import ModelFormatError, check_keys
 
 _TARGET_KINDS = ("sparse", "dense", "sets", "multiclass")
@@ -40,7 +45,8 @@ def targets_to_json(state, writer, n_labels, prefix=""):
     kind = state["kind"]
     classes = np.asarray(state["classes"])
     if classes.ndim != 1 or classes.shape[0] != n_labels:
-        raise ValueError(f"classes_ must have shape ({n_labels},), got {classes.shape}.")
+        raise ValueError(f"classes_ must have shape ({n_labels},), got "
+                         f"{classes.shape}.")
     out = {"kind": kind, "dtype": None, "classes": None}
     if kind in ("sparse", "dense"):
         out["dtype"] = dtype_name(state["dtype"], "the dtype of y")

@@ -133,7 +133,8 @@ def load_vectorizer(folder, verify=True):
         raise ModelFormatError(f"{reader.meta_file}: holds a {meta['class']!r:.40}, "
                                f"not a {CLASS}.")
     check_keys(meta["attributes"], ("n_terms",), reader.meta_file, "attributes")
-    n_terms = check_int(meta["attributes"]["n_terms"], f"{reader.meta_file}: n_terms", 1)
+    n_terms = check_int(meta["attributes"]["n_terms"], f"{reader.meta_file}: n_terms",
+                        1)
     vectorizer = params_from_json({"class": CLASS, "params": meta["params"]},
                                   f"{reader.meta_file}: params")
     vectorizer = get_fitted(reader, vectorizer, n_terms, prefix="")
