@@ -81,7 +81,7 @@ def targets_from_json(obj, reader, n_labels, prefix="", what="attributes.targets
         raise ModelFormatError(f"{where}: {what}.dtype must be null for {kind!r} "
                                "targets.")
     if obj["classes"] is None:
-        classes = np.asarray(reader.array(f"{prefix}classes", "biufU", 1, (n_labels,)))
+        classes = reader.array(f"{prefix}classes", "biufU", 1, (n_labels,))
     else:
         labels = obj["classes"]
         if not isinstance(labels, list) or len(labels) != n_labels:
