@@ -7,7 +7,8 @@ Save, load memory-mapped, and predict
 arrays and one JSON file (no pickle), and :func:`skxmr.load` reads it back
 with every array validated. With ``mmap_mode="r"`` the arrays are mapped
 from disk instead of read: the model opens at once, and processes serving the
-same files share one copy of the weights in memory.
+same files share one copy of the weights (``coef_``) in memory; the
+beam-search layout is built from ``coef_`` at the first prediction.
 """
 
 # %%
@@ -38,8 +39,8 @@ size = sum(os.path.getsize(os.path.join(path, f)) for f in files)
 print(f"{len(files)} files, {size / 1e6:.1f} MB: {', '.join(files[:4])}, ...")
 
 # %%
-# The JSON file holds the parameters, the format version and a checksum of
-# every array file.
+# The JSON file holds the parameters, the format version, a checksum of
+# every array file and a digest of the JSON itself.
 import json  # noqa: E402
 
 with open(os.path.join(path, "skxmr_model.json"), encoding="utf-8") as f:

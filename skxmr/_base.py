@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skxmr._beam import scores_to_csr
+from skxmr._targets import TargetEncoder
 from skxmr.metrics import precision_at_k
 from skxmr.utils._fit_state import TransactionalFitMixin
 from skxmr.utils.validation import check_sample_weight, check_sparse_structure
@@ -142,6 +143,18 @@ class XMRClassifierBase(TransactionalFitMixin, ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = True
         tags.classifier_tags.multi_label = True
         return tags
+
+    # ------------------------------------ saved state (skxmr._persistence)
+    def _get_target_state(self):
+        """The form of ``y`` at fit (``TargetEncoder.get_state()``), the one
+        piece of fitted state that is not a public attribute; for ``skxmr.save``."""
+        return self._targets.get_state()
+
+    def _set_target_state(self, state):
+        """Restore :meth:`_get_target_state` output (and ``classes_``); for
+        ``skxmr.load``. Raises ``ValueError`` when the state is inconsistent."""
+        self._targets = TargetEncoder.from_state(state)
+        self.classes_ = self._targets.classes_
 
 
 def labels_to_y(targets, classes, labels, scores, threshold=None):

@@ -468,6 +468,17 @@ class LabelIndexer(TransactionalFitMixin, BaseEstimator):
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
 
+    # ------------------------------------ saved state (skxmr._persistence)
+    def _get_label_state(self):
+        """The form of the labels given to ``fit`` (``TargetEncoder.get_state()``),
+        or None for an indicator; for ``skxmr.save``."""
+        encoder = getattr(self, "_label_encoder", None)
+        return None if encoder is None else encoder.get_state()
+
+    def _set_label_state(self, state):
+        """Restore :meth:`_get_label_state` output; for ``skxmr.load``. Raises
+        ``ValueError`` when the state is inconsistent."""
+        self._label_encoder = None if state is None else TargetEncoder.from_state(state)
 
 # ----------------------------------------- the indexer= parameter of the models
 def tree_is_given(indexer):

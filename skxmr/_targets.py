@@ -178,6 +178,46 @@ class TargetEncoder:
         P.sort_indices()
         return P.toarray() if self.kind == "dense" else P
 
+    # ------------------------------------------------- saved state (skxmr.save)
+    def get_state(self):
+        """The fitted state: ``{"kind", "dtype" (None unless an indicator),
+        "classes"}``; :meth:`from_state` rebuilds the encoder from it."""
+        return {"kind": self.kind,
+                "dtype": np.dtype(self.dtype) if self.kind in ("sparse", "dense")
+                else None,
+                "classes": self.classes_}
+
+    @classmethod
+    def from_state(cls, state):
+        """An encoder from :meth:`get_state` output; ``ValueError`` when it is
+        inconsistent (unknown kind, non-numeric indicator dtype, indicator
+        classes other than ``0 .. n - 1``, repeated labels)."""
+        kind, dtype, classes = state["kind"], state["dtype"], state["classes"]
+        if kind not in ("sparse", "dense", "sets", "multiclass"):
+            raise ValueError(f"unknown target kind {kind!r:.40}.")
+        if not isinstance(classes, np.ndarray) or classes.ndim != 1:
+            raise ValueError("classes must be a 1-D array.")
+        self = cls()
+        self.kind = kind
+        if kind in ("sparse", "dense"):
+            if dtype is None or np.dtype(dtype).kind not in "biuf":
+                raise ValueError("the dtype of an indicator y must be numeric.")
+            if classes.dtype.kind not in "iu" or not np.array_equal(
+                    classes, np.arange(classes.size)):
+                raise ValueError("the classes of an indicator y must be 0 .. "
+                                 f"{classes.size - 1}.")
+            self.dtype = np.dtype(dtype)
+        elif dtype is not None:
+            raise ValueError(f"{kind!r} targets have no dtype.")
+        else:
+            if len(set(classes.tolist())) != classes.size:
+                raise ValueError("the labels repeat.")
+            if kind == "sets":  # as fit leaves it
+                self._binarizer = MultiLabelBinarizer(
+                    classes=classes.tolist(), sparse_output=True).fit([])
+        self.classes_ = classes
+        return self
+
 
 def binary_indicator(Y, name="y"):
     """THE y contract of an indicator matrix, for every estimator: a CSR float32

@@ -33,7 +33,7 @@ def _module_name(path):
     return ".".join(parts)
 
 
-def _imports(path, name):
+def _imports(path, name, known):
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -46,13 +46,17 @@ def _imports(path, name):
             else:
                 module = node.module or ""
             if module.split(".")[0] == "skxmr":
-                found.add(module)
+                # "from package import submodule" imports the submodule
+                subs = {f"{module}.{a.name}" for a in node.names} & known
+                found.update(subs if subs else {module})
     found.discard(name)
     return found
 
 
 def _graph():
-    return {_module_name(p): _imports(p, _module_name(p)) for p in ROOT.rglob("*.py")}
+    paths = list(ROOT.rglob("*.py"))
+    known = {_module_name(p) for p in paths}
+    return {_module_name(p): _imports(p, _module_name(p), known) for p in paths}
 
 
 def _layer(name):

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -22,7 +23,7 @@ from sklearn.preprocessing import MaxAbsScaler
 
 import skxmr
 from skxmr import LabelIndexer, LabelTree, ModelFormatError, XRLinearClassifier
-from skxmr import _persistence
+from skxmr._persistence import _codec, _container
 from skxmr.datasets import make_xmc_classification
 
 N_LABELS = 60
@@ -143,13 +144,16 @@ def test_memory_mapped_load_uses_the_files_in_place(data, models, saved):
     for W in restored.coef_:
         for a in (W.data, W.indices, W.indptr):
             assert _memmapped(a) and not a.flags.writeable
+    # coef_ is the one source of truth: the search layout is not in the files,
+    # the estimator builds it from the mapped coef_ at the first prediction, once
+    assert getattr(restored, "_beam_searcher", None) is None
+    assert not any(name.startswith("search.") for name in os.listdir(
+        saved["sets_str"]))
+    assert_same_predictions(models["sets_str"], restored, X)
     coef, searcher = restored._beam_searcher
     assert coef is restored.coef_
-    for level in searcher.chunked_levels:
-        for a in level:
-            assert isinstance(a, np.memmap)  # used as they are: no copy
-    assert_same_predictions(models["sets_str"], restored, X)
-    assert restored._searcher() is searcher  # not rebuilt by predict
+    restored.predict_topk(X[:3])
+    assert restored._searcher() is searcher  # not rebuilt by the next predict
     cow = skxmr.load(saved["sets_str"], mmap_mode="c")
     assert _memmapped(cow.coef_[0].data) and cow.coef_[0].data.flags.writeable
     assert_same_predictions(models["sets_str"], cow, X)
@@ -159,9 +163,9 @@ def test_memory_mapped_load_uses_the_files_in_place(data, models, saved):
 
 def test_load_without_mmap_gives_plain_arrays(saved):
     restored = skxmr.load(saved["sparse"])
-    assert not any(_memmapped(a) for level in restored._beam_searcher[1].chunked_levels
-                   for a in level)
-    assert not _memmapped(restored.coef_[0].data)
+    assert not any(_memmapped(a) for W in restored.coef_
+                   for a in (W.data, W.indices, W.indptr))
+    assert not _memmapped(restored.tree_.level_ptr)
 
 
 CHILD = r"""
@@ -269,9 +273,9 @@ def test_label_encoding_keeps_values_and_types():
     labels = ["a", "", "é\udc80", 0, -(2**70), 2.5, float("nan"), float("-inf"), True,
               None, b"\x00by", ("x", (1, 2.0)), np.int64(3), np.uint8(7),
               np.float32(0.1), np.bool_(False), np.str_("s"), np.bytes_(b"t")]
-    text = json.dumps([_persistence._encode_label(v) for v in labels],
+    text = json.dumps([_codec.encode_label(v) for v in labels],
                       allow_nan=False)
-    back = [_persistence._decode_label(x) for x in json.loads(text)]
+    back = [_codec.decode_label(x) for x in json.loads(text)]
     for value, got in zip(labels, back):
         assert type(got) is type(value)
         if isinstance(value, float) and math.isnan(value):
@@ -279,7 +283,7 @@ def test_label_encoding_keeps_values_and_types():
         else:
             assert got == value
     with pytest.raises(ValueError, match="cannot be saved"):
-        _persistence._encode_label(frozenset({1}))
+        _codec.encode_label(frozenset({1}))
 
 
 class Tag(str):
@@ -406,7 +410,7 @@ def test_failed_write_leaves_the_previous_model(data, models, tmp_path, monkeypa
     path = tmp_path / "m"
     skxmr.save(models["sparse"], path)
     calls = []
-    original = _persistence._write_array
+    original = _container.write_array
 
     def crash(file, array):
         calls.append(file)
@@ -414,7 +418,7 @@ def test_failed_write_leaves_the_previous_model(data, models, tmp_path, monkeypa
             raise OSError("disk full")
         return original(file, array)
 
-    monkeypatch.setattr(_persistence, "_write_array", crash)
+    monkeypatch.setattr(_container, "write_array", crash)
     with pytest.raises(OSError, match="disk full"):
         skxmr.save(models["sets_str"], path)
     assert sorted(os.listdir(tmp_path)) == ["m"]
@@ -436,7 +440,11 @@ def _meta(path):
     return json.loads((path / "skxmr_model.json").read_text())
 
 
-def _write_meta(path, meta):
+def _write_meta(path, meta, sign=True):
+    """Write the metadata; like an attacker, recompute its digest unless
+    ``sign`` is False (then verify=True must see the change)."""
+    if sign and isinstance(meta, dict):
+        meta = dict(meta, digest=_container.manifest_digest(meta))
     (path / "skxmr_model.json").write_text(json.dumps(meta))
 
 
@@ -448,7 +456,7 @@ def _replace_array(path, name, array, fix_checksum=True):
     if fix_checksum:
         meta = _meta(path)
         meta["arrays"][name] = {
-            "dtype": _persistence._dtype_name(array.dtype, name),
+            "dtype": _codec.dtype_name(array.dtype, name),
             "shape": list(array.shape),
             "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
         }
@@ -462,20 +470,20 @@ def _array(path, name):
 @pytest.mark.parametrize("verify", [True, False])
 def test_truncated_file(fresh_copy, verify):
     path = fresh_copy()
-    file = path / "search.3.entries.npy"
+    file = path / "coef.3.data.npy"
     file.write_bytes(file.read_bytes()[:-10])
-    with pytest.raises(ModelFormatError, match=r"search\.3\.entries\.npy: truncated"):
+    with pytest.raises(ModelFormatError, match=r"coef\.3\.data\.npy: truncated"):
         skxmr.load(path, verify=verify)
 
 
 def test_flipped_byte_is_a_checksum_mismatch(fresh_copy, data):
     path = fresh_copy()
-    file = path / "search.3.entries.npy"
+    file = path / "coef.3.data.npy"
     raw = bytearray(file.read_bytes())
     raw[-3] ^= 0x10  # a weight value: only the checksum can tell
     file.write_bytes(bytes(raw))
     with pytest.raises(ModelFormatError,
-                       match=r"search\.3\.entries\.npy: checksum mismatch"):
+                       match=r"coef\.3\.data\.npy: checksum mismatch"):
         skxmr.load(path)
     skxmr.load(path, verify=False).predict(data[0])  # trusted: not checked
 
@@ -494,7 +502,8 @@ def test_missing_files(fresh_copy):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda m: m.update(format_version=2), "newer skxmr"),
+    (lambda m: m.update(format_version=3), "newer skxmr"),
+    (lambda m: m.update(format_version=1), "older skxmr"),
     (lambda m: m.update(format_version="1"), "invalid format_version"),
     (lambda m: m.update(format="other"), "not skxmr model metadata"),
     (lambda m: m.update(extra=1), r"unknown keys \['extra'\]"),
@@ -518,7 +527,10 @@ def test_missing_files(fresh_copy):
     (lambda m: m["arrays"]["tree.level_ptr"].update(shape=[10**12]), "shape"),
     (lambda m: m["arrays"]["tree.level_ptr"].update(file="/etc/passwd"),
      "unknown keys"),
-    (lambda m: m["arrays"].pop("search.2.slots"), "'search.2.slots' is missing"),
+    (lambda m: m["arrays"].pop("coef.2.indptr"), "'coef.2.indptr' is missing"),
+    (lambda m: m["folders"].update(encoder={"x": "0" * 64}),
+     r"unknown entries \['encoder'\] in \"folders\""),
+    (lambda m: m["attributes"]["targets"].update(kind="sparse"), "invalid dtype"),
     (lambda m: m["arrays"].update({"../x": m["arrays"]["tree.level_ptr"]}),
      "unknown entries"),
 ])
@@ -543,28 +555,47 @@ def test_invalid_json(fresh_copy):
         skxmr.load(path)
 
 
-def _damage_entries(path):
-    entries = _array(path, "search.3.entries").copy()
-    entries["child"][0] = 10**6  # far outside its chunk
-    return entries
+def _with_value(path, name, value):
+    data = _array(path, name).copy()
+    data[len(data) // 2] = value
+    return data
+
+
+def _unsorted(path, name):
+    """Swap two row ids inside the first column holding several."""
+    indices, indptr = _array(path, name + ".indices").copy(), _array(
+        path, name + ".indptr")
+    j = int(np.flatnonzero(np.diff(indptr) >= 2)[0])
+    a = indptr[j]
+    indices[a], indices[a + 1] = indices[a + 1], indices[a]
+    return indices
+
+
+def _repeated(path, name):
+    indices, indptr = _array(path, name + ".indices").copy(), _array(
+        path, name + ".indptr")
+    j = int(np.flatnonzero(np.diff(indptr) >= 2)[0])
+    indices[indptr[j] + 1] = indices[indptr[j]]
+    return indices
 
 
 # (array name, how to damage it): the attacker recomputes every checksum.
 DAMAGES = {
-    "child offset": ("search.3.entries", _damage_entries),
-    "slot row": ("search.3.slots", lambda p: np.where(
-        _array(p, "search.3.slots") >= 0, 2**30, -1).astype(np.int32)),
-    "feature id": ("search.2.row_feat",
-                   lambda p: _array(p, "search.2.row_feat") + 10**6),
-    "row pointers": ("search.2.row_ptr", lambda p: _array(p, "search.2.row_ptr")[::-1]
-                     .copy()),
+    "coef nan": ("coef.3.data", lambda p: _with_value(p, "coef.3.data", np.nan)),
+    "coef inf": ("coef.2.data", lambda p: _with_value(p, "coef.2.data", -np.inf)),
+    "coef unsorted": ("coef.3.indices", lambda p: _unsorted(p, "coef.3")),
+    "coef repeated": ("coef.2.indices", lambda p: _repeated(p, "coef.2")),
+    "coef negative index": ("coef.1.indices",
+                            lambda p: _with_value(p, "coef.1.indices", -1)),
+    "coef index dtype": ("coef.3.indices", lambda p: _array(p, "coef.3.indices")
+                         .astype(np.int64)),
     "coef indices": ("coef.3.indices", lambda p: _array(p, "coef.3.indices") + 10**6),
     "coef indptr": ("coef.3.indptr", lambda p: _array(p, "coef.3.indptr")[::-1].copy()),
     "label perm": ("tree.label_perm", lambda p: np.zeros(N_LABELS, dtype=np.int64)),
     "tree dtype": ("tree.label_perm", lambda p: _array(p, "tree.label_perm")
                    .astype(np.int32)),
-    "entries dtype": ("search.3.entries", lambda p: _array(p, "search.3.entries")
-                      .view(np.int64)),
+    "tree pointers": ("tree.child_ptr", lambda p: _array(p, "tree.child_ptr")[::-1]
+                      .copy()),
     "coef dtype": ("coef.2.data",
                    lambda p: _array(p, "coef.2.data").astype(np.float64)),
     "classes shape": ("classes", lambda p: np.arange(N_LABELS + 1)),
@@ -614,6 +645,7 @@ def test_symbolic_links_are_refused(fresh_copy):
 
 KERNEL_CHILD = r"""
 import sys
+from pathlib import Path
 import scipy.sparse as sp
 import skxmr
 X = sp.load_npz(sys.argv[2])
@@ -627,15 +659,15 @@ print("predicted")
 def test_damaged_model_fails_cleanly_in_another_process(fresh_copy, data, tmp_path,
                                                         verify):
     path = fresh_copy("sparse")
-    name, make = DAMAGES["child offset"]
+    name, make = DAMAGES["coef indices"]
     _replace_array(path, name, make(path), fix_checksum=verify == "1")
     sp.save_npz(tmp_path / "X.npz", data[0])
     result = subprocess.run(
         [sys.executable, "-c", KERNEL_CHILD, path, tmp_path / "X.npz", verify],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, (result.returncode, result.stderr)  # not a signal
-    assert "skxmr._persistence.ModelFormatError" in result.stderr
-    assert "search.3.*.npy: invalid beam-search layout" in result.stderr
+    assert "skxmr.ModelFormatError" in result.stderr
+    assert "coef.3.*.npy: indices out of range" in result.stderr
     assert "predicted" not in result.stdout
 
 
@@ -643,6 +675,7 @@ FUZZ_CHILD = r"""
 import json, os, sys
 import numpy as np, scipy.sparse as sp
 import skxmr
+from skxmr._persistence._container import manifest_digest
 path, X = sys.argv[1], sp.load_npz(sys.argv[2])
 files = sorted(os.listdir(path))
 rng = np.random.default_rng(0)
@@ -693,6 +726,8 @@ for it in range(300):
             obj[where[-1]] = junk[rng.integers(len(junk))]
         except (KeyError, IndexError, TypeError):
             pass
+    if it % 4 == 1 and isinstance(meta, dict):  # signed like an attacker would
+        meta["digest"] = manifest_digest(meta)
     with open(meta_file, "w") as f:
         json.dump(meta, f)
     try:
@@ -717,3 +752,281 @@ def test_random_damage_never_crashes(fresh_copy, data, tmp_path):
     assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
     outcomes = json.loads(result.stdout)
     assert outcomes["error"] > 300 and outcomes["ok"] + outcomes["error"] == 600
+
+
+# ------------------------------------------- issue 21: reliability of the format
+OPEN_CHILD = r"""
+import sys
+from pathlib import Path
+import skxmr
+try:
+    skxmr.load(sys.argv[1], verify=sys.argv[2] == "1", mmap_mode="r")
+    print("loaded")
+except skxmr.ModelFormatError as exc:
+    print("ModelFormatError:", exc)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("name", ["skxmr_model.json", "classes.npy", "coef.2.data.npy"])
+@pytest.mark.parametrize("verify", ["1", "0"])
+def test_a_fifo_in_the_model_is_refused_without_blocking(fresh_copy, name, verify):
+    # the old code opened the file before checking it: open() on a FIFO with no
+    # writer blocks forever. Run in a child with a timeout, so a hang fails.
+    path = fresh_copy("sparse")
+    (path / name).unlink()
+    os.mkfifo(path / name)
+    result = subprocess.run([sys.executable, "-c", OPEN_CHILD, path, verify],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"{name}: cannot be opened: it is a FIFO" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["directory", "link to a directory",
+                                  "link outside", "link to a device"])
+def test_non_regular_files_are_refused_before_opening(fresh_copy, tmp_path, kind):
+    path = fresh_copy("sparse")
+    file = path / "coef.1.indptr.npy"
+    outside = tmp_path / "outside.npy"
+    file.rename(outside)
+    if kind == "directory":
+        file.mkdir()
+    elif kind == "link to a directory":
+        file.symlink_to(path)
+    elif kind == "link outside":
+        file.symlink_to(outside)  # the right bytes, but outside the directory
+    else:
+        file.symlink_to("/dev/zero")
+    what = "directory" if kind == "directory" else "symbolic link"
+    for verify in (True, False):
+        with pytest.raises(ModelFormatError,
+                           match=rf"coef\.1\.indptr\.npy: cannot be opened: it is "
+                                 rf"a {what}"):
+            skxmr.load(path, verify=verify)
+
+
+EDITS = {  # (model, what to edit in the metadata, how to see it took effect)
+    "bias": ("sparse", lambda m: m["params"].update(bias=1e308),
+             lambda r: r.bias == 1e308),
+    "post_processor": ("sparse", lambda m: m["params"].update(post_processor="sigmoid"),
+                       lambda r: r.post_processor == "sigmoid"),
+    "n_iter_": ("sparse", lambda m: m["attributes"].update(n_iter_=12345),
+                lambda r: r.n_iter_ == 12345),
+    "label names": ("sets_labels_in_json",
+                    lambda m: m["attributes"]["targets"]["classes"].reverse(),
+                    lambda r: r.classes_[0] == ("t", 59)),
+    "target kind": ("sparse", lambda m: m["attributes"]["targets"].update(
+        kind="dense"), lambda r: isinstance(r.predict(r._probe), np.ndarray)),
+    "top_k": ("sparse", lambda m: m["params"].update(top_k=1),
+              lambda r: r.top_k == 1),
+}
+
+
+@pytest.fixture(scope="module")
+def json_labels_model(data, tmp_path_factory):
+    X, Y = data
+    model = _fit([[("t", int(j)) for j in row.indices] for row in Y], X)
+    path = tmp_path_factory.mktemp("json_labels") / "m"
+    skxmr.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_the_metadata_is_checksummed(saved, json_labels_model, data, tmp_path, edit):
+    form, change, took_effect = EDITS[edit]
+    source = json_labels_model if form == "sets_labels_in_json" else saved[form]
+    path = tmp_path / "m"
+    shutil.copytree(source, path)
+    meta = _meta(path)
+    change(meta)
+    _write_meta(path, meta, sign=False)  # a hand edit or damage, digest untouched
+    with pytest.raises(ModelFormatError,
+                       match=r"skxmr_model\.json: checksum mismatch"):
+        skxmr.load(path)
+    restored = skxmr.load(path, verify=False)  # what verify=True protected against
+    restored._probe = data[0][:5]
+    assert took_effect(restored)
+
+
+def test_weights_have_one_source_of_truth(data, models, saved, tmp_path):
+    X, _ = data
+    names = os.listdir(saved["sparse"])
+    assert {n.split(".")[0] for n in names} == {"tree", "coef", "classes",
+                                                "skxmr_model"}
+    restored = skxmr.load(saved["sparse"], mmap_mode="r")
+    # a loaded model and its pickled copy predict from the same weights
+    assert_same_predictions(restored, pickle.loads(pickle.dumps(restored)), X)
+    assert_same_predictions(models["sparse"], restored, X)
+    meta = _meta(saved["sparse"])
+    assert meta["format_version"] == 2
+    assert set(meta["arrays"]) == {n[: -len(".npy")] for n in names
+                                   if n.endswith(".npy")}
+
+
+def test_a_version_1_directory_gets_a_clear_error(tmp_path):
+    # tests/data/format_v1_xrlinear was written by skxmr at commit 23f9890
+    # (format version 1: coef.* and search.* files, no metadata digest)
+    fixture = os.path.join(os.path.dirname(__file__), "data", "format_v1_xrlinear")
+    assert _meta(Path(fixture))["format_version"] == 1
+    for verify in (True, False):
+        with pytest.raises(ModelFormatError,
+                           match=r"format version 1 was written by an older skxmr.*"
+                                 r"Re-train the model"):
+            skxmr.load(fixture, verify=verify)
+    # a complete version-1 model directory may be replaced by a new save
+    path = tmp_path / "old"
+    shutil.copytree(fixture, path)
+    X, Y = make_xmc_classification(40, 12, 10, random_state=0)
+    model = XRLinearClassifier(random_state=0, n_jobs=1, top_k=3).fit(X, Y)
+    skxmr.save(model, path)
+    assert not any(n.startswith("search.") for n in os.listdir(path))
+    assert_same_predictions(model, skxmr.load(path), X)
+
+
+@pytest.mark.parametrize("foreign", ["user_notes.npy", "embeddings.npy", "README"])
+def test_save_never_deletes_files_it_did_not_write(models, tmp_path, foreign):
+    path = tmp_path / "m"
+    skxmr.save(models["sparse"], path)
+    (path / foreign).write_bytes(b"the user's own data")
+    kept = (path / foreign).read_bytes()
+    before = sorted(os.listdir(path))
+    with pytest.raises(FileExistsError, match="not an skxmr model directory"):
+        skxmr.save(models["dense"], path)
+    assert sorted(os.listdir(path)) == before
+    assert (path / foreign).read_bytes() == kept
+    assert sorted(os.listdir(tmp_path)) == ["m"]
+
+
+def test_save_replaces_only_complete_models(models, tmp_path):
+    path = tmp_path / "m"
+    skxmr.save(models["sparse"], path)
+    (path / "classes.npy").unlink()  # the manifest lists a file that is gone
+    with pytest.raises(FileExistsError, match="not an skxmr model directory"):
+        skxmr.save(models["dense"], path)
+    assert (path / "skxmr_model.json").exists()
+
+
+def test_replacing_a_mapped_model_never_rewrites_its_files(data, models, tmp_path):
+    # save creates every file anew in a new directory: the files a process maps
+    # are never truncated or rewritten (only unlinked), so it cannot get SIGBUS
+    X, _ = data
+    path = tmp_path / "m"
+    skxmr.save(models["sparse"], path)
+    mapped = skxmr.load(path, mmap_mode="r")
+    old = {n: (os.stat(path / n).st_ino, (path / n).read_bytes())
+           for n in os.listdir(path)}
+    assert all(_memmapped(W.data) for W in mapped.coef_)
+    skxmr.save(models["dense"], path)
+    skxmr.save(models["sets_str"], path)
+    new_inodes = {os.stat(path / n).st_ino for n in os.listdir(path)}
+    assert not new_inodes & {ino for ino, _ in old.values()}
+    assert_same_predictions(models["sparse"], mapped, X)
+
+
+def _hidden(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith("."))
+
+
+def test_an_interrupted_swap_leaves_the_previous_model(data, models, tmp_path,
+                                                       monkeypatch):
+    X, _ = data
+    path = tmp_path / "m"
+    skxmr.save(models["sparse"], path)
+    real = _container._rename
+    calls = []
+
+    def interrupted(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # moving the new model in
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(_container, "_rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        skxmr.save(models["dense"], path)
+    monkeypatch.setattr(_container, "_rename", real)
+    assert sorted(os.listdir(tmp_path)) == ["m"]  # no hidden copy left
+    assert_same_predictions(models["sparse"], skxmr.load(path), X)
+
+
+def test_an_interrupted_cleanup_leaves_no_copy(data, models, tmp_path, monkeypatch):
+    X, _ = data
+    path = tmp_path / "m"
+    skxmr.save(models["sparse"], path)
+
+    def interrupted(folder):
+        shutil.rmtree(os.path.join(folder, "classes.npy"), ignore_errors=True)
+        raise KeyboardInterrupt  # e.g. Ctrl-C while the old model is removed
+
+    monkeypatch.setattr(_container, "_remove_tree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        skxmr.save(models["dense"], path)
+    assert sorted(os.listdir(tmp_path)) == ["m"]
+    assert_same_predictions(models["dense"], skxmr.load(path), X)
+
+
+def test_leftovers_of_a_killed_save_are_cleaned_by_the_next(data, models, tmp_path,
+                                                             monkeypatch):
+    X, _ = data
+    path = tmp_path / "m"
+    skxmr.save(models["sparse"], path)
+    monkeypatch.setattr(_container, "_remove_tree", lambda folder: None)  # killed
+    skxmr.save(models["dense"], path)
+    leftover = _hidden(tmp_path)
+    assert len(leftover) == 1 and re.fullmatch(r"\.m\.skxmr-[0-9a-f]{12}\.old",
+                                               leftover[0])
+    monkeypatch.undo()
+    # a directory of the same pattern holding a user's file is not ours: kept
+    foreign = tmp_path / ".m.skxmr-0123456789ab.old"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    other = tmp_path / ".other.skxmr-0123456789ab.old"  # another path's: kept
+    shutil.copytree(tmp_path / leftover[0], other)
+    skxmr.save(models["sets_str"], path)
+    assert _hidden(tmp_path) == sorted([foreign.name, other.name])
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert_same_predictions(models["sets_str"], skxmr.load(path), X)
+
+
+# ------------------------------------------------------------- the vectorizer
+def test_vectorizer_round_trip(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from skxmr._persistence import load_vectorizer, save_vectorizer
+
+    texts = ["a debian package", "the python package", "a tiny text", "python text"]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True,
+                                 dtype=np.float32).fit(texts)
+    save_vectorizer(vectorizer, tmp_path / "vec")
+    restored = load_vectorizer(tmp_path / "vec")
+    assert type(restored) is TfidfVectorizer
+    assert restored.get_params() == vectorizer.get_params()
+    assert restored.vocabulary_ == vectorizer.vocabulary_
+    a, b = vectorizer.transform(texts), restored.transform(texts)
+    assert a.dtype == b.dtype == np.float32 and (a != b).nnz == 0
+    save_vectorizer(restored, tmp_path / "vec")  # a saved vectorizer is replaced
+    assert load_vectorizer(tmp_path / "vec", verify=False).vocabulary_ == \
+        vectorizer.vocabulary_
+
+    idf = _array(tmp_path / "vec", "idf").copy()
+    idf[0] = np.nan
+    _replace_array(tmp_path / "vec", "idf", idf)
+    with pytest.raises(ModelFormatError, match=r"idf\.npy: non-finite"):
+        load_vectorizer(tmp_path / "vec")
+    with pytest.raises(NotFittedError):
+        save_vectorizer(TfidfVectorizer(), tmp_path / "unfitted")
+    with pytest.raises(TypeError, match="TfidfVectorizer"):
+        save_vectorizer(MaxAbsScaler().fit(np.ones((2, 2))), tmp_path / "other")
+
+
+def test_vectorizer_and_model_folders_are_not_confused(models, tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from skxmr._persistence import load_vectorizer, save_vectorizer
+
+    skxmr.save(models["sparse"], tmp_path / "model")
+    with pytest.raises(ModelFormatError, match="not a TfidfVectorizer"):
+        load_vectorizer(tmp_path / "model")
+    save_vectorizer(TfidfVectorizer().fit(["ab bc", "bc cd"]), tmp_path / "vec")
+    with pytest.raises(ModelFormatError, match="'TfidfVectorizer' is not one skxmr"):
+        skxmr.load(tmp_path / "vec")

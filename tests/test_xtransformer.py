@@ -603,6 +603,8 @@ def test_load_rejects_a_tampered_encoder(frozen, tmp_path):
 def test_load_checks_the_neighbor_bank(frozen, tmp_path):
     import json
 
+    from skxmr._persistence._container import manifest_digest
+
     path = tmp_path / "model"
     skxmr.save(frozen, path)
     assert (path / "neighbors.embeddings.npy").exists()
@@ -616,6 +618,10 @@ def test_load_checks_the_neighbor_bank(frozen, tmp_path):
     assert n_rows == len(frozen.neighbor_embeddings_)
     for wrong, match in [(n_rows + 1, "shape"), (None, "features"), ("3", "expected an int")]:
         meta["attributes"]["n_neighbor_rows"] = wrong
+        meta_file.write_text(json.dumps(meta))  # the digest no longer matches
+        with pytest.raises(skxmr.ModelFormatError, match="checksum mismatch"):
+            skxmr.load(path)
+        meta["digest"] = manifest_digest(meta)  # re-signed: the validators catch it
         meta_file.write_text(json.dumps(meta))
         with pytest.raises(skxmr.ModelFormatError, match=match):
             skxmr.load(path)
