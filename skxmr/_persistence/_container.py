@@ -104,10 +104,13 @@ def file_digest(file):
     return sha.hexdigest()
 
 
-def _fsync_dir(path):
+def _fsync(path, flags=0):
+    """Flush ``path`` (a file or a directory) to disk, opened read-only (never
+    for writing); silently skipped where the platform cannot (e.g. directories
+    on Windows)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open directories
+        fd = os.open(path, os.O_RDONLY | flags)
+    except OSError:
         return
     try:
         os.fsync(fd)
@@ -117,14 +120,12 @@ def _fsync_dir(path):
         os.close(fd)
 
 
+def _fsync_dir(path):
+    _fsync(path)
+
+
 def _fsync_file(file):
-    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # never for writing
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    _fsync(file, getattr(os, "O_NOFOLLOW", 0))
 
 
 def folder_files(folder):
