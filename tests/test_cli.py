@@ -374,8 +374,7 @@ def test_warnings_are_one_cli_line_and_quiet_silences_them(empty_label_files,
 
 
 # ---------------------------------------------------------------- .tsv lines
-def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(trained, tmp_path,
-                                                                 capsys):
+def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(tmp_path, capsys):
     texts = load_debian_debtags(subset="train", return_X_y=True)
     rows = [f"{','.join(tags)}\t{text}" for text, tags in zip(*texts)][:300]
     model = tmp_path / "m"
@@ -384,9 +383,9 @@ def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(trained, tmp_pa
     assert run(["train", train, "-o", model, "-q"], capsys)[0] == 0
     mixed = tmp_path / "mixed.tsv"
     mixed.write_text("\n".join(rows[:3] + ["a text without labels"] + rows[3:6]))
-    for argv in (["train", mixed, "-o", tmp_path / "m2"],
-                 ["evaluate", model, mixed],
-                 ["predict", model, mixed, "-o", tmp_path / "p.txt"]):
+    for argv in (["predict", model, mixed, "-o", tmp_path / "p.txt"],  # was silent
+                 ["train", mixed, "-o", tmp_path / "m2"],
+                 ["evaluate", model, mixed]):
         code, _, err = run(argv + ["-q"], capsys)
         assert code == 1, argv
         assert "line 4: no tab" in _one_error_line(err, argv[0])

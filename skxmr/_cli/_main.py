@@ -234,20 +234,21 @@ def build_parser(width=None):
     return parser
 
 
-def help_texts(width=80):
-    """``{command: the text of 'skxmr COMMAND --help'}`` at ``width`` columns."""
-    parser = build_parser(width=width)
+def help_texts(columns=80):
+    """``{command: the text of 'skxmr COMMAND --help'}`` in a terminal of
+    ``columns`` columns (argparse leaves two of them free)."""
+    parser = build_parser(width=columns - 2)
     subparsers = next(a for a in parser._actions
                       if isinstance(a, argparse._SubParsersAction))
     return {name: subparsers.choices[name].format_help() for name in COMMANDS}
 
 
-def write_help_files(folder, width=80):
+def write_help_files(folder, columns=80):
     """Write ``COMMAND.txt`` (the ``--help`` text) for every command into
     ``folder``; doc/conf.py calls it so doc/cli.rst includes the real help."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, text in help_texts(width).items():
+    for name, text in help_texts(columns).items():
         path = folder / f"{name}.txt"
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
