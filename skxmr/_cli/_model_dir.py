@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skxmr import __version__
+from skxmr._version import __version__
 from skxmr._cli._console import CLIError
 
 __all__ = ["TFIDF_DEFAULTS", "make_vectorizer", "save_vectorizer", "load_vectorizer",
