@@ -420,8 +420,8 @@ def test_tfidf_options_are_saved_with_the_model(tmp_path, capsys):
     # The one save/load pair round-trips a fitted vectorizer exactly.
     save_vectorizer(vectorizer, tmp_path)
     again = load_vectorizer(tmp_path)
-    assert (again.transform(texts[400:410]) != vectorizer.transform(texts[400:410])).nnz \
-        == 0
+    sample = texts[400:410]
+    assert (again.transform(sample) != vectorizer.transform(sample)).nnz == 0
     (model / "vectorizer_idf.npy").write_bytes(b"garbage")
     code, _, err = run(["predict", model, train, "-o", tmp_path / "p.txt"], capsys)
     assert code == 1 and "vectorizer" in _one_error_line(err, "predict")
@@ -489,3 +489,20 @@ def test_doc_shows_the_real_help_of_every_command(tmp_path):
         assert real.returncode == 0
         assert (tmp_path / f"{name}.txt").read_text() == real.stdout == \
             help_texts()[name]
+
+
+def test_a_warning_during_a_progress_bar_gets_a_line_of_its_own(capsys):
+    tqdm = pytest.importorskip("tqdm")
+    from skxmr._cli._console import Console
+
+    console = Console("train", verbose=1)
+    with tqdm.tqdm(total=3, file=sys.stderr, desc="levels") as bar:
+        bar.update(1)
+        console.warning("careful")
+        bar.update(2)
+    err = capsys.readouterr().err
+    pieces = err.replace("\r", "\n").splitlines()
+    assert "skxmr train: warning: careful" in pieces
+    assert "levels: 100%" in pieces[-1]  # the bar is redrawn after the line
+    Console("train", quiet=True).warning("hidden")
+    assert capsys.readouterr().err == ""
