@@ -58,6 +58,14 @@ warnings.filterwarnings(
     message="Matplotlib is currently using agg, which is a non-GUI backend",
 )
 
+# -- the command line's --help texts ----------------------------------------
+# doc/cli.rst includes generated/cli/COMMAND.txt, written here from the real
+# argument parser, so the documented help is always the help skxmr prints.
+from skxmr._cli._main import write_help_files  # noqa: E402
+
+write_help_files(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "generated", "cli"))
+
 # -- HTML --------------------------------------------------------------------
 html_theme = "alabaster"
 html_static_path = []

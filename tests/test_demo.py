@@ -2,9 +2,9 @@
 
 import re
 
-import skxmr._demo
+import skxmr._cli._demo
 from skxmr.__main__ import main
-from skxmr._demo import run_demo
+from skxmr._cli._demo import run_demo
 
 
 def test_demo_prints_precision_and_labelled_examples():
@@ -35,7 +35,7 @@ def test_cli_demo_entry_point(capsys, monkeypatch):
         calls.append(n_examples)
         out("P@1")
 
-    monkeypatch.setattr(skxmr._demo, "run_demo", fake_run_demo)
+    monkeypatch.setattr(skxmr._cli._demo, "run_demo", fake_run_demo)
     assert main(["demo", "--examples", "1"]) == 0
     assert calls == [1]
     assert "P@1" in capsys.readouterr().out

@@ -156,7 +156,7 @@ def test_cli_saved_model_is_not_verbose(xmc_train, tmp_path, capfd):
 
 def test_cli_predict_in_blocks_equals_one_call(xmc_train, tmp_path, capfd,
                                                monkeypatch):
-    from skxmr import _cli as cli
+    from skxmr._cli import _commands as cli
 
     assert _cli(["train", xmc_train / "train.txt", "-o", tmp_path / "m", "-q"],
                 capfd)[0] == 0
