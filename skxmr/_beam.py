@@ -17,11 +17,10 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 
-from skxmr._cython._beam_search import (
+from skxmr._cython._beam_search import _beam_search_csr, _beam_search_dense
+from skxmr._cython._chunked_weights import (
     ENTRY_DTYPE,
     ChunkedWeights,
-    _beam_search_csr,
-    _beam_search_dense,
     _build_chunks,
     _fill_slots,
 )
