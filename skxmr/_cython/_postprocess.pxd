@@ -15,7 +15,10 @@ cdef enum PostCode:
 
 cdef inline bint pp_valid(int code, int power) noexcept nogil:
     """Whether (code, power) is a post-processor the kernels know."""
-    return PP_NOOP <= code <= PP_LOG_SIGMOID and (code != PP_HINGE or power >= 1)
+    # Compared as ints (a comparison with the enum type would cast ``code`` to it,
+    # an unsigned type for some compilers, and let negative codes through).
+    return (<int> PP_NOOP <= code and code <= <int> PP_LOG_SIGMOID
+            and (code != <int> PP_HINGE or power >= 1))
 
 
 cdef inline double pp_initial(int code) noexcept nogil:
