@@ -83,7 +83,7 @@ def _check_level(W, level, n_rows, n_cols):
 
 
 def chunk_level(W, children_counts, n_threads=1):
-    """The chunked layout of one level's weights (see ``_cython._beam_search``).
+    """The chunked layout of one level's weights (see ``_cython._chunked_weights``).
 
     Parameters
     ----------
@@ -178,7 +178,7 @@ class BeamSearcher:
     """A model prepared for repeated beam searches.
 
     Validates the weights and the tree once and converts the weights to the chunked
-    layout of ``_cython._beam_search`` (for each node, its children's weights
+    layout of ``_cython._chunked_weights`` (for each node, its children's weights
     row-major over the features they use), kept in a C table, so that each search
     adds little Python overhead (useful for one-query calls). The searcher holds its
     own copy of the weights: later changes to ``weights`` do not affect it.
