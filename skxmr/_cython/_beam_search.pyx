@@ -66,7 +66,8 @@ cdef enum:
 cdef struct LevelView:
     const ChunkLevel* chunks    # the level's chunked weights (chunk = node - up)
     const int64_t* child_ptr    # tree: children of node n are child_ptr[n]:[n + 1]
-    const int64_t* label_ids    # last level: label_perm (node base + i: label i)
+    const int64_t* label_ids    # last level: label_perm (node base + i is label
+                                #   label_perm[i]); NULL above
     intp_t up                   # first node of the level above (the kept nodes)
     intp_t base                 # first node of the level
 
