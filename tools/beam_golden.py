@@ -154,10 +154,27 @@ def timing(repeat):
         for r in rows:
             model.predict_topk(r)
         one.append((time.perf_counter() - t0) / len(rows))
-    print(f"batch predict_topk, {Xt.shape[0]} rows, 1 thread: median "
-          f"{1e3 * np.median(batch):.1f} ms (min {1e3 * min(batch):.1f})")
-    print(f"one-row predict_topk: median {1e6 * np.median(one):.1f} us/query "
-          f"(min {1e6 * min(one):.1f})")
+    # The searcher alone (less Python around the kernels).
+    searcher = model._searcher()
+    kernel = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        searcher._search(Xt, 10, 10, 1, 3, 1)  # l3-hinge
+        kernel.append(time.perf_counter() - t0)
+    fast = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for r in rows:
+            searcher._predict_one_fast(r.indices, r.data)
+        fast.append((time.perf_counter() - t0) / len(rows))
+    for what, times, unit, scale in (
+            (f"batch predict_topk, {Xt.shape[0]} rows, 1 thread", batch, "ms", 1e3),
+            ("one-row predict_topk", one, "us/query", 1e6),
+            (f"BeamSearcher._search, {Xt.shape[0]} rows, 1 thread", kernel, "ms",
+             1e3),
+            ("BeamSearcher._predict_one_fast", fast, "us/query", 1e6)):
+        print(f"{what}: median {scale * np.median(times):.1f} {unit} "
+              f"(min {scale * min(times):.1f})")
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ from skxmr._cython._typedefs cimport intp_t, int32_t, int64_t
 
 cdef struct ChunkLevel:
     const int64_t* chunk_ptr    # (n_chunks + 1,) into the rows
-    const int32_t* row_feat     # (n_rows_total,) feature id of each row, sorted per chunk
+    const int32_t* row_feat     # (n_rows_total,) row feature ids, sorted per chunk
     const int64_t* row_ptr      # (n_rows_total + 1,) into the entries
     const Entry* entries        # (nnz,) (child offset within the chunk, weight)
     const int64_t* slot_ptr     # (n_chunks + 1,) into the slots; power-of-2 sizes
