@@ -17,16 +17,15 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 
-from skxmr._cython._beam_search import (
+from skxmr._cython._beam_search import _beam_search_csr, _beam_search_dense
+from skxmr._cython._chunked_weights import (
     ENTRY_DTYPE,
     ChunkedWeights,
-    _beam_search_csr,
-    _beam_search_dense,
     _build_chunks,
     _fill_slots,
 )
 from skxmr._label_tree import LabelTree
-from skxmr._postprocess import get_post_processor
+from skxmr._postprocess import check_post_processor
 from skxmr.utils.validation import check_sparse_structure
 from skxmr.utils import effective_n_threads
 
@@ -84,7 +83,7 @@ def _check_level(W, level, n_rows, n_cols):
 
 
 def chunk_level(W, children_counts, n_threads=1):
-    """The chunked layout of one level's weights (see ``_cython._beam_search``).
+    """The chunked layout of one level's weights (see ``_cython._chunked_weights``).
 
     Parameters
     ----------
@@ -179,7 +178,7 @@ class BeamSearcher:
     """A model prepared for repeated beam searches.
 
     Validates the weights and the tree once and converts the weights to the chunked
-    layout of ``_cython._beam_search`` (for each node, its children's weights
+    layout of ``_cython._chunked_weights`` (for each node, its children's weights
     row-major over the features they use), kept in a C table, so that each search
     adds little Python overhead (useful for one-query calls). The searcher holds its
     own copy of the weights: later changes to ``weights`` do not affect it.
@@ -307,10 +306,12 @@ class BeamSearcher:
         return X
 
     def _params(self, beam_size, top_k, post_processor):
+        """The search parameters, validated: ``(beam, k, code, power)``, with
+        ``beam`` and ``k`` capped at the largest level and the number of labels."""
         beam = min(_check_positive_int(beam_size, "beam_size"), self._max_beam)
         k = min(_check_positive_int(top_k, "top_k"), self.n_labels)
-        pp = get_post_processor(post_processor)
-        return beam, k, pp
+        code, power = check_post_processor(post_processor)
+        return beam, k, code, power
 
     # ----------------------------------------------------------------- search
     def search(self, X, *, beam_size=10, top_k=10, post_processor="l3-hinge",
@@ -318,35 +319,49 @@ class BeamSearcher:
         """Top-k labels and path scores of every row of ``X``.
 
         See :func:`beam_search` for the parameters and the returned arrays.
+        Validates everything once, then runs the trusted :meth:`_search`.
         """
-        beam, k, pp = self._params(beam_size, top_k, post_processor)
+        beam, k, code, power = self._params(beam_size, top_k, post_processor)
         n_threads = _check_n_threads(n_threads)
         X = self._check_X(X)
-        return self._search(X, beam, k, pp.code, pp.power, n_threads)
+        return self._search(X, beam, k, code, power, n_threads)
 
     def _search(self, X, beam, k, code, power, n_threads):
-        """Trusted: X validated (CSR or dense float32/float64), parameters capped."""
-        n = X.shape[0]
-        labels = np.empty((n, k), dtype=np.int64)
-        scores = np.empty((n, k), dtype=np.float32)
-        lp, cp, perm = self._tree_arrays
+        """Trusted: X validated (CSR or dense float32/float64), parameters capped
+        (as :meth:`_params` returns them), ``n_threads >= 1``."""
         if sp.issparse(X):
             indices, indptr = X.indices, X.indptr
             if indices.dtype != indptr.dtype or indices.dtype not in _INDEX_TYPES:
                 indices = indices.astype(np.int64)
                 indptr = indptr.astype(np.int64)
-            bad = _beam_search_csr(
-                np.ascontiguousarray(X.data), np.ascontiguousarray(indices),
-                np.ascontiguousarray(indptr), self._table, lp, cp, perm, self.bias,
-                beam, code, power, labels, scores, n_threads, self._block,
-            )
-        else:
-            bad = _beam_search_dense(
-                np.ascontiguousarray(X), self._table, lp, cp, perm, self.bias, beam,
-                code, power, labels, scores, n_threads, self._block,
-            )
+            return self._search_csr(X.data, indices, indptr, beam, k, code, power,
+                                    n_threads)
+        labels, scores = self._outputs(X.shape[0], k)
+        lp, cp, perm = self._tree_arrays
+        bad = _beam_search_dense(
+            np.ascontiguousarray(X), self._table, lp, cp, perm, self.bias, beam,
+            code, power, labels, scores, n_threads, self._block,
+        )
         self._raise_bad(bad)
         return labels, scores
+
+    def _search_csr(self, data, indices, indptr, beam, k, code, power, n_threads):
+        """Trusted: CSR arrays (float data; int32 or int64 indices and indptr of one
+        dtype; column bounds are checked by the kernel), parameters as for
+        :meth:`_search`."""
+        labels, scores = self._outputs(indptr.shape[0] - 1, k)
+        lp, cp, perm = self._tree_arrays
+        bad = _beam_search_csr(
+            np.ascontiguousarray(data), np.ascontiguousarray(indices),
+            np.ascontiguousarray(indptr), self._table, lp, cp, perm, self.bias,
+            beam, code, power, labels, scores, n_threads, self._block,
+        )
+        self._raise_bad(bad)
+        return labels, scores
+
+    @staticmethod
+    def _outputs(n, k):
+        return np.empty((n, k), dtype=np.int64), np.empty((n, k), dtype=np.float32)
 
     @staticmethod
     def _raise_bad(bad):
@@ -367,7 +382,7 @@ class BeamSearcher:
         (float32) of length ``min(top_k, n_labels)``, equal to one row of
         :meth:`search`.
         """
-        beam, k, pp = self._params(beam_size, top_k, post_processor)
+        beam, k, code, power = self._params(beam_size, top_k, post_processor)
         data = np.asarray(data)
         if data.dtype not in _FLOATS:
             data = data.astype(np.float64)
@@ -378,18 +393,10 @@ class BeamSearcher:
             raise ValueError("indices and data must be 1-D arrays of equal length.")
         if not np.isfinite(data).all():
             raise ValueError("the query contains NaN or infinity.")
-        labels = np.empty((1, k), dtype=np.int64)
-        scores = np.empty((1, k), dtype=np.float32)
         indptr = np.array([0, data.shape[0]], dtype=indices.dtype)
-        lp, cp, perm = self._tree_arrays
-        bad = _beam_search_csr(
-            np.ascontiguousarray(data), np.ascontiguousarray(indices), indptr,
-            self._table, lp, cp, perm, self.bias, beam, pp.code, pp.power, labels,
-            scores, 1,
-        )
-        self._raise_bad(bad)
+        labels, scores = self._search_csr(data, indices, indptr, beam, k, code, power,
+                                          1)
         return labels[0], scores[0]
-
 
 def beam_search(X, weights, tree, *, beam_size=10, top_k=10,
                 post_processor="l3-hinge", bias=1.0, n_threads=1):

@@ -23,9 +23,12 @@ Registered names (``POST_PROCESSORS``):
     no transform and no combination: a node's score is its own raw score ``s``
     (the beam keeps the nodes with the highest raw scores at every level).
 
-The kernels receive the integer ``code`` (and ``power`` for the hinge family);
-the Python ``transform``/``combine`` functions here are the reference semantics,
-used by tests and by code that needs scores outside the kernels.
+The kernels receive the integer ``code`` (and ``power`` for the hinge family),
+defined once in ``skxmr/_cython/_postprocess.pxd`` (a ``cdef enum`` with the
+inline transform/combine functions the kernels use) and read from there here;
+:func:`check_post_processor` is the one validation of a post-processor name. The
+Python ``transform``/``combine`` functions here are the reference semantics, used
+by tests and by code that needs scores outside the kernels.
 """
 
 import re
@@ -36,13 +39,18 @@ from functools import lru_cache
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
-__all__ = ["POST_PROCESSORS", "PostProcessor", "get_post_processor"]
+# The kernels' codes, defined once: the cdef enum of skxmr/_cython/_postprocess.pxd.
+from skxmr._cython._postprocess import HINGE, LOG_SIGMOID, NOOP, SIGMOID
+from skxmr._cython._postprocess import _initial as _kernel_initial
 
-# Codes understood by skxmr._cython._beam_search (keep in sync with the .pyx).
-NOOP = 0
-HINGE = 1
-SIGMOID = 2
-LOG_SIGMOID = 3
+__all__ = ["POST_PROCESSORS", "PostProcessor", "check_post_processor",
+           "get_post_processor"]
+
+
+# How each code combines a child's transformed score with its parent's path score.
+_COMBINERS = {NOOP: "none", HINGE: "product", SIGMOID: "product", LOG_SIGMOID: "sum"}
+# The names with a fixed code (the hinge family is "lP-hinge", P = 1 .. _MAX_POWER).
+_NAMED_CODES = {"noop": NOOP, "sigmoid": SIGMOID, "log-sigmoid": LOG_SIGMOID}
 
 _HINGE_RE = re.compile(r"^l([1-9][0-9]*)-hinge$")
 _MAX_POWER = 64  # beyond this exp(-t**P) is just a step function
@@ -103,17 +111,18 @@ def _make(name):
     return _make_cached(name) if isinstance(name, str) else None
 
 
+def _from_code(name, code, power):
+    return PostProcessor(name, code, power, _COMBINERS[code],
+                         float(_kernel_initial(code)))
+
+
 @lru_cache(maxsize=64)
 def _make_cached(name):
-    if name == "noop":
-        return PostProcessor(name, NOOP, 0, "none", 0.0)
-    if name == "sigmoid":
-        return PostProcessor(name, SIGMOID, 0, "product", 1.0)
-    if name == "log-sigmoid":
-        return PostProcessor(name, LOG_SIGMOID, 0, "sum", 0.0)
+    if name in _NAMED_CODES:
+        return _from_code(name, _NAMED_CODES[name], 0)
     match = _HINGE_RE.match(name)
     if match is not None and int(match.group(1)) <= _MAX_POWER:
-        return PostProcessor(name, HINGE, int(match.group(1)), "product", 1.0)
+        return _from_code(name, HINGE, int(match.group(1)))
     return None
 
 
@@ -168,6 +177,22 @@ def get_post_processor(name):
             f"'lP-hinge' with an integer 1 <= P <= {_MAX_POWER}, got {name!r}."
         )
     return pp
+
+
+def check_post_processor(name):
+    """Validate a post-processor name: its kernel ``(code, power)``.
+
+    The one check of a ``post_processor`` parameter (``ValueError`` naming the
+    valid names otherwise); a :class:`PostProcessor` is accepted as well.
+
+    Examples
+    --------
+    >>> from skxmr._postprocess import check_post_processor, HINGE
+    >>> check_post_processor("l2-hinge") == (HINGE, 2)
+    True
+    """
+    pp = get_post_processor(name)
+    return pp.code, pp.power
 
 
 class _PostProcessorNames(StrOptions):

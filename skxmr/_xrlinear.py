@@ -344,8 +344,8 @@ class XRLinearClassifier(XMRClassifierBase):
             return labels[None, :], scores[None, :]
         X = self._check_X(X, reset=False)
         searcher = self._searcher()
-        beam, k, pp = searcher._params(self.beam_size, k, self.post_processor)
-        return searcher._search(X, beam, k, pp.code, pp.power,
+        beam, k, code, power = searcher._params(self.beam_size, k, self.post_processor)
+        return searcher._search(X, beam, k, code, power,
                                 effective_n_threads(self.n_jobs))
 
     def _searcher(self):

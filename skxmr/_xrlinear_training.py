@@ -178,8 +178,8 @@ def matching_sets(X, Y_prev, level, coef, tree, *, negative_sampling, beam_size,
         return Y_prev
     upper = tree.truncate(level - 1)
     searcher = BeamSearcher(coef[: level - 1], upper, bias=bias)
-    beam, k, pp = searcher._params(beam_size, beam_size, post_processor)
-    found, _ = searcher._search(X, beam, k, pp.code, pp.power, n_threads)
+    beam, k, code, power = searcher._params(beam_size, beam_size, post_processor)
+    found, _ = searcher._search(X, beam, k, code, power, n_threads)
     matched = _indicator(found, upper.n_labels)
     if negative_sampling == "man":
         return matched

@@ -496,3 +496,30 @@ def test_searcher_from_chunked_levels():
         BeamSearcher.from_chunked_levels(levels[:2], tree, n_features=25)
     with pytest.raises(ValueError, match="chunked level 1"):
         BeamSearcher.from_chunked_levels(levels, tree, n_features=3)
+
+
+@pytest.mark.parametrize("post_processor", ["l3-hinge", "sigmoid", "log-sigmoid",
+                                            "noop"])
+def test_one_query_and_block_drivers_agree_exactly(post_processor):
+    """The one-query driver (fewer than 4 rows, and the one-row fast path) and
+    the block driver, with any block size, give bit-identical results."""
+    X, weights, tree = problem(31, [3, 11, 40], n=23, n_features=15)
+    searcher = BeamSearcher(weights, tree, bias=0.8)
+    kw = dict(beam_size=2, top_k=50, post_processor=post_processor)
+    one = [searcher._predict_one_fast(X[i].indices, X[i].data, **kw)
+           for i in range(X.shape[0])]
+    one = (np.vstack([o[0] for o in one]), np.vstack([o[1] for o in one]))
+    assert np.all(one[0][:, -1] == -1)  # a beam of 2 reaches fewer than 40 labels
+    small = [searcher.search(X[i:i + 3], **kw) for i in range(0, X.shape[0], 3)]
+    small = (np.vstack([s[0] for s in small]), np.vstack([s[1] for s in small]))
+    np.testing.assert_array_equal(small[0], one[0])
+    np.testing.assert_array_equal(small[1], one[1])
+    try:
+        for block in (1, 2, 5, 0):
+            searcher._block = block
+            for Xq in (X, X.toarray()):
+                labels, scores = searcher.search(Xq, n_threads=2, **kw)
+                np.testing.assert_array_equal(labels, one[0])
+                np.testing.assert_array_equal(scores, one[1])
+    finally:
+        searcher._block = 0

@@ -1,35 +1,31 @@
 """Beam search over a label tree (OpenMP over queries), on chunked weights.
 
-The model has one weight matrix per tree level below the root, ``W_t`` of shape
-``(n_features + 1, n_nodes_t)`` (the last row multiplies a constant feature of value
-``bias``). Nodes are numbered level by level as in
-:class:`skxmr._label_tree.LabelTree`, and the children of a node are contiguous.
-
-Chunked layout (built by :func:`skxmr._beam.chunk_level`): the columns of ``W_t``
-are cut into *chunks*, one per node of level ``t - 1`` (its children). A chunk is
-stored row-major over the features it uses: the sorted feature ids ``row_feat`` of
-its nonzero rows, for each row its entries ``(child offset, value)``, and an
-open-addressing hash table from feature id to row. Scoring all children of a beam
-node is one sparse-sparse intersection between the query's nonzeros and the chunk's
-rows: a hash lookup per query nonzero, or, when the query has more nonzeros than
-the chunk has rows, a walk over the rows galloping through the sorted query. A query
-thus touches only the weights of its own features (a CSC column walk touches every
-weight of every scored column instead).
+The weights are in the chunked layout of :mod:`skxmr._cython._chunked_weights`
+(one chunk per node: its children's weights, row-major over the features they
+use); the post-processor is one of the codes of ``_postprocess.pxd``. This module
+holds the search drivers only.
 
 For each query, the kernel:
 
 1. copies the row's nonzeros, sorted by feature (duplicates summed), followed by the
    constant feature ``(n_features, bias)``;
-2. starts from the root with the combiner's identity, then at every level scores the
-   children of every kept node (accumulated in double), combines the transformed
-   score with the parent's path score, and offers (path score, node) to a
-   fixed-capacity top-k heap;
+2. starts from the root with the combiner's identity, then at every level runs the
+   *expand step* (``_expand``) on every kept node -- score its children
+   (accumulated in double), combine each transformed score with the node's path
+   score -- and offers the candidates (path score, node) to a fixed-capacity top-k
+   heap (``_keep_best``);
 3. keeps ``beam`` nodes per level (``top_k`` at the last level), ties broken by the
-   smaller node index; at the last level the heap holds original label ids
+   smaller node index; at the last level the candidates carry original label ids
    (``label_perm``), so ties are broken by the smaller label id, the ranking rule of
    every skxmr top-k output;
 4. writes the labels best first, padding with label -1 and score 0 when fewer than
-   ``top_k`` labels were reached.
+   ``top_k`` labels were reached (``_write_top``).
+
+Two drivers share these steps: one query at a time (``_search_one``, for fewer
+than ``SMALL_BATCH`` rows: no workspace to set up), and blocks of queries level by
+level (``_search_block``), where the (query, kept node) pairs of a block are sorted
+by chunk so that the threads score one chunk for many queries in a row while its
+rows and table are in cache. Both give the same results.
 
 A path score that is NaN (only possible with non-finite weights) counts as -inf.
 Column indices of X outside their range are skipped and counted; the Python wrapper
@@ -38,387 +34,85 @@ turns the count into a ``ValueError``.
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport exp, log1p, INFINITY
+from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free, qsort
 from libc.string cimport memset
 
 cimport numpy as cnp
 import numpy as np
 
-from libc.stdint cimport uint32_t, uint64_t
-
 from skxmr._cython._typedefs cimport intp_t, index_t, int32_t, int64_t
 from skxmr._cython._heap cimport heap_push, heap_sort_best_first
-from skxmr._cython._radix cimport sort_by_feature
+from skxmr._cython._chunked_weights cimport (
+    ChunkLevel, ChunkedWeights as _ChunkedWeights, Hit, QueryItem, chunk_scores)
+from skxmr._cython._postprocess cimport pp_initial, pp_path_score, pp_valid
+
+# Re-exported: the layout used to live here (other modules import it from here).
+from skxmr._cython._chunked_weights import (  # noqa: F401
+    ENTRY_DTYPE, ChunkedWeights, _build_chunks, _fill_slots)
 
 cnp.import_array()
 
-# Post-processor codes (keep in sync with skxmr._postprocess).
+
 cdef enum:
-    PP_NOOP = 0
-    PP_HINGE = 1
-    PP_SIGMOID = 2
-    PP_LOG_SIGMOID = 3
+    # Below this many queries, each query is searched on its own (no workspace).
+    SMALL_BATCH = 4
+    # Candidate scores per block (bounds the workspace: 16 bytes each, 16 MiB in
+    # all; 4x as many cost batch prediction 40-60 MB more memory for no speed-up).
+    BLOCK_CANDIDATES = 1048576
 
 
-cdef struct ChunkLevel:
-    const int64_t* chunk_ptr    # (n_chunks + 1,) into the rows
-    const int32_t* row_feat     # (n_rows_total,) feature id of each row, sorted per chunk
-    const int64_t* row_ptr      # (n_rows_total + 1,) into the entries
-    const Entry* entries        # (nnz,) (child offset within the chunk, weight)
-    const int64_t* slot_ptr     # (n_chunks + 1,) into the slots; power-of-2 sizes
-    const Slot* slots           # per chunk, an open-addressing table feature -> row
-    intp_t n_chunks
+# ------------------------------------------------------------ shared search steps
+cdef struct LevelView:
+    const ChunkLevel* chunks    # the level's chunked weights (chunk = node - up)
+    const int64_t* child_ptr    # tree: children of node n are child_ptr[n]:[n + 1]
+    const int64_t* label_ids    # last level: label_perm (node base + i is label
+                                #   label_perm[i]); NULL above
+    intp_t up                   # first node of the level above (the kept nodes)
+    intp_t base                 # first node of the level
 
 
-cdef struct Entry:
-    int32_t child
-    float val
+cdef inline LevelView _level_view(const ChunkLevel* W, const int64_t* level_ptr,
+                                  const int64_t* child_ptr, const int64_t* label_perm,
+                                  intp_t t, intp_t n_levels) noexcept nogil:
+    """The expand step's view of tree level ``t`` (1 .. n_levels)."""
+    cdef LevelView lv
+    lv.chunks = &W[t - 1]
+    lv.child_ptr = child_ptr
+    lv.label_ids = label_perm if t == n_levels else NULL
+    lv.up = level_ptr[t - 1]
+    lv.base = level_ptr[t]
+    return lv
 
 
-# The numpy dtype of Entry.
-ENTRY_DTYPE = np.dtype([("child", np.int32), ("val", np.float32)])
-
-
-cdef struct Hit:
-    intp_t row                  # a chunk row that matched a query item
-    double val                  # the item's value
-
-
-cdef struct Slot:
-    int32_t feat                # -1: empty
-    int32_t row                 # row index relative to the chunk's first row
-
-
-cdef struct QueryItem:
-    int32_t idx
-    double val
-
-
-cdef class ChunkedWeights:
-    """The chunked weight arrays of a model, as a C table the kernels read without
-    the GIL. Holds references to the arrays, so nothing is copied.
-
-    Parameters
-    ----------
-    levels : list of tuple
-        Per tree level, ``(chunk_ptr, row_feat, row_ptr, entries, slot_ptr,
-        slots)`` as built by :func:`skxmr._beam.chunk_level` (int64, int32, int64,
-        ``ENTRY_DTYPE``, int64, int32 pairs; contiguous). They are
-        trusted to be consistent (the builder guarantees it); only their dtypes and
-        lengths are checked here.
-    n_rows : int
-        ``n_features + 1`` (the bias row is the last one).
-    max_width : int
-        The largest number of children of one chunk.
-    """
-
-    cdef ChunkLevel* levels
-    cdef readonly intp_t n_levels
-    cdef readonly intp_t n_rows
-    cdef readonly intp_t max_width
-    cdef object _arrays
-
-    def __cinit__(self, list levels, intp_t n_rows, intp_t max_width):
-        cdef intp_t t, n = len(levels)
-        self.levels = NULL
-        if n < 1:
-            raise ValueError("need at least one level")
-        if n_rows < 1 or n_rows > 2147483647:
-            raise ValueError(f"invalid number of weight rows: {n_rows}")
-        if max_width < 1:
-            raise ValueError(f"invalid chunk width: {max_width}")
-        kinds = (np.int64, np.int32, np.int64, ENTRY_DTYPE, np.int64, np.int32)
-        for t in range(n):
-            arrays = levels[t]
-            if len(arrays) != 6:
-                raise ValueError(f"level {t + 1}: expected 6 arrays")
-            for a, kind in zip(arrays, kinds):
-                if (not isinstance(a, np.ndarray) or a.dtype != kind
-                        or not a.flags.c_contiguous):
-                    raise ValueError(f"level {t + 1}: arrays must be contiguous "
-                                     "int64, int32, int64, entries, int64, int32")
-            chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots = arrays
-            if (slot_ptr.shape[0] != chunk_ptr.shape[0] or slot_ptr[0] != 0
-                    or slots.ndim != 2 or slots.shape[1] != 2
-                    or slot_ptr[slot_ptr.shape[0] - 1] != slots.shape[0]
-                    or any(a.ndim != 1 for a in arrays[:5])):
-                raise ValueError(f"level {t + 1}: inconsistent slot arrays")
-            if (chunk_ptr.shape[0] < 2 or row_ptr.shape[0] != row_feat.shape[0] + 1
-                    or chunk_ptr[0] != 0
-                    or chunk_ptr[chunk_ptr.shape[0] - 1] != row_feat.shape[0]
-                    or row_ptr[0] != 0
-                    or row_ptr[row_ptr.shape[0] - 1] != entries.shape[0]):
-                raise ValueError(f"level {t + 1}: inconsistent chunk arrays")
-        self.levels = <ChunkLevel*> malloc(n * sizeof(ChunkLevel))
-        if self.levels == NULL:
-            raise MemoryError()
-        for t in range(n):
-            arrays = levels[t]
-            self.levels[t].chunk_ptr = <const int64_t*> cnp.PyArray_DATA(arrays[0])
-            self.levels[t].row_feat = <const int32_t*> cnp.PyArray_DATA(arrays[1])
-            self.levels[t].row_ptr = <const int64_t*> cnp.PyArray_DATA(arrays[2])
-            self.levels[t].entries = <const Entry*> cnp.PyArray_DATA(arrays[3])
-            self.levels[t].slot_ptr = <const int64_t*> cnp.PyArray_DATA(arrays[4])
-            self.levels[t].slots = <const Slot*> cnp.PyArray_DATA(arrays[5])
-            self.levels[t].n_chunks = arrays[0].shape[0] - 1
-        self.n_levels = n
-        self.n_rows = n_rows
-        self.max_width = max_width
-        self._arrays = [tuple(a) for a in levels]
-
-    def __dealloc__(self):
-        free(self.levels)
-
-    def __reduce__(self):
-        return (ChunkedWeights, (self._arrays, self.n_rows, self.max_width))
-
-    @property
-    def n_chunks(self):
-        return [self.levels[t].n_chunks for t in range(self.n_levels)]
-
-
-# ---------------------------------------------------------------- scoring helpers
-cdef inline intp_t _gallop_query(const QueryItem* q, intp_t lo, intp_t end,
-                                 int32_t target) noexcept nogil:
-    """First position in [lo, end) with q[pos].idx >= target (end if none); the
-    query is sorted. Exponential then binary search: O(log(distance))."""
-    cdef intp_t step = 1, hi
-    if lo >= end or q[lo].idx >= target:
-        return lo
-    hi = lo + 1
-    while hi < end and q[hi].idx < target:
-        lo = hi
-        step <<= 1
-        hi = lo + step
-    if hi > end:
-        hi = end
-    lo += 1
-    while lo < hi:
-        step = lo + (hi - lo) // 2
-        if q[step].idx < target:
-            lo = step + 1
+cdef inline intp_t _expand(const LevelView* lv,
+                           intp_t node, double node_score,  # IN  a kept node
+                           const QueryItem* q, intp_t m,    # IN  sorted query items
+                           int code, int power,
+                           double* acc,                     # scratch, >= chunk width
+                           Hit* hits,                       # scratch, >= m
+                           double* cand_s,                  # OUT its children's path
+                           intp_t* cand_id                  #     scores and ids
+                           ) noexcept nogil:
+    """The expand step: score the children of one kept node, combine each with the
+    node's path score; write the candidates (label ids at the last level) and
+    return their number."""
+    cdef intp_t first = lv.child_ptr[node]
+    cdef intp_t width = lv.child_ptr[node + 1] - first
+    cdef intp_t o
+    cdef double v
+    memset(acc, 0, width * sizeof(double))
+    chunk_scores(lv.chunks, node - lv.up, q, m, acc, hits)
+    for o in range(width):
+        v = pp_path_score(code, power, node_score, acc[o])
+        if v != v:
+            v = -INFINITY
+        cand_s[o] = v
+        if lv.label_ids != NULL:
+            cand_id[o] = <intp_t> lv.label_ids[first + o - lv.base]
         else:
-            hi = step
-    return lo
-
-
-cdef inline void _add_row(const ChunkLevel* L, intp_t r, double v,
-                          double* acc) noexcept nogil:
-    cdef int64_t e
-    cdef const Entry* entry
-    for e in range(L.row_ptr[r], L.row_ptr[r + 1]):
-        entry = &L.entries[e]
-        acc[entry.child] += v * entry.val
-
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define SKXMR_PREFETCH(p) __builtin_prefetch(p)
-    #else
-    #define SKXMR_PREFETCH(p) ((void)0)
-    #endif
-    """
-    void _prefetch "SKXMR_PREFETCH"(const void* p) noexcept nogil
-
-
-cdef inline uint32_t _hash(int32_t key) noexcept nogil:
-    """Murmur3's 32-bit finaliser: a cheap, well-mixed hash of a feature id."""
-    cdef uint32_t h = <uint32_t> key
-    h ^= h >> 16
-    h *= 0x85ebca6bU
-    h ^= h >> 13
-    h *= 0xc2b2ae35U
-    h ^= h >> 16
-    return h
-
-
-def _fill_slots(const int64_t[::1] chunk_ptr, const int32_t[::1] row_feat,
-                const int64_t[::1] slot_ptr, int32_t[:, ::1] slots, int n_threads=1):
-    """Insert every chunk's rows into its open-addressing table (linear probing).
-
-    ``slots`` must be filled with -1; each chunk's table size must be a power of
-    two larger than its number of rows (so that every probe sequence ends)."""
-    cdef intp_t c, r, n_chunks = chunk_ptr.shape[0] - 1
-    cdef int64_t base, mask, pos
-    with nogil:
-        for c in prange(n_chunks, schedule="dynamic", num_threads=max(1, n_threads)):
-            base = slot_ptr[c]
-            mask = slot_ptr[c + 1] - base - 1
-            for r in range(chunk_ptr[c], chunk_ptr[c + 1]):
-                pos = _hash(row_feat[r]) & mask
-                while slots[base + pos, 0] != -1:
-                    pos = (pos + 1) & mask
-                slots[base + pos, 0] = row_feat[r]
-                slots[base + pos, 1] = <int32_t> (r - chunk_ptr[c])
-
-
-def _build_chunks(const int64_t[::1] col_ptr,     # IN  (n_chunks + 1,) first column
-                  const int64_t[::1] W_indptr,    # IN  CSC column pointers
-                  const int32_t[::1] W_indices,   # IN  CSC row (feature) indices
-                  const float[::1] W_data,        # IN  CSC values
-                  intp_t n_rows, int n_threads):
-    """Chunk rows and entries of one level from its CSC weights (see
-    :func:`skxmr._beam.chunk_level`); explicit zeros are dropped.
-
-    Each chunk's entries are radix-sorted by feature (stable, so the children of
-    a row stay in column order) in per-thread scratch of the largest chunk's
-    size; a first pass counts rows, a second writes them. Returns ``(chunk_ptr,
-    row_feat, row_ptr, entries)``.
-    """
-    cdef intp_t n_chunks = col_ptr.shape[0] - 1
-    cdef intp_t c, max_nnz = 0, n, k, j, col
-    cdef int stage
-    cdef int64_t p, p0, r, e
-    cdef uint64_t key, f, prev
-    cdef uint64_t* keys
-    cdef uint64_t* tmp
-    cdef uint64_t* ordered
-    cdef int32_t* pos_col
-    cdef intp_t failed = 0
-    cdef int64_t[::1] n_rows_of = np.zeros(n_chunks, dtype=np.int64)
-    cdef int64_t[::1] n_entries_of = np.zeros(n_chunks, dtype=np.int64)
-    cdef int64_t[::1] chunk_ptr
-    cdef int64_t[::1] entry_base
-    cdef int32_t[::1] row_feat
-    cdef int64_t[::1] row_ptr
-    cdef Entry* out
-    for c in range(n_chunks):
-        n = W_indptr[col_ptr[c + 1]] - W_indptr[col_ptr[c]]
-        if n > max_nnz:
-            max_nnz = n
-    if max_nnz >= 4294967296:
-        raise ValueError("a node's children have 2**32 weights or more")
-    n_threads = max(1, min(n_threads, n_chunks))
-    for stage in range(2):
-        if stage == 1:
-            chunk_ptr = np.zeros(n_chunks + 1, dtype=np.int64)
-            entry_base = np.zeros(n_chunks + 1, dtype=np.int64)
-            np.cumsum(n_rows_of, out=np.asarray(chunk_ptr)[1:])
-            np.cumsum(n_entries_of, out=np.asarray(entry_base)[1:])
-            row_feat = np.empty(chunk_ptr[n_chunks], dtype=np.int32)
-            row_ptr = np.empty(chunk_ptr[n_chunks] + 1, dtype=np.int64)
-            row_ptr[chunk_ptr[n_chunks]] = entry_base[n_chunks]
-            entries = np.empty(entry_base[n_chunks], dtype=ENTRY_DTYPE)
-            out = <Entry*> cnp.PyArray_DATA(entries)
-        with nogil, parallel(num_threads=n_threads):
-            keys = <uint64_t*> malloc((max_nnz + 1) * sizeof(uint64_t))
-            tmp = <uint64_t*> malloc((max_nnz + 1) * sizeof(uint64_t))
-            pos_col = <int32_t*> malloc((max_nnz + 1) * sizeof(int32_t))
-            for c in prange(n_chunks, schedule="dynamic"):
-                if keys == NULL or tmp == NULL or pos_col == NULL:
-                    failed += 1
-                    continue
-                p0 = W_indptr[col_ptr[c]]
-                k = 0
-                for col in range(col_ptr[c], col_ptr[c + 1]):
-                    for p in range(W_indptr[col], W_indptr[col + 1]):
-                        pos_col[p - p0] = <int32_t> (col - col_ptr[c])
-                        if W_data[p] != 0:
-                            keys[k] = ((<uint64_t> W_indices[p]) << 32) | <uint64_t> (p - p0)
-                            k = k + 1
-                ordered = sort_by_feature(keys, tmp, k, <uint64_t> n_rows)
-                if stage == 0:
-                    n_entries_of[c] = k
-                    prev = 0
-                    for j in range(k):
-                        f = ordered[j] >> 32
-                        if j == 0 or f != prev:
-                            n_rows_of[c] += 1
-                        prev = f
-                else:
-                    r = chunk_ptr[c] - 1
-                    e = entry_base[c]
-                    prev = 0
-                    for j in range(k):
-                        key = ordered[j]
-                        f = key >> 32
-                        if j == 0 or f != prev:
-                            r = r + 1
-                            row_feat[r] = <int32_t> f
-                            row_ptr[r] = e
-                        prev = f
-                        out[e].child = pos_col[key & <uint64_t> 0xFFFFFFFF]
-                        out[e].val = W_data[p0 + <int64_t> (key & <uint64_t> 0xFFFFFFFF)]
-                        e = e + 1
-            free(keys)
-            free(tmp)
-            free(pos_col)
-        if failed:
-            raise MemoryError("could not allocate the chunk-building scratch")
-    return (np.asarray(chunk_ptr), np.asarray(row_feat), np.asarray(row_ptr),
-            entries)
-
-
-cdef void _chunk_scores(const ChunkLevel* L, intp_t chunk, const QueryItem* q,
-                        intp_t m, double* acc, Hit* hits) noexcept nogil:
-    """acc[j] += W[:, child j of the chunk] . query, for every child j.
-
-    ``hits`` is scratch for ``m`` items."""
-    cdef intp_t r0 = L.chunk_ptr[chunk], r1 = L.chunk_ptr[chunk + 1]
-    cdef intp_t i, r, h, n_hits = 0
-    cdef const Slot* table
-    cdef int64_t mask, pos
-    cdef int32_t f
-    if m <= r1 - r0:
-        # Fewer query nonzeros than chunk rows: look each one up in the table. The
-        # passes touch the slots, then the matched rows' pointers, then their
-        # entries, each pass prefetching for the next, so the cache misses overlap.
-        table = L.slots + L.slot_ptr[chunk]
-        mask = L.slot_ptr[chunk + 1] - L.slot_ptr[chunk] - 1
-        for i in range(m):
-            _prefetch(&table[_hash(q[i].idx) & mask])
-        for i in range(m):
-            f = q[i].idx
-            pos = _hash(f) & mask
-            while True:
-                if table[pos].feat == f:
-                    r = r0 + table[pos].row
-                    _prefetch(&L.row_ptr[r])
-                    hits[n_hits].row = r
-                    hits[n_hits].val = q[i].val
-                    n_hits += 1
-                    break
-                if table[pos].feat == -1:
-                    break
-                pos = (pos + 1) & mask
-        for h in range(n_hits):
-            _prefetch(&L.entries[L.row_ptr[hits[h].row]])
-        for h in range(n_hits):
-            _add_row(L, hits[h].row, hits[h].val, acc)
-    else:
-        i = 0
-        for r in range(r0, r1):
-            i = _gallop_query(q, i, m, L.row_feat[r])
-            if i >= m:
-                return
-            if q[i].idx == L.row_feat[r]:
-                _add_row(L, r, q[i].val, acc)
-                i += 1
-
-
-cdef inline double _path_score(double parent, double s, int code,
-                               int power) noexcept nogil:
-    """Combine a parent's path score with a child's transformed raw score."""
-    cdef double t, tp, e
-    cdef int i
-    if code == PP_HINGE:
-        t = 1.0 - s if s < 1.0 else 0.0
-        tp = t
-        for i in range(1, power):
-            tp = tp * t
-        return parent * exp(-tp)
-    if code == PP_SIGMOID:
-        if s >= 0:
-            return parent * (1.0 / (1.0 + exp(-s)))
-        e = exp(s)
-        return parent * (e / (1.0 + e))
-    if code == PP_LOG_SIGMOID:
-        if s >= 0:
-            return parent - log1p(exp(-s))
-        return parent + (s - log1p(exp(s)))
-    return s
+            cand_id[o] = first + o
+    return width
 
 
 cdef inline void _sort_by_node(double* vals, intp_t* ids, intp_t n) noexcept nogil:
@@ -438,6 +132,39 @@ cdef inline void _sort_by_node(double* vals, intp_t* ids, intp_t n) noexcept nog
         vals[j + 1] = tv
 
 
+cdef inline intp_t _keep_best(const double* cand_s, const intp_t* cand_id,  # IN
+                              int64_t n_cand, intp_t cap, bint last,
+                              double* vals, intp_t* ids  # OUT kept (>= cap)
+                              ) noexcept nogil:
+    """Keep the ``cap`` best candidates: best first at the last level, else by node
+    index. Returns their number."""
+    cdef intp_t size = 0
+    cdef int64_t e
+    for e in range(n_cand):
+        size = heap_push(vals, ids, size, cap, cand_s[e], cand_id[e])
+    if last:
+        heap_sort_best_first(vals, ids, size)
+    else:
+        _sort_by_node(vals, ids, size)
+    return size
+
+
+cdef inline void _write_top(const double* vals, const intp_t* ids, intp_t size,
+                            intp_t top_k,
+                            int64_t* out_labels,      # OUT top_k labels
+                            float* out_scores         # OUT top_k scores
+                            ) noexcept nogil:
+    """The kept labels, best first, padded with label -1 and score 0."""
+    cdef intp_t j
+    for j in range(size):
+        out_labels[j] = ids[j]
+        out_scores[j] = <float> vals[j]
+    for j in range(size, top_k):
+        out_labels[j] = -1
+        out_scores[j] = 0
+
+
+# ------------------------------------------------------------------------ queries
 cdef int _compare_items(const void* a, const void* b) noexcept nogil:
     cdef int32_t i = (<const QueryItem*> a).idx, j = (<const QueryItem*> b).idx
     return (i > j) - (i < j)
@@ -478,6 +205,22 @@ cdef intp_t _load_sparse_query(const floating* data, const index_t* indices,
     return m + 1
 
 
+cdef intp_t _load_dense_query(const floating* x, intp_t n_feat, double bias,
+                              QueryItem* q) noexcept nogil:
+    """Copy the nonzeros of one dense row into ``q``, then the constant feature;
+    return the number of items."""
+    cdef intp_t j, m = 0
+    for j in range(n_feat):
+        if x[j] != 0:
+            q[m].idx = <int32_t> j
+            q[m].val = x[j]
+            m = m + 1
+    q[m].idx = <int32_t> n_feat
+    q[m].val = bias
+    return m + 1
+
+
+# ------------------------------------------------------------------------ drivers
 cdef void _search_one(const QueryItem* q, intp_t m,  # IN  sorted query items
                       const ChunkLevel* W,            # IN  per-level chunks
                       intp_t n_levels,
@@ -485,64 +228,32 @@ cdef void _search_one(const QueryItem* q, intp_t m,  # IN  sorted query items
                       const int64_t* child_ptr,
                       const int64_t* label_perm,
                       intp_t beam, intp_t top_k, int code, int power,
-                      double init,
                       double* acc,                    # scratch, >= max chunk width
                       Hit* hits,                      # scratch, >= m
-                      double* cur_s, intp_t* cur_n,   # scratch, >= max(beam, top_k)
-                      double* nxt_s, intp_t* nxt_n,
+                      double* cand_s,                 # scratch, >= beam * max width
+                      intp_t* cand_id,
+                      double* cur_s,                  # scratch, >= max(beam, top_k)
+                      intp_t* cur_n,
                       int64_t* out_labels,            # OUT top_k labels
                       float* out_scores               # OUT top_k scores
                       ) noexcept nogil:
     """Beam search for one query."""
-    cdef intp_t n_cur = 1, size, cap, t, j, o, width, first, base, parent
-    cdef double ps, v
-    cdef double* ts
-    cdef intp_t* tn
+    cdef intp_t n_cur = 1, t, j
+    cdef int64_t n_cand
     cdef bint last
+    cdef LevelView lv
     cur_n[0] = 0
-    cur_s[0] = init
+    cur_s[0] = pp_initial(code)
     for t in range(1, n_levels + 1):
-        base = level_ptr[t]
         last = t == n_levels
-        cap = top_k if last else beam
-        size = 0
+        lv = _level_view(W, level_ptr, child_ptr, label_perm, t, n_levels)
+        n_cand = 0
         for j in range(n_cur):
-            parent = cur_n[j]
-            ps = cur_s[j]
-            first = child_ptr[parent]
-            width = child_ptr[parent + 1] - first
-            memset(acc, 0, width * sizeof(double))
-            _chunk_scores(&W[t - 1], parent - level_ptr[t - 1], q, m, acc, hits)
-            for o in range(width):
-                v = _path_score(ps, acc[o], code, power)
-                if v != v:
-                    v = -INFINITY
-                if last:
-                    size = heap_push(nxt_s, nxt_n, size, cap, v,
-                                     <intp_t> label_perm[first + o - base])
-                else:
-                    size = heap_push(nxt_s, nxt_n, size, cap, v, first + o)
-        if last:
-            heap_sort_best_first(nxt_s, nxt_n, size)
-        else:
-            _sort_by_node(nxt_s, nxt_n, size)
-        ts = cur_s
-        cur_s = nxt_s
-        nxt_s = ts
-        tn = cur_n
-        cur_n = nxt_n
-        nxt_n = tn
-        n_cur = size
-    for j in range(n_cur):
-        out_labels[j] = cur_n[j]
-        out_scores[j] = <float> cur_s[j]
-    for j in range(n_cur, top_k):
-        out_labels[j] = -1
-        out_scores[j] = 0
-
-
-cdef inline double _initial(int code) noexcept nogil:
-    return 1.0 if (code == PP_HINGE or code == PP_SIGMOID) else 0.0
+            n_cand += _expand(&lv, cur_n[j], cur_s[j], q, m, code, power, acc, hits,
+                              cand_s + n_cand, cand_id + n_cand)
+        n_cur = _keep_best(cand_s, cand_id, n_cand, top_k if last else beam, last,
+                           cur_s, cur_n)
+    _write_top(cur_s, cur_n, n_cur, top_k, out_labels, out_scores)
 
 
 # Batch search: queries go level by level in blocks; at each level the (query, beam
@@ -551,6 +262,8 @@ cdef inline double _initial(int code) noexcept nogil:
 cdef struct Workspace:
     intp_t block          # queries per block
     intp_t capq           # max(beam, top_k): kept nodes per query
+    int64_t* items_ptr    # (block + 1,) item ranges of the block's queries
+    intp_t* items_len     # (block,) items used
     intp_t* cur_id        # (block, capq) kept nodes (labels at the end)
     double* cur_s         # (block, capq) their path scores
     intp_t* cur_n         # (block,) number kept
@@ -564,6 +277,8 @@ cdef struct Workspace:
 
 
 cdef void _free_workspace(Workspace* ws) noexcept nogil:
+    free(ws.items_ptr)
+    free(ws.items_len)
     free(ws.cur_id)
     free(ws.cur_s)
     free(ws.cur_n)
@@ -578,10 +293,13 @@ cdef void _free_workspace(Workspace* ws) noexcept nogil:
 
 cdef bint _alloc_workspace(Workspace* ws, intp_t block, intp_t beam, intp_t top_k,
                            intp_t max_chunks, intp_t max_width) noexcept nogil:
+    """Allocate every buffer (False if one failed; free with _free_workspace)."""
     cdef intp_t capq = beam if beam > top_k else top_k
     cdef size_t n_cand = <size_t> block * capq * max_width
     ws.block = block
     ws.capq = capq
+    ws.items_ptr = <int64_t*> malloc((block + 1) * sizeof(int64_t))
+    ws.items_len = <intp_t*> malloc(block * sizeof(intp_t))
     ws.cur_id = <intp_t*> malloc(block * capq * sizeof(intp_t))
     ws.cur_s = <double*> malloc(block * capq * sizeof(double))
     ws.cur_n = <intp_t*> malloc(block * sizeof(intp_t))
@@ -592,19 +310,18 @@ cdef bint _alloc_workspace(Workspace* ws, intp_t block, intp_t beam, intp_t top_
     ws.cand_ptr = <int64_t*> malloc((block + 1) * sizeof(int64_t))
     ws.cand_s = <double*> malloc(n_cand * sizeof(double))
     ws.cand_id = <intp_t*> malloc(n_cand * sizeof(intp_t))
-    return (ws.cur_id != NULL and ws.cur_s != NULL and ws.cur_n != NULL
+    return (ws.items_ptr != NULL and ws.items_len != NULL
+            and ws.cur_id != NULL and ws.cur_s != NULL and ws.cur_n != NULL
             and ws.chunk_count != NULL and ws.pair_q != NULL and ws.pair_j != NULL
             and ws.pair_off != NULL and ws.cand_ptr != NULL and ws.cand_s != NULL
             and ws.cand_id != NULL)
 
 
 cdef intp_t _search_block(const QueryItem* items,      # IN  sorted query items
-                          const int64_t* items_ptr,    # IN  (nb + 1,) item ranges
-                          const intp_t* items_len,     # IN  (nb,) items used
-                          intp_t nb,
+                          intp_t nb,                   #     (ws.items_ptr/_len)
                           const ChunkLevel* W, intp_t n_levels,
                           const int64_t* lp, const int64_t* cp, const int64_t* perm,
-                          intp_t beam, intp_t top_k, int code, int power, double init,
+                          intp_t beam, intp_t top_k, int code, int power,
                           intp_t max_width, intp_t max_items, Workspace* ws,
                           int64_t* out_labels,          # OUT (nb, top_k)
                           float* out_scores,            # OUT (nb, top_k)
@@ -612,11 +329,13 @@ cdef intp_t _search_block(const QueryItem* items,      # IN  sorted query items
     """Beam search for a block of queries; returns the number of queries that
     could not get scratch memory (their outputs are left unset)."""
     cdef intp_t capq = ws.capq
-    cdef intp_t q, j, t, o, c, node, first, width, size, cap, n_pairs, p, up, base
+    cdef const int64_t* items_ptr = ws.items_ptr
+    cdef const intp_t* items_len = ws.items_len
+    cdef intp_t q, j, t, o, c, node, width, size, cap, n_pairs, p, up
     cdef intp_t n_chunks, n_failed = 0
-    cdef int64_t total, off, e
-    cdef double ps, v
+    cdef int64_t total, off
     cdef bint last
+    cdef LevelView lv
     cdef double* acc
     cdef Hit* hits
     cdef intp_t* ids
@@ -624,12 +343,12 @@ cdef intp_t _search_block(const QueryItem* items,      # IN  sorted query items
     for q in range(nb):
         ws.cur_n[q] = 1
         ws.cur_id[q * capq] = 0
-        ws.cur_s[q * capq] = init
+        ws.cur_s[q * capq] = pp_initial(code)
     for t in range(1, n_levels + 1):
         last = t == n_levels
-        base = lp[t]
+        lv = _level_view(W, lp, cp, perm, t, n_levels)
         up = lp[t - 1]
-        n_chunks = base - up
+        n_chunks = lp[t] - up
         cap = top_k if last else beam
         # Candidate ranges and pairs sorted by chunk (a counting sort).
         memset(ws.chunk_count, 0, (n_chunks + 1) * sizeof(intp_t))
@@ -654,60 +373,42 @@ cdef intp_t _search_block(const QueryItem* items,      # IN  sorted query items
                 ws.pair_off[p] = off
                 off += cp[node + 1] - cp[node]
         n_pairs = ws.chunk_count[n_chunks - 1] if n_chunks > 0 else 0
-        # Score every pair's children.
+        # The expand step of every pair.
         with parallel(num_threads=n_threads):
             acc = <double*> malloc(max_width * sizeof(double))
             hits = <Hit*> malloc(max_items * sizeof(Hit))
             for p in prange(n_pairs, schedule="dynamic", chunksize=8):
                 q = ws.pair_q[p]
                 j = ws.pair_j[p]
-                node = ws.cur_id[q * capq + j]
-                ps = ws.cur_s[q * capq + j]
-                first = cp[node]
-                width = cp[node + 1] - first
                 off = ws.pair_off[p]
                 if acc == NULL or hits == NULL:
+                    node = ws.cur_id[q * capq + j]
+                    width = cp[node + 1] - cp[node]
                     for o in range(width):
                         ws.cand_s[off + o] = -INFINITY
                         ws.cand_id[off + o] = -1
                     n_failed += 1
                     continue
-                memset(acc, 0, width * sizeof(double))
-                _chunk_scores(&W[t - 1], node - up, items + items_ptr[q], items_len[q],
-                              acc, hits)
-                for o in range(width):
-                    v = _path_score(ps, acc[o], code, power)
-                    if v != v:
-                        v = -INFINITY
-                    ws.cand_s[off + o] = v
-                    if last:
-                        ws.cand_id[off + o] = perm[first + o - base]
-                    else:
-                        ws.cand_id[off + o] = first + o
+                _expand(&lv, ws.cur_id[q * capq + j], ws.cur_s[q * capq + j],
+                        items + items_ptr[q], items_len[q], code, power, acc, hits,
+                        ws.cand_s + off, ws.cand_id + off)
             free(acc)
             free(hits)
         # Keep the best candidates of every query.
         for q in prange(nb, schedule="static", num_threads=n_threads):
             ids = ws.cur_id + q * capq
             vals = ws.cur_s + q * capq
-            size = 0
-            for e in range(ws.cand_ptr[q], ws.cand_ptr[q + 1]):
-                size = heap_push(vals, ids, size, cap, ws.cand_s[e], ws.cand_id[e])
+            size = _keep_best(ws.cand_s + ws.cand_ptr[q], ws.cand_id + ws.cand_ptr[q],
+                              ws.cand_ptr[q + 1] - ws.cand_ptr[q], cap, last, vals,
+                              ids)
             if last:
-                heap_sort_best_first(vals, ids, size)
-                for j in range(size):
-                    out_labels[q * top_k + j] = ids[j]
-                    out_scores[q * top_k + j] = <float> vals[j]
-                for j in range(size, top_k):
-                    out_labels[q * top_k + j] = -1
-                    out_scores[q * top_k + j] = 0
-            else:
-                _sort_by_node(vals, ids, size)
+                _write_top(vals, ids, size, top_k, out_labels + q * top_k,
+                           out_scores + q * top_k)
             ws.cur_n[q] = size
     return n_failed
 
 
-def _check_tree_args(ChunkedWeights weights, const int64_t[::1] level_ptr,
+def _check_tree_args(_ChunkedWeights weights, const int64_t[::1] level_ptr,
                      const int64_t[::1] child_ptr, const int64_t[::1] label_perm,
                      intp_t beam, intp_t top_k, int code, int power,
                      out_labels, out_scores, intp_t n_queries):
@@ -724,18 +425,11 @@ def _check_tree_args(ChunkedWeights weights, const int64_t[::1] level_ptr,
             raise ValueError(f"level {t + 1}: weight chunks do not match the tree")
     if beam < 1 or top_k < 1:
         raise ValueError("beam and top_k must be >= 1")
-    if code < PP_NOOP or code > PP_LOG_SIGMOID or (code == PP_HINGE and power < 1):
+    if not pp_valid(code, power):
         raise ValueError(f"unknown post-processor code {code} (power {power})")
     if out_labels.shape[0] != n_queries or out_scores.shape[0] != n_queries \
             or out_labels.shape[1] != top_k or out_scores.shape[1] != top_k:
         raise ValueError("output arrays must have shape (n_queries, top_k)")
-
-
-# Below this many queries, each query is searched on its own (no workspace setup).
-DEF SMALL_BATCH = 4
-# Candidate scores per block (bounds the workspace: 16 bytes each, 16 MiB in all;
-# 4x as many cost batch prediction 40-60 MB more memory for no speed-up).
-DEF BLOCK_CANDIDATES = 1048576
 
 
 cdef intp_t _block_size(intp_t n_q, intp_t capq, intp_t max_width):
@@ -751,10 +445,19 @@ cdef intp_t _max_chunks(const int64_t[::1] level_ptr):
     return best
 
 
+cdef Workspace _new_workspace(intp_t nb, intp_t beam, intp_t top_k,
+                              const int64_t[::1] level_ptr, intp_t max_width) except *:
+    cdef Workspace ws
+    if not _alloc_workspace(&ws, nb, beam, top_k, _max_chunks(level_ptr), max_width):
+        _free_workspace(&ws)
+        raise MemoryError("beam search: cannot allocate the block workspace")
+    return ws
+
+
 def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
                      const index_t[::1] X_indices,    # IN  CSR column indices
                      const index_t[::1] X_indptr,     # IN  CSR row pointers
-                     ChunkedWeights weights,          # IN  per-level chunked weights
+                     _ChunkedWeights weights,         # IN  per-level chunked weights
                      const int64_t[::1] level_ptr,    # IN  tree (LabelTree arrays)
                      const int64_t[::1] child_ptr,    # IN
                      const int64_t[::1] label_perm,   # IN
@@ -777,14 +480,13 @@ def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
     cdef intp_t n_levels = level_ptr.shape[0] - 2
     cdef intp_t cap, q, i, m, nb, b0, start, end, max_nnz = 0
     cdef intp_t n_bad_x = 0, n_failed = 0, n_bad_here
-    cdef double init = _initial(code)
     cdef QueryItem* items
-    cdef int64_t* items_ptr
-    cdef intp_t* items_len
     cdef double* acc
     cdef Hit* hits
-    cdef double* buf_s
-    cdef intp_t* buf_n
+    cdef double* cand_s
+    cdef intp_t* cand_id
+    cdef double* cur_s
+    cdef intp_t* cur_n
     cdef const floating* xd = NULL
     cdef const index_t* xi = NULL
     cdef const ChunkLevel* W = weights.levels
@@ -817,70 +519,59 @@ def _beam_search_csr(const floating[::1] X_data,      # IN  CSR values
         items = <QueryItem*> malloc((max_nnz + 1) * sizeof(QueryItem))
         acc = <double*> malloc(weights.max_width * sizeof(double))
         hits = <Hit*> malloc((max_nnz + 1) * sizeof(Hit))
-        buf_s = <double*> malloc(2 * cap * sizeof(double))
-        buf_n = <intp_t*> malloc(2 * cap * sizeof(intp_t))
-        if (items == NULL or acc == NULL or hits == NULL or buf_s == NULL
-                or buf_n == NULL):
+        cand_s = <double*> malloc(beam * weights.max_width * sizeof(double))
+        cand_id = <intp_t*> malloc(beam * weights.max_width * sizeof(intp_t))
+        cur_s = <double*> malloc(cap * sizeof(double))
+        cur_n = <intp_t*> malloc(cap * sizeof(intp_t))
+        try:
+            if (items == NULL or acc == NULL or hits == NULL or cand_s == NULL
+                    or cand_id == NULL or cur_s == NULL or cur_n == NULL):
+                raise MemoryError()
+            with nogil:
+                for q in range(n_q):
+                    m = _load_sparse_query(xd, xi, X_indptr[q], X_indptr[q + 1],
+                                           n_feat, bias, items, &n_bad_x)
+                    _search_one(items, m, W, n_levels, lp, cp, perm, beam, top_k,
+                                code, power, acc, hits, cand_s, cand_id, cur_s, cur_n,
+                                &out_labels[q, 0], &out_scores[q, 0])
+        finally:
             free(items)
             free(acc)
             free(hits)
-            free(buf_s)
-            free(buf_n)
-            raise MemoryError()
-        with nogil:
-            for q in range(n_q):
-                m = _load_sparse_query(xd, xi, X_indptr[q], X_indptr[q + 1], n_feat,
-                                       bias, items, &n_bad_x)
-                _search_one(items, m, W, n_levels, lp, cp, perm, beam, top_k, code,
-                            power, init, acc, hits, buf_s, buf_n, buf_s + cap,
-                            buf_n + cap, &out_labels[q, 0], &out_scores[q, 0])
-        free(items)
-        free(acc)
-        free(hits)
-        free(buf_s)
-        free(buf_n)
+            free(cand_s)
+            free(cand_id)
+            free(cur_s)
+            free(cur_n)
         return n_bad_x, 0
     nb = block if block > 0 else _block_size(n_q, cap, weights.max_width)
-    nb = min(nb, n_q)
-    items_ptr = <int64_t*> malloc((nb + 1) * sizeof(int64_t))
-    items_len = <intp_t*> malloc(nb * sizeof(intp_t))
-    if (not _alloc_workspace(&ws, nb, beam, top_k, _max_chunks(level_ptr),
-                             weights.max_width)
-            or items_ptr == NULL or items_len == NULL):
-        _free_workspace(&ws)
-        free(items_ptr)
-        free(items_len)
-        raise MemoryError("beam search: cannot allocate the block workspace")
+    ws = _new_workspace(min(nb, n_q), beam, top_k, level_ptr, weights.max_width)
     try:
         for b0 in range(0, n_q, ws.block):
             nb = min(ws.block, n_q - b0)
             for i in range(nb + 1):
-                items_ptr[i] = X_indptr[b0 + i] - X_indptr[b0] + i
-            items = <QueryItem*> malloc((items_ptr[nb] + 1) * sizeof(QueryItem))
+                ws.items_ptr[i] = X_indptr[b0 + i] - X_indptr[b0] + i
+            items = <QueryItem*> malloc((ws.items_ptr[nb] + 1) * sizeof(QueryItem))
             if items == NULL:
                 raise MemoryError("beam search: cannot allocate the queries")
             with nogil:
                 for i in prange(nb, schedule="static", num_threads=n_threads):
                     n_bad_here = 0
-                    items_len[i] = _load_sparse_query(
+                    ws.items_len[i] = _load_sparse_query(
                         xd, xi, X_indptr[b0 + i], X_indptr[b0 + i + 1], n_feat, bias,
-                        items + items_ptr[i], &n_bad_here)
+                        items + ws.items_ptr[i], &n_bad_here)
                     n_bad_x += n_bad_here
-                n_failed += _search_block(items, items_ptr, items_len, nb, W, n_levels,
-                                          lp, cp, perm, beam, top_k, code, power, init,
-                                          weights.max_width, max_nnz + 1, &ws,
-                                          &out_labels[b0, 0],
+                n_failed += _search_block(items, nb, W, n_levels, lp, cp, perm, beam,
+                                          top_k, code, power, weights.max_width,
+                                          max_nnz + 1, &ws, &out_labels[b0, 0],
                                           &out_scores[b0, 0], n_threads)
             free(items)
     finally:
         _free_workspace(&ws)
-        free(items_ptr)
-        free(items_len)
     return n_bad_x, n_failed
 
 
 def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_features)
-                       ChunkedWeights weights,         # IN  per-level chunked weights
+                       _ChunkedWeights weights,        # IN  per-level chunked weights
                        const int64_t[::1] level_ptr,   # IN  tree (LabelTree arrays)
                        const int64_t[::1] child_ptr,   # IN
                        const int64_t[::1] label_perm,  # IN
@@ -895,13 +586,10 @@ def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_featu
     cdef intp_t top_k = out_labels.shape[1]
     cdef intp_t n_feat = weights.n_rows - 1
     cdef intp_t n_levels = level_ptr.shape[0] - 2
-    cdef intp_t cap, q, i, j, m, nb, b0
+    cdef intp_t cap, i, m, nb, b0
     cdef intp_t n_failed = 0
-    cdef double init = _initial(code)
     cdef QueryItem* items
-    cdef QueryItem* row
-    cdef int64_t* items_ptr
-    cdef intp_t* items_len
+    cdef const floating* x0 = NULL
     cdef const ChunkLevel* W = weights.levels
     cdef const int64_t* lp
     cdef const int64_t* cp
@@ -913,6 +601,8 @@ def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_featu
         raise ValueError(f"X has {X.shape[1]} features, the weights {n_feat}")
     if n_q <= 0:
         return 0, 0
+    if n_feat > 0:
+        x0 = &X[0, 0]
     lp = &level_ptr[0]
     cp = &child_ptr[0]
     perm = &label_perm[0]
@@ -920,42 +610,25 @@ def _beam_search_dense(const floating[:, ::1] X,       # IN  (n_queries, n_featu
     n_threads = max(1, min(n_threads, n_q))
     nb = block if block > 0 else _block_size(n_q, cap, weights.max_width)
     nb = max(1, min(nb, n_q, (1 << 24) // (n_feat + 1)))  # dense rows: bound copies
-    items_ptr = <int64_t*> malloc((nb + 1) * sizeof(int64_t))
-    items_len = <intp_t*> malloc(nb * sizeof(intp_t))
+    ws = _new_workspace(nb, beam, top_k, level_ptr, weights.max_width)
     items = <QueryItem*> malloc(nb * (n_feat + 1) * sizeof(QueryItem))
-    if (not _alloc_workspace(&ws, nb, beam, top_k, _max_chunks(level_ptr),
-                             weights.max_width)
-            or items_ptr == NULL or items_len == NULL or items == NULL):
+    if items == NULL:
         _free_workspace(&ws)
-        free(items_ptr)
-        free(items_len)
-        free(items)
         raise MemoryError("beam search: cannot allocate the block workspace")
     for i in range(nb + 1):
-        items_ptr[i] = i * (n_feat + 1)
+        ws.items_ptr[i] = i * (n_feat + 1)
     b0 = 0
     with nogil:
         while b0 < n_q:
             m = min(nb, n_q - b0)
             for i in prange(m, schedule="static", num_threads=n_threads):
-                row = items + items_ptr[i]
-                q = 0
-                for j in range(n_feat):
-                    if X[b0 + i, j] != 0:
-                        row[q].idx = <int32_t> j
-                        row[q].val = X[b0 + i, j]
-                        q = q + 1
-                row[q].idx = <int32_t> n_feat
-                row[q].val = bias
-                items_len[i] = q + 1
-            n_failed += _search_block(items, items_ptr, items_len, m, W, n_levels,
-                                      lp, cp, perm, beam, top_k, code, power, init,
-                                      weights.max_width, n_feat + 1, &ws,
-                                      &out_labels[b0, 0],
-                                      &out_scores[b0, 0], n_threads)
+                ws.items_len[i] = _load_dense_query(x0 + (b0 + i) * n_feat, n_feat,
+                                                    bias, items + ws.items_ptr[i])
+            n_failed += _search_block(items, m, W, n_levels, lp, cp, perm, beam, top_k,
+                                      code, power, weights.max_width, n_feat + 1, &ws,
+                                      &out_labels[b0, 0], &out_scores[b0, 0],
+                                      n_threads)
             b0 += m
     _free_workspace(&ws)
-    free(items_ptr)
-    free(items_len)
     free(items)
     return 0, n_failed
