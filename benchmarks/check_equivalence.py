@@ -224,6 +224,8 @@ def main():
         return
     if not (args.before and args.after):
         parser.error("--before and --after are required")
+    # Absolute: the workers run in a temporary working directory.
+    args.before, args.after = (str(Path(d).resolve()) for d in (args.before, args.after))
     start = time.perf_counter()
     rows, ok = [], True
     for dataset in (d for d in DATASETS if d not in args.skip):

@@ -23,8 +23,12 @@ model (its regular predict is also printed).
 Interleaving: for repeat r the three runs go in a rotated order (before, after,
 libpecos; then after, libpecos, before; ...) so that the machine's drift hits all
 alike. Reported: the median over the repeats of each number, and the ratios
-after/before, after/libpecos and before/libpecos (below 1: the first is faster).
-``--json FILE`` also writes every raw run.
+after/before, after/libpecos and before/libpecos (below 1: the first is faster), then
+the after/before ratio of each round (the two runs of a round are close in time).
+The summary is the fastest run of each (``--statistic min``, the default: load from other
+jobs only ever slows a run down, so on a shared machine the minimum is the most stable
+estimate) or the median (``--statistic median``). ``--json FILE`` also writes every raw run;
+``--from-json FILE`` prints the tables of a saved run again without running anything.
 """
 
 import argparse
@@ -107,8 +111,9 @@ def run_pecos(folder, args):
             "P@1": raw["P@1"]}
 
 
-def median_run(runs):
-    return {key: statistics.median(r[key] for r in runs)
+def summary(runs, statistic):
+    reduce = statistics.median if statistic == "median" else min
+    return {key: reduce(r[key] for r in runs)
             for key in runs[0] if isinstance(runs[0][key], (int, float))}
 
 
@@ -125,14 +130,25 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latency-queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--statistic", choices=["min", "median"], default="min",
+                        help="summary of the rounds (default min)")
+    parser.add_argument("--from-json", help="print the tables of a saved --json run")
     parser.add_argument("--json", help="write every raw run to this file")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker, args.threads, args.latency_queries, args.seed)
         return
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        args.before, args.after = saved.get("before"), saved.get("after")
+        args.repeats, args.threads = saved.get("repeats"), saved.get("threads")
+        args.latency_queries = saved.get("latency_queries")
+        report(saved["runs"], args, None)
+        return
     if not (args.before and args.after):
         parser.error("--before and --after are required")
+    args.before, args.after = (str(Path(d).resolve()) for d in (args.before, args.after))
     from benchmarks._common import PECOS_PYTHON, data_folder, ensure_env
 
     ensure_env(PECOS_PYTHON)
@@ -141,7 +157,7 @@ def main():
                "after": lambda f: run_skxmr(args.after, f, args),
                "libpecos": lambda f: run_pecos(f, args)}
     names = list(runners)
-    raw, table = {}, []
+    raw = {}
     for folder in map(data_folder, args.data):
         runs = {name: [] for name in names}
         for r in range(args.repeats):
@@ -151,9 +167,20 @@ def main():
                     f"{k} {runs[name][-1][k]:.3f}" for k in (*METRICS, "P@1")),
                     flush=True)
         raw[folder.name] = runs
-        med = {name: median_run(runs[name]) for name in names}
-        table.append((folder.name, med))
-    print(f"\nmedian of {args.repeats} interleaved rounds, {args.threads} threads, "
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({
+            "before": str(args.before), "after": str(args.after), "repeats": args.repeats,
+            "threads": args.threads, "latency_queries": args.latency_queries,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": raw}, indent=1))
+    report(raw, args, time.perf_counter() - start)
+
+
+def report(raw, args, seconds):
+    names = ["before", "after", "libpecos"]
+    table = [(name, {lib: summary(runs[lib], args.statistic) for lib in names})
+             for name, runs in raw.items()]
+    print(f"\n{args.statistic} of {args.repeats} interleaved rounds, {args.threads} threads, "
           f"{args.latency_queries} one-row queries; before={args.before} "
           f"after={args.after}; libpecos: predict-only mode for predict and latency\n")
     print("| data | metric | before | after | libpecos | after / before | "
@@ -169,10 +196,13 @@ def main():
                       else f" | {a / b:.2f} | {a / p:.2f} | {b / p:.2f}")
             print(f"| {name} | {label} | {b:.{digits}f} | {a:.{digits}f} | "
                   f"{p:.{digits}f}{ratios} |")
-    print(f"\n{time.perf_counter() - start:.0f} s in all")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(raw, indent=1))
+    print("\nafter / before, round by round:")
+    for name, runs in raw.items():
+        for metric in METRICS:
+            ratios = [a[metric] / b[metric] for a, b in zip(runs["after"], runs["before"])]
+            print(f"- {name} {metric}: " + ", ".join(f"{r:.2f}" for r in ratios))
+    if seconds is not None:
+        print(f"\n{seconds:.0f} s in all")
 
 
 if __name__ == "__main__":
