@@ -1,7 +1,6 @@
 """Calibrated top-k probabilities: raw path scores vs Platt (sigmoid) vs isotonic.
 
-    python benchmarks/bench_calibration.py [--data ../shared/data/debian-debtags ...]
-                                           [--cv 3] [--threads 2]
+    python -m benchmarks.bench_calibration [--data debian-debtags ...] [--cv 3] [--threads 2]
 
 For each dataset (default: debian-debtags and debian-deps, TF-IDF rows already
 L2-normalised) fits ``CalibratedXMRClassifier(XRLinearClassifier(random_state=0,
@@ -19,26 +18,23 @@ it is the refitted ranker of the sigmoid model, i.e. the plain XRLinearClassifie
 Prints a markdown table.
 """
 
-import argparse
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
+from benchmarks._common import (
+    add_data_argument,
+    add_threads_argument,
+    data_folder,
+    load_split,
+    parser_for,
+    topk_to_csr,
+)
 from skxmr import CalibratedXMRClassifier, XRLinearClassifier
-from skxmr._beam import scores_to_csr
 from skxmr.metrics import expected_calibration_error, precision_at_k
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = [HERE.parent.parent / "shared" / "data" / name
-                for name in ("debian-debtags", "debian-deps")]
-
-
-def load(folder):
-    return [sp.load_npz(Path(folder) / f"{name}.npz").tocsr()
-            for name in ("X.trn", "Y.trn", "X.tst", "Y.tst")]
+DEFAULT_DATA = ["debian-debtags", "debian-deps"]
 
 
 def brier(Y, proba):
@@ -49,8 +45,8 @@ def brier(Y, proba):
 
 
 def run(folder, cv, threads):
-    name = Path(folder).name
-    X, Y, Xt, Yt = load(folder)
+    name = data_folder(folder).name
+    X, Y, Xt, Yt = load_split(folder)
     rows = []
     for method in ("sigmoid", "isotonic"):
         model = CalibratedXMRClassifier(
@@ -78,7 +74,7 @@ def run(folder, cv, threads):
 
 
 def _row(name, scores_name, Yt, labels, scores, seconds):
-    proba = scores_to_csr(labels, scores, Yt.shape[1])
+    proba = topk_to_csr(labels, scores, Yt.shape[1])
     return {
         "data": name,
         "scores": scores_name,
@@ -92,10 +88,10 @@ def _row(name, scores_name, Yt, labels, scores, seconds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=[str(p) for p in DEFAULT_DATA])
+    parser = parser_for(__doc__)
+    add_data_argument(parser, DEFAULT_DATA)
     parser.add_argument("--cv", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads_argument(parser)
     args = parser.parse_args()
     start = time.perf_counter()
     rows = []

@@ -1,36 +1,40 @@
 """LabelIndexer vs libpecos's hierarchical k-means, on the same label vectors.
 
-    python benchmarks/bench_indexer.py [--data ../shared/data/debian-deps] [--repeat 3]
-    python benchmarks/bench_indexer.py --synthetic 1000000   # 1M labels, skxmr only
+    python -m benchmarks.bench_indexer [--data debian-deps] [--repeat 3]
+    python -m benchmarks.bench_indexer --synthetic 1000000   # 1M labels, skxmr only
                                                              # (add --with-pecos)
 
-Label vectors: PIFA of the training set (computed once by skxmr, identical to PECOS's
-own PIFA), cached under benchmarks/_cache/. Each run is a fresh process (peak RSS from
+Label vectors: PIFA of the training set (computed once with scipy, the formula of
+DESIGN.md and of PECOS), cached under benchmarks/_cache/. Each run is a fresh process (peak RSS from
 ru_maxrss); the libpecos runs use the virtual environment that
-benchmarks/envs/make_pecos_env.sh creates (numpy<2, scipy<1.14, CPU torch). Settings:
+benchmarks/references/make_pecos_env.sh creates (numpy<2, scipy<1.14, CPU torch). Settings:
 B=16, max leaf size 100, spherical, 20 k-means iterations, seed 0, 2 threads.
 Quality: the mean cosine similarity between each label vector and its leaf centroid.
 """
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-HERE = Path(__file__).resolve().parent
-CACHE = HERE / "_cache"
-PECOS_PYTHON = HERE / "envs" / ".pecos" / "bin" / "python"
+from benchmarks._common import (
+    CACHE,
+    PECOS_PYTHON,
+    add_threads_argument,
+    data_folder,
+    ensure_env,
+    module_command,
+    parser_for,
+    peak_rss_mb,
+    pifa,
+    run_json,
+)
+from benchmarks.references.pecos_runner import load_chain
 
 
 def label_vectors(args):
-    from skxmr._embedding import pifa
-
     if args.synthetic:
         path = CACHE / f"synthetic_{args.synthetic}_Z.npz"
         if not path.exists():
@@ -43,10 +47,11 @@ def label_vectors(args):
             Z = pifa(X, Y)
             sp.save_npz(path, Z, compressed=False)
         return path
-    path = CACHE / f"{Path(args.data).name}_Z.npz"
+    folder = data_folder(args.data)
+    path = CACHE / f"{folder.name}_Z.npz"
     if not path.exists():
-        X = sp.load_npz(Path(args.data) / "X.trn.npz")
-        Y = sp.load_npz(Path(args.data) / "Y.trn.npz")
+        X = sp.load_npz(folder / "X.trn.npz")
+        Y = sp.load_npz(folder / "Y.trn.npz")
         sp.save_npz(path, pifa(X, Y), compressed=False)
     return path
 
@@ -65,7 +70,7 @@ def run_skxmr(z_path, out_path, threads, clustering):
     print(json.dumps({
         "seconds": seconds,
         "level_sizes": tree.level_sizes.tolist(),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }))
 
 
@@ -83,9 +88,6 @@ def mean_leaf_cosine(Z, leaf):
 
 def check_chain_exchange(chain_path, leaf_of_label):
     """PECOS's saved cluster chain loads as a LabelTree with the same leaves."""
-    sys.path.insert(0, str(HERE / "envs"))
-    from pecos_runner import load_chain
-
     from skxmr import LabelTree
 
     tree = LabelTree.from_chain(load_chain(chain_path))
@@ -94,22 +96,15 @@ def check_chain_exchange(chain_path, leaf_of_label):
     assert len(pairs) == tree.level_sizes[-2], "leaf partitions differ"
 
 
-def subprocess_json(cmd):
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data" /
-                                              "debian-deps"))
+    parser = parser_for(__doc__)
+    parser.add_argument("--data", default="debian-deps",
+                        help="dataset name under shared/data or folder (default debian-deps)")
     parser.add_argument("--synthetic", type=int, default=0,
                         help="use make_xmc_classification with this many labels")
     parser.add_argument("--with-pecos", action="store_true",
                         help="also run libpecos on the synthetic set")
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads_argument(parser)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,14 +112,14 @@ def main():
         z_path, out_path, clustering = args.worker
         run_skxmr(z_path, out_path, args.threads, clustering)
         return
-    CACHE.mkdir(exist_ok=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
     z_path = label_vectors(args)
     Z = sp.load_npz(z_path).tocsr()
     print(f"label vectors: {z_path.name}, {Z.shape[0]} labels x {Z.shape[1]} dims, "
           f"nnz={Z.nnz}; {args.threads} threads, best of {args.repeat}\n")
     use_pecos = not args.synthetic or args.with_pecos
-    if use_pecos and not PECOS_PYTHON.exists():
-        subprocess.run(["bash", str(HERE / "envs" / "make_pecos_env.sh")], check=True)
+    if use_pecos:
+        ensure_env(PECOS_PYTHON)
     runs = {"skxmr kmeans (B-way)": [], "skxmr binary (PECOS's way)": []}
     if use_pecos:
         runs["libpecos"] = []
@@ -135,8 +130,9 @@ def main():
             leaf_path = CACHE / f"leaf_{slug}.npy"
             if name == "libpecos":
                 chain_path = CACHE / "pecos_chain.npz"
-                result = subprocess_json([
-                    str(PECOS_PYTHON), str(HERE / "envs" / "pecos_runner.py"), "index",
+                result = run_json([
+                    *module_command("benchmarks.references.pecos_runner",
+                                    python=PECOS_PYTHON), "index",
                     "--Z", str(z_path), "--out", str(chain_path), "--nr-splits", "16",
                     "--max-leaf-size", "100", "--threads", str(args.threads),
                     "--seed", "0", "--spherical", "1",
@@ -145,10 +141,9 @@ def main():
                 check_chain_exchange(chain_path, leaves[name])
             else:
                 clustering = "kmeans" if "kmeans" in name else "binary"
-                result = subprocess_json([
-                    sys.executable, __file__, "--threads", str(args.threads),
-                    "--worker", str(z_path), str(leaf_path), clustering,
-                ])
+                result = run_json(module_command(
+                    "benchmarks.bench_indexer", "--threads", args.threads,
+                    "--worker", z_path, leaf_path, clustering))
                 leaves[name] = np.load(leaf_path)
             runs[name].append(result)
     print("| indexer | level sizes | seconds (best) | peak RSS (MB) | leaf sizes | "

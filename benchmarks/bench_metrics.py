@@ -1,17 +1,17 @@
 """Time every metric at k=5 on 1,000,000 rows (sparse top-10 scores).
 
-    python benchmarks/bench_metrics.py [--rows 1000000] [--labels 100000]
+    python -m benchmarks.bench_metrics [--rows 1000000] [--labels 100000]
 
 Also times a per-row Python loop on 20,000 rows and extrapolates, to show what the
 vectorised version saves. Prints a markdown table.
 """
 
-import argparse
 import time
 
 import numpy as np
 import scipy.sparse as sp
 
+from benchmarks._common import parser_for
 from skxmr.metrics import (
     coverage_at_k,
     ndcg_at_k,
@@ -40,7 +40,7 @@ def python_loop_precision(Y, S, k):
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = parser_for(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--labels", type=int, default=100_000)
     args = parser.parse_args()

@@ -1,9 +1,9 @@
 """How skxmr's XRLinearClassifier scales with the number of labels (issue 5 groundwork).
 
-    python benchmarks/bench_scaling.py [--labels 10000 100000 1000000] [--threads 2]
+    python -m benchmarks.bench_scaling [--labels 10000 100000 1000000] [--threads 2]
 
 For each size, a fresh subprocess generates ``make_xmc_classification`` data (100,000
-features, the sample counts of ``bench_synthetic.py``, random_state=0), holds out 5,000
+features, the sample counts of ``_common.SYNTHETIC_SAMPLES``, random_state=0), holds out 5,000
 rows, fits ``XRLinearClassifier(n_jobs=threads, random_state=0)`` on the rest, and
 measures fit seconds, peak RSS, batch predict of the held-out rows and one-query latency
 (median of 300 one-row calls from Python). Prints a markdown table; the per-query cost
@@ -13,15 +13,21 @@ should grow roughly with log(L) (tree depth), not with L.
 import argparse
 import json
 import subprocess
-import sys
 
-SAMPLES = {10_000: 50_000, 100_000: 100_000, 1_000_000: 200_000}
-N_FEATURES = 100_000
+from benchmarks._common import (
+    REPO,
+    SYNTHETIC_FEATURES,
+    SYNTHETIC_SAMPLES,
+    add_threads_argument,
+    module_command,
+    parser_for,
+    peak_rss_mb,
+)
+
 N_TEST = 5_000
 
 
 def _child(n_labels, threads, n_latency):
-    import resource
     import time
 
     import numpy as np
@@ -30,8 +36,8 @@ def _child(n_labels, threads, n_latency):
     from skxmr.datasets import make_xmc_classification
     from skxmr.metrics import precision_at_k
 
-    n_samples = SAMPLES.get(n_labels, 2 * n_labels)
-    X, Y = make_xmc_classification(n_samples + N_TEST, N_FEATURES, n_labels,
+    n_samples = SYNTHETIC_SAMPLES.get(n_labels, 2 * n_labels)
+    X, Y = make_xmc_classification(n_samples + N_TEST, SYNTHETIC_FEATURES, n_labels,
                                    random_state=0)
     X, Xt, Y, Yt = X[:n_samples], X[n_samples:], Y[:n_samples], Y[n_samples:]
     model = XRLinearClassifier(n_jobs=threads, random_state=0)
@@ -53,14 +59,14 @@ def _child(n_labels, threads, n_latency):
         "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
         "latency_ms": 1000 * float(np.median(latencies)),
         "p_at_1": float(precision_at_k(Yt, ranking, k=1)),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=int, nargs="+", default=sorted(SAMPLES))
-    parser.add_argument("--threads", type=int, default=2)
+    parser = parser_for(__doc__)
+    parser.add_argument("--labels", type=int, nargs="+", default=sorted(SYNTHETIC_SAMPLES))
+    add_threads_argument(parser)
     parser.add_argument("--latency-queries", type=int, default=300)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -72,9 +78,9 @@ def main():
     print("|---:|---:|---|---:|---:|---:|---:|---:|")
     for n_labels in args.labels:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(n_labels), "--threads",
-             str(args.threads), "--latency-queries", str(args.latency_queries)],
-            capture_output=True, text=True)
+            module_command("benchmarks.bench_scaling", "--child", n_labels, "--threads",
+                           args.threads, "--latency-queries", args.latency_queries),
+            capture_output=True, text=True, cwd=REPO, check=False)
         if out.returncode != 0:
             print(f"| {n_labels} | failed: {out.stderr.strip().splitlines()[-1]} |")
             continue

@@ -15,8 +15,8 @@ n_labels   n_samples
 
 Usage::
 
-    python benchmarks/bench_synthetic.py            # all sizes, markdown table
-    python benchmarks/bench_synthetic.py --repeat 3 # best time of 3 runs each
+    python -m benchmarks.bench_synthetic            # all sizes, markdown table
+    python -m benchmarks.bench_synthetic --repeat 3 # best time of 3 runs each
 
 """
 
@@ -24,14 +24,18 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 
-SIZES = [  # (n_labels, n_samples)
-    (10_000, 50_000),
-    (100_000, 100_000),
-    (1_000_000, 200_000),
-]
-N_FEATURES = 100_000
+from benchmarks._common import (
+    REPO,
+    SYNTHETIC_SAMPLES,
+    module_command,
+    parser_for,
+)
+from benchmarks._common import (
+    SYNTHETIC_FEATURES as N_FEATURES,
+)
+
+SIZES = sorted(SYNTHETIC_SAMPLES.items())  # (n_labels, n_samples)
 
 
 def _child(n_labels, n_samples, repeat):
@@ -78,7 +82,7 @@ def _child(n_labels, n_samples, repeat):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -88,16 +92,9 @@ def main():
 
     rows = []
     for n_labels, n_samples in SIZES:
-        cmd = [
-            sys.executable,
-            os.path.abspath(__file__),
-            "--child",
-            str(n_labels),
-            str(n_samples),
-            "--repeat",
-            str(args.repeat),
-        ]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        cmd = module_command("benchmarks.bench_synthetic", "--child", n_labels, n_samples,
+                             "--repeat", args.repeat)
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
 
     print(f"n_features = {N_FEATURES:,}, cpus = {os.cpu_count()}, "

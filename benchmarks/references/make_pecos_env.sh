@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Create (idempotently) the reference-library venv for libpecos at benchmarks/envs/.pecos.
+# Create (idempotently) the reference-library venv for libpecos at benchmarks/references/.pecos.
 #
 # libpecos 1.2.8 needs numpy<2 and scipy<1.14 and depends on torch, so it lives in
 # its own venv, separate from the skxmr dev env. The CPU torch wheel is installed
 # first, pinned (torch==2.13.0, available locally), so that libpecos's plain `torch`
 # requirement is already satisfied and pip never pulls a multi-GB CUDA build.
 #
-# Usage: bash benchmarks/envs/make_pecos_env.sh [--force]
+# Usage: bash benchmarks/references/make_pecos_env.sh [--force]
 #   PYTHON=python3.11 to choose the base interpreter (default: python3).
 set -euo pipefail
 
