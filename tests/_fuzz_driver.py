@@ -253,7 +253,8 @@ def run_model_dir(case, shared):
                     os.close(fd)
 
         watcher = threading.Thread(target=unblock, daemon=True)
-        watcher.start()
+        if fifos:
+            watcher.start()
         try:
             model = skxmr.load(root, mmap_mode=case["mmap_mode"], verify=case["verify"])
         except BaseException as exc:
@@ -262,7 +263,8 @@ def run_model_dir(case, shared):
             return out
         finally:
             done.set()
-            watcher.join()
+            if fifos:
+                watcher.join()
         out = {"status": "ok", "loaded": True, "type": type(model).__name__,
                "json_changed": json_changed, "fifo_blocked": blocked}
         try:
