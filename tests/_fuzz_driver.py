@@ -417,7 +417,12 @@ def main():
     with open(sys.argv[1], "rb") as f:
         spec = pickle.load(f)
     run = globals()["run_" + spec["scenario"]]
-    import skxmr  # noqa: F401  (import time is not counted per case)
+    import skxmr  # (import time is not counted per case)
+
+    here = os.path.dirname(skxmr.__file__)
+    if os.path.realpath(here) != os.path.realpath(spec["skxmr_dir"]):
+        sys.exit(f"the driver imported skxmr from {here}, the test runs "
+                 f"{spec['skxmr_dir']}")
 
     for i, case in enumerate(spec["cases"]):
         _emit("start", i)

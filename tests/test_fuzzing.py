@@ -66,10 +66,15 @@ def run_batch(scenario, cases, shared=None, timeout=_BATCH_TIMEOUT):
     try:
         spec_path = os.path.join(scratch, "cases.pkl")
         spec = dict(shared or {}, scenario=scenario, cases=cases, scratch=scratch,
-                    tests_dir=_HERE)
+                    tests_dir=_HERE, skxmr_dir=os.path.dirname(skxmr.__file__))
         with open(spec_path, "wb") as f:
             pickle.dump(spec, f)
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
+        # the driver imports the skxmr under test (this one), not an installed one
+        package_root = os.path.dirname(os.path.dirname(skxmr.__file__))
+        path = os.pathsep.join([package_root] + [p for p in [os.environ.get(
+            "PYTHONPATH")] if p])
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1",
+                   PYTHONPATH=path)
         cmd = [sys.executable, _DRIVER, spec_path]
         hung = False
         try:
