@@ -60,7 +60,8 @@ def reference_parse(data):
         line = i + 2
         tokens = body[i].split()
         labels = set()
-        if tokens and b":" not in tokens[0]:
+        # a line that starts with a blank has no labels: its first token is a feature
+        if tokens and b":" not in tokens[0] and not body[i][:1].isspace():
             for item in tokens[0].split(b","):
                 if not _INT.match(item) or _to_int(item) >= n_labels:
                     raise RefError(line, "label")
@@ -174,9 +175,12 @@ def random_valid_file(rng):
         for fid in ids:
             v = float(rng.normal() * 10.0 ** rng.integers(-3, 3))
             parts.append(f"{fid}:{_spell_value(rng, v)}")
+        has_labels = bool(parts) and ":" not in parts[0]
         text = ""
         for j, part in enumerate(parts):
-            text += (rng.choice(seps) if j or rng.random() < 0.3 else "") + part
+            # a leading blank only where the row has no labels (it means "no labels")
+            lead = not has_labels and rng.random() < 0.3
+            text += (rng.choice(seps) if j or lead else "") + part
         if not parts and rng.random() < 0.3:
             text = " \t"
         if rng.random() < 0.2:
@@ -272,6 +276,76 @@ def test_load_path_kinds(tmp_path):
     _check_small(*load_xmc_file(io.BytesIO(SMALL)))
     with open(path, "r") as f, pytest.raises(TypeError, match="binary"):
         load_xmc_file(f)
+
+
+@pytest.mark.parametrize("opener", [
+    lambda p: open(p, "r", encoding="utf-8"),
+    lambda p: open(p, "r", encoding="latin-1"),
+    lambda p: io.StringIO(p.read_bytes().decode("latin-1")),
+    lambda p: io.TextIOWrapper(io.BytesIO(p.read_bytes()), encoding="ascii"),
+], ids=["utf8", "latin1", "stringio", "wrapper"])
+def test_load_text_mode_file_is_a_type_error(tmp_path, opener):
+    """Non-UTF-8 bytes in a text-mode file gave UnicodeDecodeError (or a decoding that
+    depends on the locale); any text-mode file object is refused before reading."""
+    path = _write(tmp_path, b"2 4 3\n0 1:0.5\n\xe9\xff 2:1\n")
+    with opener(path) as f:
+        with pytest.raises(TypeError, match=r"binary mode \('rb'\)"):
+            load_xmc_file(f)
+        assert f.tell() == 0  # nothing was read
+    with pytest.raises(ValueError, match="^line 3: unexpected character"):
+        load_xmc_file(path)  # the same bytes in binary mode: a clear parse error
+
+
+def test_load_other_binary_readers(tmp_path):
+    import gzip
+
+    with gzip.open(tmp_path / "d.gz", "wb") as f:  # its .mode is an int
+        f.write(SMALL)
+    with gzip.open(tmp_path / "d.gz", "rb") as f:
+        _check_small(*load_xmc_file(f))
+    with open(_write(tmp_path, SMALL), "rb", buffering=0) as f:  # raw FileIO
+        _check_small(*load_xmc_file(f))
+
+
+def test_dump_text_mode_file_is_a_type_error(tmp_path):
+    X, Y = SMALL_X, SMALL_Y
+    with open(tmp_path / "t.txt", "w") as f:
+        with pytest.raises(TypeError, match=r"binary mode \('wb'\)"):
+            dump_xmc_file(X, Y, f)
+    assert (tmp_path / "t.txt").read_bytes() == b""  # nothing written
+    with pytest.raises(TypeError, match="binary mode"):
+        dump_xmc_file(X, Y, io.StringIO())
+
+
+@pytest.mark.parametrize("row, what", [
+    (b" 3", "feature token '3' has no ':'"),
+    (b"\t3", "feature token '3' has no ':'"),
+    (b"  3,1 0:1", "feature token '3,1' has no ':'"),
+    (b" 2 0:1", "feature token '2' has no ':'"),
+])
+def test_leading_blank_means_no_labels(tmp_path, row, what):
+    """A line that starts with a blank has no labels (the documented format): ' 3' was
+    read as label 3; now it is a feature token without ':', a ValueError naming the
+    line and the reason."""
+    content = b"2 4 5\n1 0:1\n" + row + b"\n"
+    with pytest.raises(ValueError, match=rf"^line 3: {re.escape(what)}.*starts with a "
+                                         r"blank.*no labels"):
+        load_xmc_file(_write(tmp_path, content))
+    check_against_reference(content)
+
+
+def test_leading_blank_rows_without_labels(tmp_path):
+    content = b"4 4 5\n 0:1 3:2\n\t1:0.5\n \t\n3 2:1\n"
+    X, Y = load_xmc_file(_write(tmp_path, content))
+    np.testing.assert_array_equal(X.toarray(), [[1, 0, 0, 2], [0, 0.5, 0, 0],
+                                                [0, 0, 0, 0], [0, 0, 1, 0]])
+    np.testing.assert_array_equal(Y.toarray()[:, 3], [0, 0, 0, 1])
+    assert Y.nnz == 1
+    check_against_reference(content)
+    # a later token without ':' keeps the plain message
+    with pytest.raises(ValueError, match=r"^line 2: feature token '3' has no ':' "
+                                         r"\(expected 'feature_id:value'\)$"):
+        load_xmc_file(io.BytesIO(b"1 4 5\n 0:1 3\n"))
 
 
 def test_load_missing_file(tmp_path):

@@ -4,6 +4,7 @@ File layout::
 
     n_samples n_features n_labels
     l1,l2,... f:v f:v ...          <- one line per sample, 0-based ids
+     f:v f:v ...                   <- a line that starts with a blank has no labels
 
 Reading takes two passes over the raw bytes, both without the GIL:
 
@@ -57,6 +58,7 @@ cdef enum:
     XMC_JUNK = 16            # control or non-ASCII byte
     XMC_NO_MEMORY = 17       # malloc failed
     XMC_SUM_NONFINITE = 18   # duplicate feature values sum to inf
+    XMC_NO_COLON_LEAD = 19   # first token without ':' on a line that starts blank
 
 OK = XMC_OK
 EMPTY = XMC_EMPTY
@@ -77,6 +79,7 @@ VALUE_NONFINITE = XMC_VALUE_NONFINITE
 JUNK = XMC_JUNK
 NO_MEMORY = XMC_NO_MEMORY
 SUM_NONFINITE = XMC_SUM_NONFINITE
+NO_COLON_LEAD = XMC_NO_COLON_LEAD
 
 # Ids and header numbers stop growing once they reach ID_CAP while being read (so
 # ``10 * v + 9`` never overflows int64); anything this large is an error: out of range,
@@ -513,8 +516,8 @@ def _fill(const unsigned char[::1] data,     # IN  file bytes followed by one NU
     cdef intp_t x_nnz = 0, y_nnz = 0
     cdef double value
     cdef float fvalue
-    cdef int code
-    cdef bint first
+    cdef int code, no_colon
+    cdef bint first, at_start, no_labels
     cdef void* scratch = NULL
     cdef intp_t scratch_len = 0
     status[:] = 0
@@ -526,13 +529,19 @@ def _fill(const unsigned char[::1] data,     # IN  file bytes followed by one NU
             if p >= n:
                 _set_error(&status[0], XMC_FEW_ROWS, line, p)
                 break
+            # A line that starts with a blank has no labels: its first token is a
+            # feature (the writer puts a space before the features of such a row).
+            no_labels = _is_blank(buf[p])
             while _is_blank(buf[p]):
                 p += 1
             first = True
             while p < n and buf[p] != 10:
                 tok = p
-                if first:
-                    first = False
+                at_start = first
+                first = False
+                # a first token without ':' after a leading blank is no label list
+                no_colon = XMC_NO_COLON_LEAD if at_start and no_labels else XMC_NO_COLON
+                if at_start and not no_labels:
                     q = p
                     while not _is_end(buf[q]) and buf[q] != 58:
                         q += 1
@@ -581,7 +590,7 @@ def _fill(const unsigned char[::1] data,     # IN  file bytes followed by one NU
                     while not _is_end(buf[q]) and buf[q] != 58:
                         q += 1
                     if buf[q] != 58:
-                        code = XMC_NO_COLON
+                        code = no_colon
                     elif buf[p] == 45 and _is_digit(buf[p + 1]):
                         code = XMC_FEAT_NEG
                     else:
@@ -592,7 +601,10 @@ def _fill(const unsigned char[::1] data,     # IN  file bytes followed by one NU
                 if buf[q] != 58:
                     while not _is_end(buf[q]) and buf[q] != 58:
                         q += 1
-                    code = XMC_FEAT_BAD if buf[q] == 58 else XMC_NO_COLON
+                    if buf[q] == 58:
+                        code = XMC_FEAT_BAD
+                    else:
+                        code = no_colon
                     _token_error(buf, tok, n, code, tok, line, &status[0])
                     break
                 if v >= n_features:

@@ -11,6 +11,7 @@ separated). Parsing and formatting run in the compiled kernels of
 ``skxmr._cython._xmc_format``; this module validates, allocates and reports errors.
 """
 
+import io
 import os
 
 import numpy as np
@@ -30,15 +31,32 @@ _CHUNK_BYTES = 1 << 22
 # ---------------------------------------------------------------------------
 
 
+def _is_text_file(f):
+    """Whether the file object ``f`` reads or writes ``str`` (text mode)."""
+    mode = getattr(f, "mode", None)  # an int for gzip.GzipFile
+    return isinstance(f, io.TextIOBase) or (isinstance(mode, str) and "b" not in mode)
+
+
+def _text_mode_error(func, f, mode):
+    return TypeError(
+        f"{func} needs a file object opened in binary mode ({mode!r}), got the "
+        f"text-mode file {f!r}; open it with open(path, {mode!r}) or pass the path"
+    )
+
+
 def _read_bytes(path):
     """Return the file content as a uint8 array with one extra NUL byte at the end."""
     if hasattr(path, "read"):
-        raw = path.read()
+        # Text mode is refused before reading: decoding would fail on non-UTF-8
+        # bytes (UnicodeDecodeError) or depend on the locale and translate newlines.
+        if _is_text_file(path):
+            raise _text_mode_error("load_xmc_file", path, "rb")
+        try:
+            raw = path.read()
+        except UnicodeDecodeError as exc:  # a text reader of another kind
+            raise _text_mode_error("load_xmc_file", path, "rb") from exc
         if isinstance(raw, str):
-            raise TypeError(
-                "load_xmc_file needs a file opened in binary mode ('rb'), "
-                "got a text file"
-            )
+            raise _text_mode_error("load_xmc_file", path, "rb")
         raw = memoryview(raw).cast("B")
         buf = np.empty(len(raw) + 1, dtype=np.uint8)
         buf[:-1] = np.frombuffer(raw, dtype=np.uint8)
@@ -127,6 +145,12 @@ def _raise_parse_error(buf, code, line, pos, header=None):
             f"feature token {_token_at(buf, pos)} has no ':' "
             "(expected 'feature_id:value')"
         )
+    elif code == k.NO_COLON_LEAD:
+        msg = (
+            f"feature token {_token_at(buf, pos)} has no ':' (expected "
+            "'feature_id:value'); the line starts with a blank, which means it has no "
+            "labels: labels 'l1,l2,...' must start the line"
+        )
     elif code == k.FEAT_BAD:
         msg = f"feature id in {_token_at(buf, pos)} is not a non-negative integer"
     elif code == k.FEAT_NEG:
@@ -161,14 +185,20 @@ def load_xmc_file(path):
     The first line is the header ``n_samples n_features n_labels``. Each of the next
     ``n_samples`` lines holds one sample: a comma-separated list of 0-based label ids,
     then space-separated ``feature_id:value`` pairs with 0-based feature ids, e.g.
-    ``3,17 0:0.5 12:1``. A sample may have no labels (the line starts with a space or a
-    feature), no features, or neither (an empty line). Tabs, ``\\r\\n`` line endings,
-    trailing blanks, a missing final newline and trailing blank lines are accepted.
+    ``3,17 0:0.5 12:1``. A sample may have no labels, no features, or neither (an empty
+    line). A line without labels starts with a blank (space or tab, as
+    :func:`dump_xmc_file` writes it) or directly with a feature; after a leading blank
+    the first token is always a feature, so a line `` 3`` is an error (a feature token
+    without ``:``), never label 3: labels must start the line. Tabs, ``\\r\\n`` line
+    endings, trailing blanks, a missing final newline and trailing blank lines are
+    accepted.
 
     Parameters
     ----------
     path : str, path-like or binary file object
-        File to read. A file object must be opened in binary mode.
+        File to read. A file object must be opened in binary mode (``'rb'``); a
+        text-mode file object raises ``TypeError`` (decoding would fail on non-UTF-8
+        bytes, depend on the locale and translate line endings).
 
     Returns
     -------
@@ -188,13 +218,16 @@ def load_xmc_file(path):
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    TypeError
+        If ``path`` is a file object opened in text mode.
     ValueError
         If the file is empty or malformed. The message starts with ``line N:``, the
         1-based line of the file, and says what is wrong: bad or negative header,
         fewer or more rows than the header says, a label or feature id that is not a
         non-negative integer or is out of range, a feature token without ``:``, a value
-        that is not a number or is NaN/infinite/outside the float32 range, or an
-        unexpected (control or non-ASCII) character.
+        that is not a number or is NaN/infinite/outside the float32 range, a first
+        token without ``:`` on a line that starts with a blank (labels after a leading
+        blank), or an unexpected (control or non-ASCII) character.
 
     See Also
     --------
@@ -354,10 +387,12 @@ def dump_xmc_file(X, Y, path):
     Y : {array-like, sparse matrix} of shape (n_samples, n_labels)
         Label indicator matrix with values 0 and 1.
     path : str, path-like or binary file object
-        Destination; a file object must be opened in binary mode.
+        Destination; a file object must be opened in binary mode (``'wb'``).
 
     Raises
     ------
+    TypeError
+        If ``path`` is a file object opened in text mode (nothing is written).
     ValueError
         If X and Y have different numbers of samples, X holds NaN or infinity, or Y
         holds values other than 0 and 1.
@@ -417,6 +452,8 @@ def dump_xmc_file(X, Y, path):
             f.write(out[:n_bytes].data)
 
     if hasattr(path, "write"):
+        if _is_text_file(path):
+            raise _text_mode_error("dump_xmc_file", path, "wb")
         write_all(path)
     else:
         with open(path, "wb") as f:
