@@ -277,6 +277,12 @@ def run_model_dir(case, shared):
                 pred = model.predict(Xq)
                 out["predict_rows"] = int(pred.shape[0]) if hasattr(pred, "shape") \
                     else len(pred)
+                out["finite"] = bool(all(np.isfinite(W.data).all() for W in model.coef_)
+                                     and np.isfinite(got[1]).all())
+                # the stored beam-search layout and coef_ tell the same model: a
+                # pickled copy (which rebuilds the layout from coef_) answers the same
+                copy = pickle.loads(pickle.dumps(model))
+                out["pickle_same"] = bool(_same_topk(copy.predict_topk(Xq), got))
             elif type(model).__name__ == "LabelIndexer":
                 leaves = model.predict(shared["centroids"])
                 out["same"] = bool(np.array_equal(leaves, shared["expected_leaves"])
