@@ -101,12 +101,21 @@ def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
     for W, R in zip(frozen.ranker_.coef_, reference.coef_):
         np.testing.assert_allclose(W.toarray(), R.toarray(), atol=1e-4)
     test_raw = encoder.encode(test_texts, normalize_embeddings=True)
+    test_votes = beta * _brute_force_votes(test_raw, raw, Y, k)
     test_features = sp.hstack([
         sp.csr_matrix(weight * test_raw), tfidf.transform(test_texts),
-        sp.csr_matrix(beta * _brute_force_votes(test_raw, raw, Y, k))],
-        format="csr", dtype=np.float32)
+        sp.csr_matrix(test_votes)], format="csr", dtype=np.float32)
+    # The model's own test features: the brute-force ones, except the votes of
+    # rows whose k-th and (k+1)-th nearest training texts tie (within 1e-5 of
+    # cosine, where float32 encodings on another machine may swap them).
+    model_features = frozen._features(test_texts)
+    near = np.sort(test_raw.astype(np.float64) @ raw.T.astype(np.float64), axis=1)
+    clear = near[:, -k] - near[:, -k - 1] > 1e-5
+    assert clear.mean() > 0.5
+    np.testing.assert_allclose(model_features[clear].toarray(),
+                               test_features[clear].toarray(), atol=1e-5)
     labels, scores = frozen.predict_topk(test_texts)
-    ref_labels, ref_scores = reference.predict_topk(test_features)
+    ref_labels, ref_scores = reference.predict_topk(model_features)
     np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
     _assert_same_ranking_up_to_ties(labels, ref_labels, ref_scores, atol=1e-5)
 
