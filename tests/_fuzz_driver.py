@@ -13,7 +13,6 @@ name, "mro": [base class names], "message": str, "where": step, "tb": traceback}
 """
 
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -26,7 +25,6 @@ import traceback
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 
 warnings.simplefilter("ignore")
 

@@ -21,7 +21,6 @@ be set aside (with an ``xfail(strict=True)`` pin) while the properties keep sear
 import json
 import os
 import pickle
-import re
 import shutil
 import subprocess
 import sys
