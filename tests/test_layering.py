@@ -13,11 +13,12 @@ ROOT = pathlib.Path(skxmr.__file__).parent
 # below. A module is in the layer of its longest matching name prefix.
 LAYERS = [
     ["skxmr._version", "skxmr._cython", "skxmr.utils", "skxmr._check_build"],
-    ["skxmr._progress", "skxmr._label_tree", "skxmr._postprocess", "skxmr._text",
-     "skxmr._encoder", "skxmr._neighbors", "skxmr._targets", "skxmr._embedding",
+    ["skxmr._progress", "skxmr._label_tree", "skxmr._postprocess",
+     "skxmr._xtransformer._text", "skxmr._xtransformer._encoder",
+     "skxmr._xtransformer._neighbors", "skxmr._targets", "skxmr._embedding",
      "skxmr.datasets", "skxmr._show_versions", "skxmr._dask"],
     ["skxmr.metrics", "skxmr._linear_solver", "skxmr._beam", "skxmr._tree_building",
-     "skxmr._fine_tune"],
+     "skxmr._xtransformer._fine_tune"],
     ["skxmr._base", "skxmr._xrlinear_training", "skxmr._indexer"],
     ["skxmr._xrlinear"],
     ["skxmr._calibration", "skxmr._xtransformer"],

@@ -1,12 +1,12 @@
-"""Exact nearest neighbours and their label votes (skxmr._neighbors) against a
+"""Exact nearest neighbours and their label votes (skxmr._xtransformer._neighbors) against a
 brute-force sort of every similarity."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skxmr import _neighbors
-from skxmr._neighbors import nearest_neighbors, neighbor_label_votes
+from skxmr._xtransformer import _neighbors
+from skxmr._xtransformer._neighbors import nearest_neighbors, neighbor_label_votes
 
 
 def _unit_rows(rng, n, dim=8):

@@ -22,8 +22,8 @@ from sentence_transformers import SentenceTransformer  # noqa: E402
 
 import skxmr  # noqa: E402
 from skxmr import LabelIndexer, XRLinearClassifier, XTransformerClassifier  # noqa: E402
-from skxmr._encoder import default_encoder_path, load_encoder  # noqa: E402
-from skxmr._fine_tune import (  # noqa: E402
+from skxmr._xtransformer._encoder import default_encoder_path, load_encoder  # noqa: E402
+from skxmr._xtransformer._fine_tune import (  # noqa: E402
     cross_fitted_margins,
     fine_tune_encoder,
     level_targets,
@@ -31,7 +31,7 @@ from skxmr._fine_tune import (  # noqa: E402
     steps_per_level,
 )
 from skxmr._targets import label_sets_to_indicator  # noqa: E402
-from skxmr._text import default_text_vectorizer  # noqa: E402
+from skxmr._xtransformer._text import default_text_vectorizer  # noqa: E402
 from skxmr.metrics import make_topk_scorer, precision_at_k  # noqa: E402
 
 
@@ -436,7 +436,7 @@ def test_fine_tune_probe_and_residual_parameters(tiny_encoder, debtags_small,
         return []
 
     offsets = []
-    monkeypatch.setattr("skxmr._xtransformer.fine_tune_encoder", spy)
+    monkeypatch.setattr("skxmr._xtransformer._estimator.fine_tune_encoder", spy)
     for probe in (True, False):
         _fit(tiny_encoder, (texts, tags), fine_tune=True, max_steps=2, batch_size=8,
              fine_tune_probe=probe, fine_tune_residual=probe)

@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from skxmr._encoder import (
+from skxmr._xtransformer._encoder import (
     embedding_dimension,
     import_sentence_transformers,
     quiet_transformers,

@@ -2,9 +2,9 @@
 
 Texts are embedded by a sentence-transformers encoder (frozen, or first
 fine-tuned coarse-to-fine on the clusters of a preliminary label tree, see
-``skxmr._fine_tune``), the L2-normalised embeddings are concatenated with the
+``skxmr._xtransformer._fine_tune``), the L2-normalised embeddings are concatenated with the
 texts' sparse TF-IDF and with the labels of their nearest training texts
-(``skxmr._neighbors``), and an ``XRLinearClassifier`` (label tree, one linear
+(``skxmr._xtransformer._neighbors``), and an ``XRLinearClassifier`` (label tree, one linear
 model per node, beam search) ranks the labels on the concatenation.
 
 torch and sentence-transformers are imported only when a model is fitted or
@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skxmr._base import XMRClassifierBase
-from skxmr._encoder import (
+from skxmr._xtransformer._encoder import (
     embedding_dimension,
     import_sentence_transformers,
     load_encoder,
@@ -31,12 +31,12 @@ from skxmr._encoder import (
     set_max_seq_length,
     torch_threads,
 )
-from skxmr._fine_tune import cross_fitted_margins, fine_tune_encoder
+from skxmr._xtransformer._fine_tune import cross_fitted_margins, fine_tune_encoder
 from skxmr._label_tree import LabelTree
-from skxmr._neighbors import neighbor_label_votes
+from skxmr._xtransformer._neighbors import neighbor_label_votes
 from skxmr._targets import TargetEncoder
 from skxmr.utils.validation import check_sample_weight, n_jobs_constraint
-from skxmr._text import check_texts, default_text_vectorizer
+from skxmr._xtransformer._text import check_texts, default_text_vectorizer
 from skxmr._indexer import build_tree, tree_is_given
 from skxmr._xrlinear import XRLinearClassifier
 from skxmr.utils import effective_n_threads

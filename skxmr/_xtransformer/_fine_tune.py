@@ -17,7 +17,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from skxmr._encoder import embedding_dimension
+from skxmr._xtransformer._encoder import embedding_dimension
 from skxmr._progress import progress
 
 # The heads start at zero (level 1) or from their parents, and move faster

@@ -1,0 +1,12 @@
+"""The text model: XTransformerClassifier and its parts.
+
+- ``_estimator``: ``XTransformerClassifier`` (encoder + TF-IDF + XR-Linear ranker).
+- ``_encoder``: loading the sentence-transformers encoder (offline default) and encoding.
+- ``_fine_tune``: fine-tuning the encoder on the label tree's clusters.
+- ``_neighbors``: exact nearest training texts and their label votes.
+- ``_text``: validation of text inputs and the default TF-IDF vectorizer.
+"""
+
+from skxmr._xtransformer._estimator import XTransformerClassifier
+
+__all__ = ["XTransformerClassifier"]
