@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from skxmr._base import XMRClassifierBase
 from skxmr._beam import BeamSearcher
-from skxmr._indexer import build_tree
+from skxmr._indexer import LabelIndexer, build_tree
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import post_processor_constraint
 from skxmr._targets import TargetEncoder
@@ -239,6 +239,8 @@ class XRLinearClassifier(XMRClassifierBase):
 
     # The prepared inference layout belongs to the fitted state (see _searcher).
     _private_fitted_state = ("_targets", "_beam_searcher")
+    # indexer=None is a LabelIndexer(): indexer__* parameters reach it (_base).
+    _default_sub_estimators = {"indexer": LabelIndexer}
 
     def __init__(self, indexer=None, *, loss="squared_hinge", C=1.0, Cp=1.0, Cn=1.0,
                  bias=1.0, tol=0.1, max_iter=100, threshold=0.1,
