@@ -17,7 +17,11 @@ from sklearn.utils.estimator_checks import (
 
 from skxmr import CalibratedXMRClassifier, LabelIndexer, XRLinearClassifier
 from skxmr.datasets import make_xmc_classification
-from skxmr.estimator_checks import _check_name, classifier_checks, expected_failed_checks
+from skxmr.estimator_checks import (
+    _check_name,
+    classifier_checks,
+    expected_failed_checks,
+)
 from skxmr.estimator_checks import check_estimator as skxmr_check_estimator
 
 # The expected failures, with their reasons, are published by the package

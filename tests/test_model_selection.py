@@ -105,7 +105,8 @@ def test_searches_take_every_form_of_y(data, form, search):
         found = cls(_xr(), grid, cv=3).fit(X, y)
     assert set(found.best_params_) == set(grid)
     best = found.best_estimator_
-    assert best.indexer.branching_factor == found.best_params_["indexer__branching_factor"]
+    assert (best.indexer.branching_factor
+            == found.best_params_["indexer__branching_factor"])
     if search == "grid":  # the search's score is the mean of the folds'
         scores = cross_val_score(clone(_xr()).set_params(**found.best_params_),
                                  X, y.toarray() if sp.issparse(y) else y, cv=3)
@@ -239,7 +240,8 @@ def test_default_indexer_set_explicitly_fits_the_same_model(data):
     other = _xr().set_params(indexer__max_leaf_size=4,
                              indexer__branching_factor=2).fit(X, Y)
     assert not other.tree_.equals(plain.tree_)
-    assert other.tree_.level_sizes[0] == 2 and other.tree_.n_levels > plain.tree_.n_levels
+    assert other.tree_.level_sizes[0] == 2
+    assert other.tree_.n_levels > plain.tree_.n_levels
 
 
 def test_nested_defaults_of_the_other_estimators():
