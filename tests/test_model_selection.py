@@ -331,3 +331,40 @@ def test_frame_targets_survive_save_and_load(data, tmp_path):
     np.testing.assert_array_equal(again.classes_, model.classes_)
     with pytest.raises(ValueError, match="repeat"):
         type(model._targets).from_state({**state, "classes": np.array(["a", "a"])})
+
+
+def test_frame_targets_with_predict_dask(data):
+    pytest.importorskip("dask")
+    import dask
+    import dask.array  # noqa: F401
+
+    X, Y = data
+    model = _xr().fit(X, _forms(Y)["frame"])
+    out = skxmr.predict_dask(model, dask.array.from_array(X.toarray(), chunks=100),
+                             method="predict")
+    np.testing.assert_array_equal(dask.compute(out)[0], model.predict(X).to_numpy())
+
+
+def test_frame_targets_of_the_other_estimators(data, tiny_encoder, debtags_small):
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    from skxmr import XTransformerClassifier
+
+    X, Y = data
+    frame = _forms(Y)["frame"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*labels have an all-zero vector")
+        calibrated = CalibratedXMRClassifier(_xr(), cv=2, random_state=0).fit(X, frame)
+    pred = calibrated.predict(X[:5], threshold=0.2)
+    assert isinstance(pred, pd.DataFrame) and list(pred.columns) == list(frame.columns)
+    texts, tags = debtags_small[0][:120], debtags_small[1][:120]
+    binarizer = MultiLabelBinarizer().fit(tags)
+    tag_frame = pd.DataFrame(binarizer.transform(tags), columns=binarizer.classes_)
+    model = XTransformerClassifier(tiny_encoder, n_neighbors=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*labels have an all-zero vector")
+        model.fit(texts, tag_frame)
+    pred = model.predict(texts[:4])
+    assert isinstance(pred, pd.DataFrame)
+    assert list(pred.columns) == list(binarizer.classes_)
+    np.testing.assert_array_equal(model.classes_, binarizer.classes_)
