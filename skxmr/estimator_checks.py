@@ -160,7 +160,12 @@ def classifier_checks(estimator):
     'check_classifier_data_not_an_array'
     """
     name = type(estimator).__name__
-    for check in _sk_checks._yield_classifier_checks(estimator):
+    generate = getattr(_sk_checks, "_yield_classifier_checks", None)
+    if generate is None:  # scikit-learn moved its (private) generator
+        raise RuntimeError(
+            "this scikit-learn has no estimator_checks._yield_classifier_checks; "
+            "skxmr.estimator_checks cannot list its classifier checks.")
+    for check in generate(estimator):
         yield estimator, partial(check, name)
 
 
@@ -205,7 +210,8 @@ def check_estimator(estimator, *, on_fail="raise"):
              ("check_name", "status", "expected_to_fail",
               "expected_to_fail_reason", "exception")} for result in generic)
         run = {result["check_name"] for result in results}
-        if estimator.__sklearn_tags__().estimator_type != "classifier":
+        tags = estimator.__sklearn_tags__()
+        if tags.estimator_type != "classifier" and tags.classifier_tags is not None:
             for est, check in classifier_checks(estimator):
                 check_name = _check_name(check)
                 if check_name in run:
