@@ -389,3 +389,22 @@ def test_frame_targets_of_the_other_estimators(data, tiny_encoder, debtags_small
     assert isinstance(pred, pd.DataFrame)
     assert list(pred.columns) == list(binarizer.classes_)
     np.testing.assert_array_equal(model.classes_, binarizer.classes_)
+
+
+@pytest.mark.parametrize("form, scoring", [("dense", "f1_samples"),
+                                           ("multiclass", "accuracy")])
+def test_sklearn_scorers_on_predict(data, form, scoring):
+    # Scorers that call predict work without the "classifier" estimator type.
+    from sklearn.metrics import get_scorer
+
+    X, Y = data
+    y = _forms(Y)[form]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*labels have an all-zero vector")
+        warnings.filterwarnings("ignore", ".*ill-defined")
+        got = cross_val_score(_xr(), X, y, cv=3, scoring=scoring)
+        scorer = get_scorer(scoring)
+        expected = [scorer(clone(_xr()).fit(X[train], y[train]), X[test], y[test])
+                    for train, test in KFold(3).split(X)]
+    np.testing.assert_allclose(got, expected)
+    assert min(got) > 0.1
