@@ -5,8 +5,17 @@ A subclass implements ``_fit(X, y, sample_weight)`` (on a scratch copy: see
 fitted :class:`~skxmr._targets.TargetEncoder`) and ``classes_``. The base gives
 the rest the same way for every classifier: the transactional ``fit``,
 ``predict_topk``, ``decision_function`` (top-k CSR), ``predict`` (top-k or
-thresholded label sets in the form ``y`` had at fit), ``score`` (precision@1)
-and the tags. Every public method validates; the ``_``-methods trust.
+thresholded label sets in the form ``y`` had at fit), ``score`` (precision@1),
+the tags, and ``set_params``/``get_params`` that reach the parameters of a
+default sub-estimator (``indexer__branching_factor`` with ``indexer=None``).
+Every public method validates; the ``_``-methods trust.
+
+The estimator-type tag is None, not "classifier" (see ``__sklearn_tags__``):
+scikit-learn's ``check_cv`` (GridSearchCV, cross_val_score, ...) runs
+``type_of_target(y)`` on the ``y`` of a classifier to choose StratifiedKFold,
+and that raises on label lists (``[["a", "b"], ["c"]]``), the main form of
+``y`` here. The classes stay ``ClassifierMixin`` subclasses with classifier
+tags (``multi_label=True``).
 """
 
 from numbers import Real
@@ -27,6 +36,71 @@ class XMRClassifierBase(TransactionalFitMixin, ClassifierMixin, BaseEstimator):
     """Base of the extreme multilabel rankers: see the module docstring."""
 
     _private_fitted_state = ("_targets",)
+
+    # Parameters whose default None stands for a sub-estimator: name -> class
+    # (called without arguments). ``set_params(name__param=...)`` on a None
+    # parameter sets it to a fresh default first (see set_params).
+    _default_sub_estimators = {}
+
+    # ------------------------------------------------------------ params
+    def get_params(self, deep=True):
+        """Get the parameters of this estimator.
+
+        As scikit-learn's, and with ``deep=True`` a parameter left at None
+        that stands for a default sub-estimator (``indexer=None``: a
+        ``LabelIndexer()``) also lists that default's parameters
+        (``indexer__branching_factor``, ...), which ``set_params`` and
+        searches can set.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also the parameters of sub-estimators (``<name>__<param>``).
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep)
+        if deep:
+            for name, factory in self._default_sub_estimators.items():
+                if params.get(name) is None:
+                    params.update((f"{name}__{key}", value) for key, value in
+                                  factory().get_params(deep=True).items())
+        return params
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        As scikit-learn's; in addition ``<name>__<param>`` works when ``<name>``
+        is left at its default None that stands for a sub-estimator: the
+        parameter is first set to that default (e.g. ``indexer=None`` becomes
+        ``LabelIndexer()``, which fits the same tree), then its ``<param>``
+        is set. So ``set_params(indexer__branching_factor=8)`` and a grid over
+        ``xr__indexer__max_leaf_size`` in a ``Pipeline`` work on a default
+        model.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, ``<name>__<param>`` for sub-estimators.
+
+        Returns
+        -------
+        self : estimator instance
+        """
+        nested = {key.partition("__")[0] for key in params if "__" in key}
+        for name in sorted(nested & set(self._default_sub_estimators)):
+            value = params[name] if name in params else getattr(self, name, None)
+            if value is None:
+                params[name] = self._default_sub_estimators[name]()
+            elif not hasattr(value, "set_params"):
+                keys = sorted(key for key in params if key.startswith(name + "__"))
+                raise ValueError(
+                    f"cannot set {', '.join(keys)}: {name} is a "
+                    f"{type(value).__name__}, which has no parameters.")
+        return super().set_params(**params)
 
     # ----------------------------------------------------------------- fit
     def _transactional_fit(self, X, y, sample_weight=None):
@@ -104,7 +178,9 @@ class XMRClassifierBase(TransactionalFitMixin, ClassifierMixin, BaseEstimator):
         -------
         y_pred
             As ``y`` at fit: a sparse (CSR) or dense 0/1 indicator of shape
-            (n_samples, n_labels) in the dtype of ``y``, or a list of tuples of
+            (n_samples, n_labels) in the dtype of ``y``, a pandas DataFrame
+            indicator with the columns of a DataFrame ``y`` (and the index of
+            ``X`` when ``X`` is a pandas object), or a list of tuples of
             labels, best first. For 1-D ``y`` (one label per row): the best label
             of each row, an ndarray of shape (n_samples,) like ``classes_``; with
             a ``threshold``, an object ndarray holding the best label where its
@@ -114,7 +190,8 @@ class XMRClassifierBase(TransactionalFitMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         model = self._frozen()
         labels, scores = model._predict_topk(X, None)
-        return labels_to_y(model._targets, model.classes_, labels, scores, threshold)
+        return labels_to_y(model._targets, model.classes_, labels, scores, threshold,
+                           index=_pandas_index(X))
 
     def score(self, X, y, sample_weight=None):
         """Precision@1 of the ranking against ``y`` (in the form ``y`` had at fit).
@@ -139,7 +216,23 @@ class XMRClassifierBase(TransactionalFitMixin, ClassifierMixin, BaseEstimator):
         return float(np.average(hit, weights=weights))
 
     def __sklearn_tags__(self):
+        """The scikit-learn tags: sparse input, multilabel classifier tags, and
+        ``estimator_type=None``.
+
+        Why not "classifier": scikit-learn's model selection (``check_cv`` in
+        GridSearchCV, RandomizedSearchCV, HalvingGridSearchCV,
+        cross_val_score, cross_validate, learning_curve, validation_curve)
+        calls ``type_of_target(y)`` on the ``y`` of a classifier, which raises
+        on label lists, the main form of ``y`` of an extreme multilabel
+        ranker. With no estimator type, an integer ``cv`` is a ``KFold`` for
+        every form of ``y``. What changes with it: 1-D labels are not
+        stratified by default (pass ``cv=StratifiedKFold(n)``, or shuffle,
+        for data sorted by label); ``sklearn.base.is_classifier`` is False;
+        scikit-learn's ``check_estimator`` does not run its classifier checks
+        on its own (``skxmr.estimator_checks.check_estimator`` does).
+        """
         tags = super().__sklearn_tags__()
+        tags.estimator_type = None
         tags.input_tags.sparse = True
         tags.classifier_tags.multi_label = True
         return tags
@@ -157,13 +250,20 @@ class XMRClassifierBase(TransactionalFitMixin, ClassifierMixin, BaseEstimator):
         self.classes_ = self._targets.classes_
 
 
-def labels_to_y(targets, classes, labels, scores, threshold=None):
+def _pandas_index(X):
+    """The index of a pandas ``X`` (DataFrame or Series), else None."""
+    index = getattr(X, "index", None)
+    return index if hasattr(X, "iloc") and len(index) == len(X) else None
+
+
+def labels_to_y(targets, classes, labels, scores, threshold=None, index=None):
     """Top-k ``labels`` (column indices, -1 = none) as the ``y`` form of
     ``targets``; with a ``threshold``, labels scoring below it are dropped (for
-    multiclass targets: the best label, or None)."""
+    multiclass targets: the best label, or None). ``index``: the row index of
+    a DataFrame answer (DataFrame targets only)."""
     n_labels = len(classes)
     if threshold is None:
-        return targets.inverse_transform(labels, n_labels)
+        return targets.inverse_transform(labels, n_labels, index=index)
     below = scores < threshold
     if targets.kind == "multiclass":
         out = np.empty(labels.shape[0], dtype=object)
@@ -171,4 +271,5 @@ def labels_to_y(targets, classes, labels, scores, threshold=None):
             out[:] = list(np.asarray(classes)[np.maximum(labels[:, 0], 0)])
             out[below[:, 0] | (labels[:, 0] < 0)] = None
         return out
-    return targets.inverse_transform(np.where(below, -1, labels), n_labels)
+    return targets.inverse_transform(np.where(below, -1, labels), n_labels,
+                                     index=index)

@@ -240,6 +240,9 @@ class CalibratedXMRClassifier(MetaEstimatorMixin, XMRClassifierBase):
     ((500, 60), 5)
     """
 
+    # estimator=None is an XRLinearClassifier(): estimator__* reach it (_base).
+    _default_sub_estimators = {"estimator": XRLinearClassifier}
+
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "predict_topk"]), None],
         "method": [StrOptions({"sigmoid", "isotonic"})],

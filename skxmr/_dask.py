@@ -38,7 +38,9 @@ def _decision_block(model, X):
 
 
 def _predict_block(model, X):
-    return model.predict(X)
+    y = model.predict(X)
+    # A DataFrame y at fit: the blocks are its values (columns: classes_).
+    return y.to_numpy() if hasattr(y, "columns") else y
 
 
 def _blocks(X, da):
@@ -98,7 +100,8 @@ def predict_dask(model, X, method="predict_topk", *, k=None):
         that every block is searched once. ``"decision_function"``: a dask array
         whose blocks are CSR matrices (the top-k scores of each row).
         ``"predict"``: a dask array when the model predicts arrays (indicator or
-        1-D ``y`` at fit; CSR blocks for a sparse indicator), a ``dask.bag.Bag``
+        1-D ``y`` at fit; CSR blocks for a sparse indicator; the values, in
+        the columns of ``classes_``, for a DataFrame ``y``), a ``dask.bag.Bag``
         of label tuples when ``y`` was label collections.
     k : int, default=None
         Labels per row for ``"predict_topk"`` (None: the model's ``top_k``).
@@ -151,7 +154,7 @@ def predict_dask(model, X, method="predict_topk", *, k=None):
                  for b, rows in zip(blocks, n_rows)]
         return _concat(da, parts, (0, n_labels), np.float32, meta=meta)
     # predict: the form of y at fit
-    sample = model.predict(_empty_like_block(X, da))
+    sample = _predict_block(model, _empty_like_block(X, da))
     if isinstance(sample, list):  # label collections: a bag of tuples
         import dask.bag as db
 

@@ -1,7 +1,8 @@
 """Targets in every form scikit-learn users pass them, to and from a CSR indicator.
 
-Forms: a sparse indicator, a dense 0/1 indicator, label collections of any hashable
-labels (as ``MultiLabelBinarizer`` takes), or 1-D multiclass labels.
+Forms: a sparse indicator, a dense 0/1 indicator, a pandas DataFrame 0/1 indicator
+(its column names are the labels), label collections of any hashable labels (as
+``MultiLabelBinarizer`` takes), or 1-D multiclass labels (also a pandas Series).
 """
 
 import warnings
@@ -19,7 +20,9 @@ class TargetEncoder:
 
     Attributes
     ----------
-    kind : {"sparse", "dense", "sets", "multiclass"}
+    kind : {"sparse", "dense", "frame", "sets", "multiclass"}
+        "frame": a pandas DataFrame indicator (``classes_``: its column names;
+        ``inverse_transform`` answers with a DataFrame of those columns).
     classes_ : ndarray
         The label of each column.
     """
@@ -32,8 +35,10 @@ class TargetEncoder:
             raise ValueError(
                 f"y must hold one entry per row, got a single string {y[:40]!r}."
             )
+        columns = None
         if not sp.issparse(y) and getattr(y, "ndim", 1) == 2 and hasattr(y, "to_numpy"):
-            y = y.to_numpy()  # a pandas DataFrame indicator
+            columns = getattr(y, "columns", None)
+            y = _frame_values(y)  # a pandas DataFrame indicator
         elif (not sp.issparse(y) and not isinstance(y, (list, tuple, np.ndarray))
               and hasattr(y, "__array__")):
             y = np.asarray(y)  # a pandas Series or another array-like
@@ -62,6 +67,9 @@ class TargetEncoder:
             self.kind = "dense"
             self.dtype = y.dtype
             self.classes_ = np.arange(Y.shape[1])
+            if columns is not None:
+                self.kind = "frame"
+                self.classes_ = _column_labels(columns)
         elif isinstance(y, np.ndarray) and y.ndim not in (1, 2):
             raise ValueError(
                 "y must be a 2-D indicator matrix, a sequence of label collections or "
@@ -83,6 +91,12 @@ class TargetEncoder:
         encoder = cls()
         Y = encoder.fit_transform(y)
         classes = np.asarray(classes)
+        if encoder.kind == "frame":
+            if not (classes.shape == encoder.classes_.shape
+                    and np.array_equal(classes, encoder.classes_)):
+                encoder.classes_ = classes
+                Y = encoder.transform(y)
+            return encoder, Y
         if encoder.kind in ("sparse", "dense"):
             if Y.shape[1] != classes.shape[0]:
                 raise ValueError(
@@ -140,6 +154,8 @@ class TargetEncoder:
 
     def transform(self, y):
         """Map a ``y`` of the fitted form to the fitted columns (unknown labels dropped)."""
+        if self.kind == "frame":
+            return frame_to_indicator(y, self.classes_)
         if (not sp.issparse(y) and not isinstance(y, (list, tuple, np.ndarray))
                 and hasattr(y, "__array__")):
             y = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
@@ -162,8 +178,9 @@ class TargetEncoder:
         return label_sets_to_indicator(y, self.classes_,
                                        multiclass=self.kind == "multiclass")
 
-    def inverse_transform(self, labels, n_labels):
-        """Top-k label indices (n, k; -1 = none) -> predictions in the fitted form."""
+    def inverse_transform(self, labels, n_labels, index=None):
+        """Top-k label indices (n, k; -1 = none) -> predictions in the fitted form
+        (``index``: the row index of a DataFrame answer, default 0 .. n - 1)."""
         n, k = labels.shape
         keep = labels >= 0
         if self.kind == "multiclass":
@@ -176,6 +193,11 @@ class TargetEncoder:
             shape=(n, n_labels),
         )
         P.sort_indices()
+        if self.kind == "frame":
+            import pandas as pd  # a DataFrame y was given at fit
+
+            return pd.DataFrame(P.toarray(), columns=self.classes_.tolist(),
+                                index=index)
         return P.toarray() if self.kind == "dense" else P
 
     # ------------------------------------------------- saved state (skxmr.save)
@@ -183,8 +205,8 @@ class TargetEncoder:
         """The fitted state: ``{"kind", "dtype" (None unless an indicator),
         "classes"}``; :meth:`from_state` rebuilds the encoder from it."""
         return {"kind": self.kind,
-                "dtype": np.dtype(self.dtype) if self.kind in ("sparse", "dense")
-                else None,
+                "dtype": np.dtype(self.dtype)
+                if self.kind in ("sparse", "dense", "frame") else None,
                 "classes": self.classes_}
 
     @classmethod
@@ -193,13 +215,19 @@ class TargetEncoder:
         inconsistent (unknown kind, non-numeric indicator dtype, indicator
         classes other than ``0 .. n - 1``, repeated labels)."""
         kind, dtype, classes = state["kind"], state["dtype"], state["classes"]
-        if kind not in ("sparse", "dense", "sets", "multiclass"):
+        if kind not in ("sparse", "dense", "frame", "sets", "multiclass"):
             raise ValueError(f"unknown target kind {kind!r:.40}.")
         if not isinstance(classes, np.ndarray) or classes.ndim != 1:
             raise ValueError("classes must be a 1-D array.")
         self = cls()
         self.kind = kind
-        if kind in ("sparse", "dense"):
+        if kind == "frame":
+            if dtype is None or np.dtype(dtype).kind not in "biuf":
+                raise ValueError("the dtype of an indicator y must be numeric.")
+            if len(set(classes.tolist())) != classes.size:
+                raise ValueError("the labels repeat.")
+            self.dtype = np.dtype(dtype)
+        elif kind in ("sparse", "dense"):
             if dtype is None or np.dtype(dtype).kind not in "biuf":
                 raise ValueError("the dtype of an indicator y must be numeric.")
             if classes.dtype.kind not in "iu" or not np.array_equal(
@@ -217,6 +245,62 @@ class TargetEncoder:
                     classes=classes.tolist(), sparse_output=True).fit([])
         self.classes_ = classes
         return self
+
+
+def _frame_values(frame):
+    """The values of a DataFrame ``y``: one numeric dtype when every column is
+    numeric or bool (``to_numpy`` would give objects for mixed int/bool)."""
+    dtypes = list(getattr(frame, "dtypes", []))
+    if dtypes and all(np.dtype(d).kind in "biuf" for d in dtypes
+                      if isinstance(d, np.dtype)) and all(
+            isinstance(d, np.dtype) for d in dtypes):
+        return frame.to_numpy(dtype=np.result_type(*dtypes))
+    return frame.to_numpy()
+
+
+def _column_labels(columns):
+    """The column names of a DataFrame as distinct labels (an ndarray)."""
+    names = list(columns)
+    if len(set(names)) != len(names):
+        raise ValueError("y is a DataFrame with repeated column names; its column "
+                         "names are the labels, so they must be distinct.")
+    labels = np.empty(len(names), dtype=object)
+    labels[:] = names
+    if all(isinstance(name, (str, np.str_)) for name in names):
+        return labels.astype(str)
+    if all(isinstance(name, (int, np.integer)) and not isinstance(name, bool)
+           for name in names):
+        return labels.astype(np.int64)
+    return labels
+
+
+def frame_to_indicator(y, classes):
+    """A DataFrame 0/1 indicator (columns: labels, matched by name, in any order)
+    or a matrix with one column per label of ``classes`` -> CSR float32 in the
+    columns of ``classes``."""
+    columns = getattr(y, "columns", None) if not sp.issparse(y) else None
+    if columns is not None:
+        names = _column_labels(columns)
+        if set(names.tolist()) != set(np.asarray(classes).tolist()):
+            missing = sorted(map(str, set(np.asarray(classes).tolist())
+                                 - set(names.tolist())))[:5]
+            extra = sorted(map(str, set(names.tolist())
+                               - set(np.asarray(classes).tolist())))[:5]
+            raise ValueError(
+                "the columns of the DataFrame y are not the labels of the model "
+                f"(missing: {missing}, unknown: {extra}).")
+        y = _frame_values(y[list(np.asarray(classes).tolist())])
+    elif not sp.issparse(y):
+        y = np.asarray(y)
+    check_sparse_structure(y, "y")
+    if getattr(y, "ndim", 0) != 2:
+        raise ValueError(f"y must be a 2-D indicator of the model's {len(classes)} "
+                         f"labels, got shape {getattr(y, 'shape', None)}.")
+    Y = sp.csr_matrix(y, dtype=np.float32, copy=True)
+    if Y.shape[1] != len(classes):
+        raise ValueError(f"y has {Y.shape[1]} columns; the model has {len(classes)} "
+                         "labels.")
+    return binary_indicator(Y, "y")
 
 
 def binary_indicator(Y, name="y"):

@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from skxmr._base import XMRClassifierBase
 from skxmr._beam import BeamSearcher
-from skxmr._indexer import build_tree
+from skxmr._indexer import LabelIndexer, build_tree
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import post_processor_constraint
 from skxmr._targets import TargetEncoder
@@ -61,7 +61,9 @@ class XRLinearClassifier(XMRClassifierBase):
         vectors, branching factor 16, leaves of at most 100 labels), fitted on
         ``X`` and ``y``. An unfitted ``LabelIndexer`` (or any estimator with
         ``fit(X, Y)`` and a ``tree_``) is cloned and fitted, so a search can
-        tune ``indexer__branching_factor`` and the like; a fitted one, or a
+        tune ``indexer__branching_factor`` and the like (also from the default
+        None: ``set_params(indexer__...)`` first makes it ``LabelIndexer()``,
+        which fits the same tree); a fitted one, or a
         ``LabelTree`` (e.g. ``LabelTree.from_chain`` of a PECOS cluster chain),
         is used as is and must have one label per column of ``y``. A list of
         assignment matrices (the cluster-chain layout: one 0/1 matrix per level,
@@ -187,9 +189,10 @@ class XRLinearClassifier(XMRClassifierBase):
     predicts on Dask collections. See ``doc/scaling_out.rst``.
 
     ``predict`` answers in the form ``y`` had at fit: a sparse indicator (CSR,
-    the dtype of ``y``) or a dense ndarray indicator with ones at the top-k
-    labels, a list of tuples of labels (best first) for label collections, or
-    the best label of each row (ndarray) for 1-D ``y``. A list of lists is
+    the dtype of ``y``), a dense ndarray indicator or a pandas DataFrame one
+    (the columns of a DataFrame ``y``) with ones at the top-k labels, a list
+    of tuples of labels (best first) for label collections, or the best label
+    of each row (ndarray) for 1-D ``y``. A list of lists is
     always read as label collections, never as a 0/1 indicator; a 2-D array of
     one column is, as in scikit-learn, a column vector of labels (1-D ``y``,
     with a ``DataConversionWarning``). ``predict(X, threshold=t)`` keeps only
@@ -199,6 +202,10 @@ class XRLinearClassifier(XMRClassifierBase):
     avoids. Floats that are not integers are rejected as 1-D ``y`` (a
     regression target). All prediction methods accept ``X`` with 0 rows and
     may be called from several threads at once.
+
+    Model selection: the estimator-type tag is None (not "classifier"), so
+    that ``GridSearchCV``, ``cross_val_score`` and the like take label lists
+    with an integer ``cv`` (folds are ``KFold``; see ``doc/model_selection.rst``).
 
     Examples
     --------
@@ -239,6 +246,8 @@ class XRLinearClassifier(XMRClassifierBase):
 
     # The prepared inference layout belongs to the fitted state (see _searcher).
     _private_fitted_state = ("_targets", "_beam_searcher")
+    # indexer=None is a LabelIndexer(): indexer__* parameters reach it (_base).
+    _default_sub_estimators = {"indexer": LabelIndexer}
 
     def __init__(self, indexer=None, *, loss="squared_hinge", C=1.0, Cp=1.0, Cn=1.0,
                  bias=1.0, tol=0.1, max_iter=100, threshold=0.1,
@@ -271,7 +280,8 @@ class XRLinearClassifier(XMRClassifierBase):
             Training instances (e.g. TF-IDF rows); CSR float32 is used as is.
         y : sparse matrix, ndarray, sequence of label collections or 1-D labels
             A sparse or dense (NumPy) 0/1 indicator of shape (n_samples,
-            n_labels), one collection of hashable labels per row (as
+            n_labels), a pandas DataFrame indicator (its column names are the
+            labels), one collection of hashable labels per row (as
             ``MultiLabelBinarizer`` takes; a list of lists is always read as
             label collections), or one label per row (multiclass). ``predict``
             answers in the same form.

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from skxmr._cython._topk import _csr_row_topk, _dense_row_topk
-from skxmr._targets import label_sets_to_indicator
+from skxmr._targets import frame_to_indicator, label_sets_to_indicator
 from skxmr.utils import effective_n_threads
 
 __all__ = [
@@ -556,6 +556,8 @@ def _y_as_indicator(y, estimator):
     ):
         return y
     classes = getattr(estimator, "classes_", None)
+    if getattr(y, "ndim", 1) == 2 and hasattr(y, "columns") and classes is not None:
+        return frame_to_indicator(y, classes)  # a DataFrame: columns by name
     if classes is None:
         raise ValueError(
             "y is not an indicator matrix and the estimator has no classes_ to "

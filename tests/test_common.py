@@ -9,86 +9,29 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import DataConversionWarning
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.base import ClassifierMixin, clone, is_classifier
+from sklearn.utils.estimator_checks import (
+    estimator_checks_generator,
+    parametrize_with_checks,
+)
 
 from skxmr import CalibratedXMRClassifier, LabelIndexer, XRLinearClassifier
 from skxmr.datasets import make_xmc_classification
-
-# Expected failures: each one is a consequence of what the estimator is, not of a
-# defect; the tests below check the behaviour that replaces the contract.
-_SPARSE_TOPK = (
-    "decision_function returns a sparse CSR matrix (n_samples, n_labels) holding "
-    "the top-k scores of each row, also for two classes: a dense score per label "
-    "is what extreme multilabel ranking avoids"
+from skxmr.estimator_checks import (
+    _check_name,
+    classifier_checks,
+    expected_failed_checks,
 )
-_XRLINEAR_XFAILS = {
-    "check_classifiers_train": _SPARSE_TOPK,
-    "check_classifiers_classes": _SPARSE_TOPK,
-    "check_classifiers_multilabel_output_format_decision_function": _SPARSE_TOPK,
-    "check_classifiers_multilabel_representation_invariance": (
-        "a list of lists is read as label collections (MultiLabelBinarizer "
-        "input: [[3, 17], [5]]), never as rows of a 0/1 indicator"
-    ),
-    "check_sample_weight_equivalence_on_dense_data": (
-        "weights equal repeated rows only at the solvers' optimum: the dual "
-        "coordinate descent stops at tol, visits rows in random order and "
-        "prunes weights below threshold (test_sample_weight_is_repeated_rows "
-        "checks it at tol=1e-5)"
-    ),
-    "check_sample_weight_equivalence_on_sparse_data": (
-        "weights equal repeated rows only at the solvers' optimum (see the "
-        "dense check)"
-    ),
-}
-_LABEL_SIDE = (
-    "LabelIndexer is a label-side estimator: transform maps label indicators "
-    "(or the labels of fit) to cluster relevance and predict maps label vectors "
-    "Z to leaves; neither takes the features X of fit"
-)
-_INDEXER_XFAILS = {
-    name: _LABEL_SIDE
-    for name in [
-        "check_n_features_in_after_fitting",
-        "check_estimators_dtypes",
-        "check_dtype_object",
-        "check_estimators_pickle",
-        "check_sample_weight_equivalence_on_dense_data",
-        "check_sample_weight_equivalence_on_sparse_data",
-        "check_fit2d_predict1d",
-        "check_transformer_general",
-        "check_transformer_data_not_an_array",
-    ]
-}
-_INDEXER_XFAILS["check_transformer_n_iter"] = (
-    "max_iter bounds the balanced k-means rounds of every tree node separately "
-    "and the kernel (_kmeans._split_level) does not report round counts, so "
-    "there is no honest n_iter_"
-)
+from skxmr.estimator_checks import check_estimator as skxmr_check_estimator
+
+# The expected failures, with their reasons, are published by the package
+# (skxmr.estimator_checks.expected_failed_checks); each one is a consequence of
+# what the estimator is, not of a defect, and the tests below check the
+# behaviour that replaces the contract.
+_ESTIMATORS = [LabelIndexer(), XRLinearClassifier(), CalibratedXMRClassifier()]
 
 
-_SPARSE_PROBA = (
-    "predict_proba returns a sparse CSR matrix holding the calibrated "
-    "probabilities of each row's top-k labels only (never a dense n x L array)"
-)
-_CALIBRATED_XFAILS = {
-    **_XRLINEAR_XFAILS,
-    "check_classifiers_multilabel_output_format_predict_proba": _SPARSE_PROBA,
-    "check_decision_proba_consistency": _SPARSE_PROBA,
-}
-
-
-def _expected_failed_checks(estimator):
-    if isinstance(estimator, CalibratedXMRClassifier):
-        return _CALIBRATED_XFAILS
-    if isinstance(estimator, XRLinearClassifier):
-        return _XRLINEAR_XFAILS
-    if isinstance(estimator, LabelIndexer):
-        return _INDEXER_XFAILS
-    return {}
-
-
-@parametrize_with_checks([LabelIndexer(), XRLinearClassifier(), CalibratedXMRClassifier()],
-                         expected_failed_checks=_expected_failed_checks,
+@parametrize_with_checks(_ESTIMATORS, expected_failed_checks=expected_failed_checks,
                          xfail_strict=True)
 def test_sklearn_compatible_estimator(estimator, check):
     with warnings.catch_warnings():
@@ -97,9 +40,74 @@ def test_sklearn_compatible_estimator(estimator, check):
         check(estimator)
 
 
+def _classifier_check_params():
+    """The classifier checks (scikit-learn skips them for estimator_type=None),
+    each expected failure marked strict xfail with its published reason."""
+    for estimator in _ESTIMATORS[1:]:
+        expected = expected_failed_checks(estimator)
+        for est, check in classifier_checks(estimator):
+            name = check.func.__name__
+            extra = "".join(f"-{k}={v}" for k, v in check.keywords.items())
+            marks = ([pytest.mark.xfail(reason=expected[name], strict=True)]
+                     if name in expected else [])
+            yield pytest.param(est, check, marks=marks,
+                               id=f"{type(est).__name__}-{name}{extra}")
+
+
+@pytest.mark.parametrize("estimator, check", list(_classifier_check_params()))
+def test_sklearn_classifier_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*labels have an all-zero vector")
+        check(clone(estimator))
+
+
+def test_classifier_checks_are_the_ones_sklearn_skips():
+    # With estimator_type=None scikit-learn's own generator leaves them out, so
+    # test_sklearn_classifier_checks is what runs them.
+    names = {_check_name(c) for _, c in estimator_checks_generator(
+        XRLinearClassifier())}
+    ours = {_check_name(c) for _, c in classifier_checks(XRLinearClassifier())}
+    assert "check_classifiers_train" in ours and "check_classifiers_one_label" in ours
+    assert not ours & names
+
+
+@pytest.mark.parametrize("estimator", _ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_published_check_estimator_holds(estimator):
+    # What a user runs to see the compatibility claim: every check, the
+    # classifier ones included, fails exactly when it is expected to
+    # (check_estimator raises otherwise).
+    results = skxmr_check_estimator(estimator)
+    by_name = {}
+    for result in results:
+        by_name.setdefault(result["check_name"], set()).add(result["status"])
+    expected = expected_failed_checks(estimator)
+    assert set(expected) <= set(by_name)
+    if isinstance(estimator, LabelIndexer):
+        assert "check_classifiers_train" not in by_name
+        return
+    assert by_name["check_classifiers_train"] == {"failed"}
+    assert by_name["check_classifiers_one_label"] == {"passed"}
+    assert by_name["check_fit2d_1sample"] <= {"passed"}
+    with pytest.raises(ValueError, match="on_fail"):
+        skxmr_check_estimator(XRLinearClassifier(), on_fail="warn")
+
+
+def test_published_check_estimator_reports_wrong_expectations(monkeypatch):
+    import skxmr.estimator_checks as module
+
+    monkeypatch.setattr(module, "expected_failed_checks",
+                        lambda est: {"check_classifiers_one_label": "not really"})
+    with pytest.raises(AssertionError, match="check_classifiers_one_label"):
+        module.check_estimator(XRLinearClassifier())
+
+
 def test_tags():
     tags = XRLinearClassifier().__sklearn_tags__()
-    assert tags.estimator_type == "classifier"
+    # Not "classifier": model selection would run type_of_target on label
+    # lists and raise (test_model_selection.py); classifier tags stay.
+    assert tags.estimator_type is None and not is_classifier(XRLinearClassifier())
+    assert isinstance(XRLinearClassifier(), ClassifierMixin)
+    assert tags.classifier_tags is not None
     assert tags.input_tags.sparse and tags.classifier_tags.multi_label
     assert tags.target_tags.required and not tags.target_tags.multi_output
     tags = LabelIndexer().__sklearn_tags__()

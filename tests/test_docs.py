@@ -10,6 +10,7 @@ import pytest
 
 import skxmr
 import skxmr.datasets
+import skxmr.estimator_checks
 import skxmr.metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,8 @@ def _public():
               for n in skxmr.metrics.__all__]
     names += [("skxmr.datasets", n, getattr(skxmr.datasets, n))
               for n in skxmr.datasets.__all__]
+    names += [("skxmr.estimator_checks", n, getattr(skxmr.estimator_checks, n))
+              for n in skxmr.estimator_checks.__all__]
     return names
 
 

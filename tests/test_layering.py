@@ -23,7 +23,8 @@ LAYERS = [
     ["skxmr._xrlinear"],
     ["skxmr._calibration", "skxmr._xtransformer"],
     ["skxmr._persistence"],
-    ["skxmr", "skxmr._cli", "skxmr._demo", "skxmr.__main__"],
+    ["skxmr", "skxmr._cli", "skxmr._demo", "skxmr.__main__",
+     "skxmr.estimator_checks"],
 ]
 
 

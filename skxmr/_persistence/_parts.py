@@ -14,7 +14,7 @@ from skxmr._persistence._codec import (
 )
 from skxmr._persistence._errors import ModelFormatError, check_keys
 
-_TARGET_KINDS = ("sparse", "dense", "sets", "multiclass")
+_TARGET_KINDS = ("sparse", "dense", "frame", "sets", "multiclass")
 
 
 # -------------------------------------------------------------------- tree
@@ -48,7 +48,7 @@ def targets_to_json(state, writer, n_labels, prefix=""):
         raise ValueError(f"classes_ must have shape ({n_labels},), got "
                          f"{classes.shape}.")
     out = {"kind": kind, "dtype": None, "classes": None}
-    if kind in ("sparse", "dense"):
+    if kind in ("sparse", "dense", "frame"):
         out["dtype"] = dtype_name(state["dtype"], "the dtype of y")
     elif kind not in _TARGET_KINDS:
         raise ValueError(f"unknown target kind {kind!r}.")
@@ -73,7 +73,7 @@ def targets_from_json(obj, reader, n_labels, prefix="", what="attributes.targets
     if kind not in _TARGET_KINDS:
         raise ModelFormatError(f"{where}: unknown target kind {kind!r:.40}.")
     dtype = None
-    if kind in ("sparse", "dense"):
+    if kind in ("sparse", "dense", "frame"):
         dtype = parse_dtype(obj["dtype"], where)
         if dtype.kind not in "biuf":
             raise ModelFormatError(f"{where}: the dtype of y must be numeric.")

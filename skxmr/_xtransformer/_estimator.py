@@ -37,7 +37,7 @@ from skxmr._xtransformer._neighbors import neighbor_label_votes
 from skxmr._targets import TargetEncoder
 from skxmr.utils.validation import check_sample_weight, n_jobs_constraint
 from skxmr._xtransformer._text import check_texts, default_text_vectorizer
-from skxmr._indexer import build_tree, tree_is_given
+from skxmr._indexer import LabelIndexer, build_tree, tree_is_given
 from skxmr._xrlinear import XRLinearClassifier
 from skxmr.utils import effective_n_threads
 
@@ -254,6 +254,9 @@ class XTransformerClassifier(XMRClassifierBase):
     >>> model.transform(["a text"]).shape  # the sentence embeddings
     (1, 384)
     """
+
+    # None stands for these: indexer__* and ranker__* reach them (_base).
+    _default_sub_estimators = {"indexer": LabelIndexer, "ranker": XRLinearClassifier}
 
     _parameter_constraints: dict = {
         "encoder": [str, os.PathLike, HasMethods(["encode"]), None],
