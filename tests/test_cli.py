@@ -1,7 +1,6 @@
 """The ``skxmr`` command line: train, predict and evaluate from files, with clear
 errors and trustworthy exit codes."""
 
-import shutil
 import subprocess
 import sys
 
@@ -76,7 +75,7 @@ def test_text_model_on_the_bundled_data(tmp_path, capsys):
                             zip(texts[1500:1800], labels[1500:1800])))
     model = tmp_path / "model"
     assert run(["train", train, "-o", model, "-q"], capsys)[0] == 0
-    assert (model / "vectorizer").is_dir()  # skxmr._persistence's container
+    assert (model / "vectorizer.json").exists()
     code, out, _ = run(["evaluate", model, test, "-q"], capsys)
     assert code == 0 and float(out.split()[1]) > 60  # P@1 in percent
     bare = tmp_path / "bare.tsv"  # texts only
@@ -404,8 +403,7 @@ def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(tmp_path, capsy
 
 # ------------------------------------------------------- TF-IDF options, files
 def test_tfidf_options_are_saved_with_the_model(tmp_path, capsys):
-    from skxmr._cli._model_dir import load_model
-    from skxmr._persistence import load_vectorizer, save_vectorizer
+    from skxmr._cli._model_dir import load_model, load_vectorizer, save_vectorizer
 
     texts, labels = load_debian_debtags(subset="train", return_X_y=True)
     train = tmp_path / "train.tsv"
@@ -420,48 +418,13 @@ def test_tfidf_options_are_saved_with_the_model(tmp_path, capsys):
             vectorizer.sublinear_tf) == (1, (1, 1), 500, False)
     assert len(vectorizer.vocabulary_) == 500
     # The one save/load pair round-trips a fitted vectorizer exactly.
-    save_vectorizer(vectorizer, tmp_path / "again")
-    again = load_vectorizer(tmp_path / "again")
+    save_vectorizer(vectorizer, tmp_path)
+    again = load_vectorizer(tmp_path)
     sample = texts[400:410]
     assert (again.transform(sample) != vectorizer.transform(sample)).nnz == 0
-    idf = model / "vectorizer" / "idf.npy"
-    assert idf.is_file()
-    idf.write_bytes(b"garbage")
+    (model / "vectorizer_idf.npy").write_bytes(b"garbage")
     code, _, err = run(["predict", model, train, "-o", tmp_path / "p.txt"], capsys)
     assert code == 1 and "vectorizer" in _one_error_line(err, "predict")
-
-
-def test_a_model_directory_of_the_old_format_is_refused_clearly(tmp_path, capsys):
-    # Format 1 kept the TF-IDF in vectorizer.json + vectorizer_idf.npy (the CLI's
-    # own files); such a directory gets one clear line, never a traceback, and
-    # 'train -o' may still replace it (skxmr wrote every file in it).
-    import json
-
-    texts, labels = load_debian_debtags(subset="train", return_X_y=True)
-    train = tmp_path / "train.tsv"
-    train.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
-                             zip(texts[:300], labels[:300])))
-    model = tmp_path / "m"
-    assert run(["train", train, "-o", model, "-q"], capsys)[0] == 0
-    shutil.rmtree(model / "vectorizer")  # rewrite it as format 1 would have
-    (model / "vectorizer.json").write_text('{"params": {}, "vocabulary": {}}')
-    (model / "vectorizer_idf.npy").write_bytes(b"\x93NUMPY")
-    manifest = json.loads((model / "skxmr_cli_model.json").read_text())
-    manifest["format_version"] = 1
-    manifest["files"] = {name: size for name, size in manifest["files"].items()
-                         if not name.startswith("vectorizer/")}
-    manifest["files"]["vectorizer.json"] = (model / "vectorizer.json").stat().st_size
-    manifest["files"]["vectorizer_idf.npy"] = 6
-    (model / "skxmr_cli_model.json").write_text(json.dumps(manifest))
-    for manifest_kept in (True, False):
-        code, _, err = run(["predict", model, train, "-o", tmp_path / "p.txt"], capsys)
-        line = _one_error_line(err, "predict")
-        assert code == 1 and "older skxmr" in line and "re-train" in line
-        assert not (tmp_path / "p.txt").exists()
-        if manifest_kept:
-            (model / "skxmr_cli_model.json").unlink()  # format 1 before the manifest
-    assert run(["train", train, "-o", model, "-q"], capsys)[0] == 0  # replaced
-    assert (model / "vectorizer").is_dir() and not (model / "vectorizer.json").exists()
 
 
 def test_tfidf_options_on_feature_vectors_warn(xmc_files, tmp_path, capsys):
