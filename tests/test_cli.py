@@ -75,7 +75,8 @@ def test_text_model_on_the_bundled_data(tmp_path, capsys):
                             zip(texts[1500:1800], labels[1500:1800])))
     model = tmp_path / "model"
     assert run(["train", train, "-o", model, "-q"], capsys)[0] == 0
-    assert (model / "vectorizer.json").exists()
+    assert (model / "vectorizer" / "skxmr_model.json").is_file()
+    assert not (model / "vectorizer.json").exists()
     code, out, _ = run(["evaluate", model, test, "-q"], capsys)
     assert code == 0 and float(out.split()[1]) > 60  # P@1 in percent
     bare = tmp_path / "bare.tsv"  # texts only
@@ -403,7 +404,8 @@ def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(tmp_path, capsy
 
 # ------------------------------------------------------- TF-IDF options, files
 def test_tfidf_options_are_saved_with_the_model(tmp_path, capsys):
-    from skxmr._cli._model_dir import load_model, load_vectorizer, save_vectorizer
+    from skxmr._cli._model_dir import load_model
+    from skxmr._persistence import load_vectorizer, save_vectorizer
 
     texts, labels = load_debian_debtags(subset="train", return_X_y=True)
     train = tmp_path / "train.tsv"
@@ -417,14 +419,89 @@ def test_tfidf_options_are_saved_with_the_model(tmp_path, capsys):
     assert (vectorizer.min_df, vectorizer.ngram_range, vectorizer.max_features,
             vectorizer.sublinear_tf) == (1, (1, 1), 500, False)
     assert len(vectorizer.vocabulary_) == 500
-    # The one save/load pair round-trips a fitted vectorizer exactly.
-    save_vectorizer(vectorizer, tmp_path)
-    again = load_vectorizer(tmp_path)
+    # The vectorizer is the package's container, read back exactly.
+    again = load_vectorizer(model / "vectorizer")
     sample = texts[400:410]
     assert (again.transform(sample) != vectorizer.transform(sample)).nnz == 0
-    (model / "vectorizer_idf.npy").write_bytes(b"garbage")
+    save_vectorizer(again, tmp_path / "copy")
+    assert load_vectorizer(tmp_path / "copy").vocabulary_ == vectorizer.vocabulary_
+    # A damaged vectorizer file (its checksum): one line naming the vectorizer.
+    idf = model / "vectorizer" / "idf.npy"
+    idf.write_bytes(idf.read_bytes()[:-8] + b"garbage!")
     code, _, err = run(["predict", model, train, "-o", tmp_path / "p.txt"], capsys)
     assert code == 1 and "vectorizer" in _one_error_line(err, "predict")
+    assert not (tmp_path / "p.txt").exists()
+
+
+def _make_old_text_model(model, train, capsys, manifest):
+    """Rewrite the text model ``model`` as the previous ``skxmr train`` wrote it:
+    ``vectorizer.json`` + ``vectorizer_idf.npy``, a version 1 manifest or none."""
+    import json
+    import shutil
+
+    from skxmr._persistence import load_vectorizer
+
+    assert run(["train", train, "-o", model, "-q", "--min-df", "1"], capsys)[0] == 0
+    vectorizer = load_vectorizer(model / "vectorizer")
+    shutil.rmtree(model / "vectorizer")
+    params = {"sublinear_tf": True, "min_df": 1, "ngram_range": [1, 2],
+              "max_features": 200_000, "dtype": "float32"}
+    (model / "vectorizer.json").write_text(json.dumps(
+        {"params": params, "vocabulary": {t: int(i) for t, i in
+                                          vectorizer.vocabulary_.items()}}))
+    np.save(model / "vectorizer_idf.npy", vectorizer.idf_, allow_pickle=False)
+    (model / "skxmr_cli_model.json").unlink()
+    if manifest:
+        files = {str(p.relative_to(model)): p.stat().st_size
+                 for p in sorted(model.rglob("*")) if p.is_file()}
+        (model / "skxmr_cli_model.json").write_text(json.dumps(
+            {"format": "skxmr-cli-model", "format_version": 1, "skxmr_version": "0",
+             "vectorizer": True, "files": files}))
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_a_text_model_of_an_older_skxmr_is_a_clear_error_and_replaceable(
+        tmp_path, capsys, manifest):
+    texts, labels = load_debian_debtags(subset="train", return_X_y=True)
+    train = tmp_path / "train.tsv"
+    train.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
+                             zip(texts[:200], labels[:200])))
+    model = tmp_path / "old"
+    _make_old_text_model(model, train, capsys, manifest)
+    before = _snapshot(model)
+    for argv in (["predict", model, train, "-o", tmp_path / "p.txt"],
+                 ["evaluate", model, train]):
+        code, out, err = run(argv, capsys)
+        line = _one_error_line(err, argv[0])
+        assert code == 1 and out == ""
+        assert "written by an older skxmr" in line and "re-train" in line
+    assert _snapshot(model) == before and not (tmp_path / "p.txt").exists()
+    # skxmr train -o replaces it (its own files), and the new one is read.
+    assert run(["train", train, "-o", model, "-q", "--min-df", "1"], capsys)[0] == 0
+    assert not (model / "vectorizer.json").exists()
+    assert run(["predict", model, train, "-o", tmp_path / "p.txt", "-q"],
+               capsys)[0] == 0
+    # ... but not when a file of the user's is there too.
+    _make_old_text_model(tmp_path / "mine", train, capsys, manifest)
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    before = _snapshot(tmp_path / "mine")
+    code, _, err = run(["train", train, "-o", tmp_path / "mine", "-q"], capsys)
+    assert code == 1 and "not a skxmr model directory" in err
+    assert _snapshot(tmp_path / "mine") == before
+
+
+def test_a_model_manifest_of_a_newer_format_is_a_clear_error(xmc_files, tmp_path,
+                                                             capsys):
+    import json
+
+    model = tmp_path / "m"
+    assert run(["train", xmc_files / "train.txt", "-o", model, "-q"], capsys)[0] == 0
+    manifest = json.loads((model / "skxmr_cli_model.json").read_text())
+    manifest["format_version"] = 3
+    (model / "skxmr_cli_model.json").write_text(json.dumps(manifest))
+    code, _, err = run(["predict", model, xmc_files / "Xt.npz", "-o",
+                        tmp_path / "p.txt"], capsys)
+    assert code == 1 and "upgrade skxmr" in _one_error_line(err, "predict")
 
 
 def test_tfidf_options_on_feature_vectors_warn(xmc_files, tmp_path, capsys):
