@@ -9,20 +9,13 @@ import pytest
 import scipy.sparse as sp
 
 from skxmr.__main__ import main
-from skxmr.datasets import dump_xmc_file, load_debian_debtags, make_xmc_classification
 
 
-@pytest.fixture(scope="module")
-def xmc_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("xmc")
-    X, Y = make_xmc_classification(700, 200, 40, random_state=0)
-    dump_xmc_file(X[:500], Y[:500], folder / "train.txt")
-    dump_xmc_file(X[500:], Y[500:], folder / "test.txt")
-    sp.save_npz(folder / "X.npz", X[:500])
-    sp.save_npz(folder / "Y.npz", Y[:500])
-    sp.save_npz(folder / "Xt.npz", X[500:])
-    sp.save_npz(folder / "Yt.npz", Y[500:])
-    return folder
+def write_tsv(path, texts, labels):
+    """A labelled .tsv: one 'label,label<TAB>text' line per document."""
+    path.write_text("".join(f"{','.join(tags)}\t{text}\n"
+                            for text, tags in zip(texts, labels)))
+    return path
 
 
 def run(argv, capsys):
@@ -65,14 +58,10 @@ def test_npz_pair_gives_the_same_model_as_the_xmc_file(xmc_files, tmp_path, caps
     assert code == 0 and "P@5" in out
 
 
-def test_text_model_on_the_bundled_data(tmp_path, capsys):
-    texts, labels = load_debian_debtags(subset="train", return_X_y=True)
-    train = tmp_path / "train.tsv"
-    train.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
-                             zip(texts[:1500], labels[:1500])))
-    test = tmp_path / "test.tsv"
-    test.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
-                            zip(texts[1500:1800], labels[1500:1800])))
+def test_text_model_on_the_bundled_data(debtags_train, tmp_path, capsys):
+    texts, labels = debtags_train
+    train = write_tsv(tmp_path / "train.tsv", texts[:1500], labels[:1500])
+    test = write_tsv(tmp_path / "test.tsv", texts[1500:1800], labels[1500:1800])
     model = tmp_path / "model"
     assert run(["train", train, "-o", model, "-q"], capsys)[0] == 0
     assert (model / "vectorizer" / "skxmr_model.json").is_file()
@@ -375,9 +364,9 @@ def test_warnings_are_one_cli_line_and_quiet_silences_them(empty_label_files,
 
 
 # ---------------------------------------------------------------- .tsv lines
-def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(tmp_path, capsys):
-    texts = load_debian_debtags(subset="train", return_X_y=True)
-    rows = [f"{','.join(tags)}\t{text}" for text, tags in zip(*texts)][:300]
+def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(debtags_train,
+                                                                tmp_path, capsys):
+    rows = [f"{','.join(tags)}\t{text}" for text, tags in zip(*debtags_train)][:300]
     model = tmp_path / "m"
     train = tmp_path / "train.tsv"
     train.write_text("\n".join(rows) + "\n")
@@ -403,14 +392,12 @@ def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(tmp_path, capsy
 
 
 # ------------------------------------------------------- TF-IDF options, files
-def test_tfidf_options_are_saved_with_the_model(tmp_path, capsys):
+def test_tfidf_options_are_saved_with_the_model(debtags_train, tmp_path, capsys):
     from skxmr._cli._model_dir import load_model
     from skxmr._persistence import load_vectorizer, save_vectorizer
 
-    texts, labels = load_debian_debtags(subset="train", return_X_y=True)
-    train = tmp_path / "train.tsv"
-    train.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
-                             zip(texts[:400], labels[:400])))
+    texts, labels = debtags_train
+    train = write_tsv(tmp_path / "train.tsv", texts[:400], labels[:400])
     model = tmp_path / "m"
     argv = ["train", train, "-o", model, "-q", "--min-df", "1", "--ngram-max", "1",
             "--max-features", "500", "--no-sublinear-tf"]
@@ -461,11 +448,9 @@ def _make_old_text_model(model, train, capsys, manifest):
 
 @pytest.mark.parametrize("manifest", [True, False])
 def test_a_text_model_of_an_older_skxmr_is_a_clear_error_and_replaceable(
-        tmp_path, capsys, manifest):
-    texts, labels = load_debian_debtags(subset="train", return_X_y=True)
-    train = tmp_path / "train.tsv"
-    train.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
-                             zip(texts[:200], labels[:200])))
+        debtags_train, tmp_path, capsys, manifest):
+    texts, labels = debtags_train
+    train = write_tsv(tmp_path / "train.tsv", texts[:200], labels[:200])
     model = tmp_path / "old"
     _make_old_text_model(model, train, capsys, manifest)
     before = _snapshot(model)
