@@ -521,6 +521,16 @@ def test_every_option_of_every_command_has_help_with_its_default():
             assert action.help and action.help.strip(), where
             if action.option_strings:  # an option: its default (or 'required')
                 assert "default" in action.help or action.required, where
+                stated = action.help.split("(default: ", 1)[-1]
+                default = action.default
+                if "%(default)s" in action.help or action.required:
+                    continue
+                if isinstance(default, list):  # nargs="+": the values, spaced
+                    assert stated.startswith(" ".join(map(str, default)) + ")"), where
+                elif isinstance(default, bool):  # a flag: off by default
+                    assert default is False and action.const is True, where
+                else:  # None: the help says what happens instead
+                    assert default is None, where
     text = commands["train"].format_help()
     for option in ("--branching-factor", "--max-leaf-size", "--C", "--loss",
                    "--negative-sampling", "--beam-size", "--top-k", "--n-jobs",
