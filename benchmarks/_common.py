@@ -20,6 +20,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,28 @@ def parser_for(doc):
     """An ArgumentParser whose description is the module docstring, layout kept."""
     return argparse.ArgumentParser(description=doc,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+# ----------------------------------------------------------------------------- timing
+def timed(function, *args, **kwargs):
+    """``(function(*args, **kwargs), seconds)``, timed with ``time.perf_counter``."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def row_latencies(predict, X, n, warmup=0):
+    """Seconds of ``predict(row)`` for each of the first ``n`` rows of ``X``, one call
+    a row (rows sliced before the timed calls; ``warmup`` untimed calls first)."""
+    rows = [X[i] for i in range(min(n, X.shape[0]))]
+    for row in rows[:warmup]:
+        predict(row)
+    seconds = np.empty(len(rows))
+    for i, row in enumerate(rows):
+        start = time.perf_counter()
+        predict(row)
+        seconds[i] = time.perf_counter() - start
+    return seconds
 
 
 # ----------------------------------------------------------------------------- processes

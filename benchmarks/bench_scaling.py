@@ -22,14 +22,14 @@ from benchmarks._common import (
     module_command,
     parser_for,
     peak_rss_mb,
+    row_latencies,
+    timed,
 )
 
 N_TEST = 5_000
 
 
 def _child(n_labels, threads, n_latency):
-    import time
-
     import numpy as np
 
     from skxmr import XRLinearClassifier
@@ -41,18 +41,9 @@ def _child(n_labels, threads, n_latency):
                                    random_state=0)
     X, Xt, Y, Yt = X[:n_samples], X[n_samples:], Y[:n_samples], Y[n_samples:]
     model = XRLinearClassifier(n_jobs=threads, random_state=0)
-    start = time.perf_counter()
-    model.fit(X, Y)
-    fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    ranking = model.predict_topk(Xt)
-    predict_seconds = time.perf_counter() - start
-    rows = [Xt[i] for i in range(min(n_latency, Xt.shape[0]))]
-    latencies = []
-    for row in rows:
-        start = time.perf_counter()
-        model.predict_topk(row)
-        latencies.append(time.perf_counter() - start)
+    _, fit_seconds = timed(model.fit, X, Y)
+    ranking, predict_seconds = timed(model.predict_topk, Xt)
+    latencies = row_latencies(model.predict_topk, Xt, n_latency)
     print(json.dumps({
         "n_labels": n_labels, "n_samples": n_samples,
         "level_sizes": [int(s) for s in model.tree_.level_sizes],

@@ -17,7 +17,6 @@ import argparse
 import json
 import pickle
 import resource
-import time
 
 import numpy as np
 
@@ -31,7 +30,9 @@ from benchmarks._common import (
     load_split,
     module_command,
     parser_for,
+    row_latencies,
     run_json,
+    timed,
 )
 
 
@@ -44,21 +45,12 @@ def run_skxmr(folder, normalize_rows, threads, n_latency, seed=0):
     peak_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model = XRLinearClassifier(beam_size=10, top_k=10, threshold=0.1, n_jobs=threads,
                                random_state=seed)
-    start = time.perf_counter()
-    model.fit(X, Y)
-    fit_seconds = time.perf_counter() - start
+    _, fit_seconds = timed(model.fit, X, Y)
     peak_after_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    start = time.perf_counter()
-    ranking = model.predict_topk(Xt)
-    predict_seconds = time.perf_counter() - start
+    ranking, predict_seconds = timed(model.predict_topk, Xt)
     # PSP@k with propensities from the training labels (Jain et al., A=0.55, B=1.5).
     report = topk_report(Yt, ranking, ks=(1, 3, 5), propensity=label_propensity(Y))
-    latencies = []
-    for i in range(min(n_latency, Xt.shape[0])):
-        row = Xt[i]
-        start = time.perf_counter()
-        model.predict_topk(row)
-        latencies.append(time.perf_counter() - start)
+    latencies = row_latencies(model.predict_topk, Xt, n_latency)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # Model size: the pickled estimator (measured after the peak RSS reading above).
     model_size_mb = len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)) / 2**20

@@ -3,7 +3,9 @@ any Hugging Face library is imported."""
 
 import os
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -56,13 +58,34 @@ def build_tiny_encoder(folder, texts, seed=0):
     return path
 
 
+def describe_case(case):
+    """A short text of a generated test case (a dict of inputs) for failure
+    messages: sparse matrices and arrays by format, shape and dtype, long bytes
+    and lists cut (shared by test_fuzzing and test_hardening)."""
+    if not isinstance(case, dict):
+        return repr(case)[:800]
+    parts = []
+    for key, value in case.items():
+        if sp.issparse(value):
+            value = (f"{value.format} {value.shape} {value.dtype} nnz={value.nnz} "
+                     f"indices={value.indices.dtype}")
+        elif isinstance(value, np.ndarray):
+            value = f"ndarray {value.shape} {value.dtype}"
+        elif isinstance(value, bytes) and len(value) > 300:
+            value = value[:300] + b"..."
+        elif isinstance(value, list) and len(value) > 8:
+            value = f"list of {len(value)}: {value[:4]}..."
+        parts.append(f"{key}={value!r}")
+    return ", ".join(parts)
+
+
 @pytest.fixture(scope="session")
-def debtags_small():
+def debtags_small(debtags_train):
     """A small slice of the bundled texts: (train texts, train tags, test texts,
     test tags)."""
     from skxmr.datasets import load_debian_debtags
 
-    texts, tags = load_debian_debtags(subset="train", return_X_y=True)
+    texts, tags = debtags_train
     test_texts, test_tags = load_debian_debtags(subset="test", return_X_y=True)
     return texts[:600], tags[:600], test_texts[:150], test_tags[:150]
 
@@ -73,3 +96,40 @@ def tiny_encoder(tmp_path_factory, debtags_small):
     pytest.importorskip("sentence_transformers", reason="the transformer extra")
     return build_tiny_encoder(str(tmp_path_factory.mktemp("encoder")),
                               debtags_small[0])
+
+
+# ------------------------------------------------------- generated data, shared
+# Session-scoped: built once for the whole run. Tests only read them (a test that
+# needs to change one works on a copy).
+@pytest.fixture(scope="session")
+def xmc_split():
+    """``X, Y, X_test, Y_test`` of ``make_xmc_classification(2400, 3000, 400,
+    random_state=0)``: 2000 training rows and 400 test rows."""
+    from skxmr.datasets import make_xmc_classification
+
+    X, Y = make_xmc_classification(2400, 3000, 400, random_state=0)
+    return X[:2000], Y[:2000], X[2000:], Y[2000:]
+
+
+@pytest.fixture(scope="session")
+def xmc_files(tmp_path_factory):
+    """A folder with ``make_xmc_classification(700, 200, 40, random_state=0)``
+    as files: ``train.txt``/``test.txt`` (XMC format, 500 and 200 rows) and the
+    same rows as ``X.npz``, ``Y.npz``, ``Xt.npz``, ``Yt.npz``; read-only."""
+    from skxmr.datasets import dump_xmc_file, make_xmc_classification
+
+    folder = tmp_path_factory.mktemp("xmc")
+    X, Y = make_xmc_classification(700, 200, 40, random_state=0)
+    dump_xmc_file(X[:500], Y[:500], folder / "train.txt")
+    dump_xmc_file(X[500:], Y[500:], folder / "test.txt")
+    for name, M in (("X", X[:500]), ("Y", Y[:500]), ("Xt", X[500:]), ("Yt", Y[500:])):
+        sp.save_npz(folder / f"{name}.npz", M)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def debtags_train():
+    """``texts, tags`` of the bundled Debian debtags training split."""
+    from skxmr.datasets import load_debian_debtags
+
+    return load_debian_debtags(subset="train", return_X_y=True)

@@ -9,20 +9,13 @@ import pytest
 import scipy.sparse as sp
 
 from skxmr.__main__ import main
-from skxmr.datasets import dump_xmc_file, load_debian_debtags, make_xmc_classification
 
 
-@pytest.fixture(scope="module")
-def xmc_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("xmc")
-    X, Y = make_xmc_classification(700, 200, 40, random_state=0)
-    dump_xmc_file(X[:500], Y[:500], folder / "train.txt")
-    dump_xmc_file(X[500:], Y[500:], folder / "test.txt")
-    sp.save_npz(folder / "X.npz", X[:500])
-    sp.save_npz(folder / "Y.npz", Y[:500])
-    sp.save_npz(folder / "Xt.npz", X[500:])
-    sp.save_npz(folder / "Yt.npz", Y[500:])
-    return folder
+def write_tsv(path, texts, labels):
+    """A labelled .tsv: one 'label,label<TAB>text' line per document."""
+    path.write_text("".join(f"{','.join(tags)}\t{text}\n"
+                            for text, tags in zip(texts, labels)))
+    return path
 
 
 def run(argv, capsys):
@@ -65,17 +58,14 @@ def test_npz_pair_gives_the_same_model_as_the_xmc_file(xmc_files, tmp_path, caps
     assert code == 0 and "P@5" in out
 
 
-def test_text_model_on_the_bundled_data(tmp_path, capsys):
-    texts, labels = load_debian_debtags(subset="train", return_X_y=True)
-    train = tmp_path / "train.tsv"
-    train.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
-                             zip(texts[:1500], labels[:1500])))
-    test = tmp_path / "test.tsv"
-    test.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
-                            zip(texts[1500:1800], labels[1500:1800])))
+def test_text_model_on_the_bundled_data(debtags_train, tmp_path, capsys):
+    texts, labels = debtags_train
+    train = write_tsv(tmp_path / "train.tsv", texts[:1500], labels[:1500])
+    test = write_tsv(tmp_path / "test.tsv", texts[1500:1800], labels[1500:1800])
     model = tmp_path / "model"
     assert run(["train", train, "-o", model, "-q"], capsys)[0] == 0
-    assert (model / "vectorizer.json").exists()
+    assert (model / "vectorizer" / "skxmr_model.json").is_file()
+    assert not (model / "vectorizer.json").exists()
     code, out, _ = run(["evaluate", model, test, "-q"], capsys)
     assert code == 0 and float(out.split()[1]) > 60  # P@1 in percent
     bare = tmp_path / "bare.tsv"  # texts only
@@ -374,9 +364,9 @@ def test_warnings_are_one_cli_line_and_quiet_silences_them(empty_label_files,
 
 
 # ---------------------------------------------------------------- .tsv lines
-def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(tmp_path, capsys):
-    texts = load_debian_debtags(subset="train", return_X_y=True)
-    rows = [f"{','.join(tags)}\t{text}" for text, tags in zip(*texts)][:300]
+def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(debtags_train,
+                                                                tmp_path, capsys):
+    rows = [f"{','.join(tags)}\t{text}" for text, tags in zip(*debtags_train)][:300]
     model = tmp_path / "m"
     train = tmp_path / "train.tsv"
     train.write_text("\n".join(rows) + "\n")
@@ -402,13 +392,12 @@ def test_tsv_lines_without_a_tab_are_errors_with_the_line_number(tmp_path, capsy
 
 
 # ------------------------------------------------------- TF-IDF options, files
-def test_tfidf_options_are_saved_with_the_model(tmp_path, capsys):
-    from skxmr._cli._model_dir import load_model, load_vectorizer, save_vectorizer
+def test_tfidf_options_are_saved_with_the_model(debtags_train, tmp_path, capsys):
+    from skxmr._cli._model_dir import load_model
+    from skxmr._persistence import load_vectorizer, save_vectorizer
 
-    texts, labels = load_debian_debtags(subset="train", return_X_y=True)
-    train = tmp_path / "train.tsv"
-    train.write_text("".join(f"{','.join(tags)}\t{text}\n" for text, tags in
-                             zip(texts[:400], labels[:400])))
+    texts, labels = debtags_train
+    train = write_tsv(tmp_path / "train.tsv", texts[:400], labels[:400])
     model = tmp_path / "m"
     argv = ["train", train, "-o", model, "-q", "--min-df", "1", "--ngram-max", "1",
             "--max-features", "500", "--no-sublinear-tf"]
@@ -417,14 +406,87 @@ def test_tfidf_options_are_saved_with_the_model(tmp_path, capsys):
     assert (vectorizer.min_df, vectorizer.ngram_range, vectorizer.max_features,
             vectorizer.sublinear_tf) == (1, (1, 1), 500, False)
     assert len(vectorizer.vocabulary_) == 500
-    # The one save/load pair round-trips a fitted vectorizer exactly.
-    save_vectorizer(vectorizer, tmp_path)
-    again = load_vectorizer(tmp_path)
+    # The vectorizer is the package's container, read back exactly.
+    again = load_vectorizer(model / "vectorizer")
     sample = texts[400:410]
     assert (again.transform(sample) != vectorizer.transform(sample)).nnz == 0
-    (model / "vectorizer_idf.npy").write_bytes(b"garbage")
+    save_vectorizer(again, tmp_path / "copy")
+    assert load_vectorizer(tmp_path / "copy").vocabulary_ == vectorizer.vocabulary_
+    # A damaged vectorizer file (its checksum): one line naming the vectorizer.
+    idf = model / "vectorizer" / "idf.npy"
+    idf.write_bytes(idf.read_bytes()[:-8] + b"garbage!")
     code, _, err = run(["predict", model, train, "-o", tmp_path / "p.txt"], capsys)
     assert code == 1 and "vectorizer" in _one_error_line(err, "predict")
+    assert not (tmp_path / "p.txt").exists()
+
+
+def _make_old_text_model(model, train, capsys, manifest):
+    """Rewrite the text model ``model`` as the previous ``skxmr train`` wrote it:
+    ``vectorizer.json`` + ``vectorizer_idf.npy``, a version 1 manifest or none."""
+    import json
+    import shutil
+
+    from skxmr._persistence import load_vectorizer
+
+    assert run(["train", train, "-o", model, "-q", "--min-df", "1"], capsys)[0] == 0
+    vectorizer = load_vectorizer(model / "vectorizer")
+    shutil.rmtree(model / "vectorizer")
+    params = {"sublinear_tf": True, "min_df": 1, "ngram_range": [1, 2],
+              "max_features": 200_000, "dtype": "float32"}
+    (model / "vectorizer.json").write_text(json.dumps(
+        {"params": params, "vocabulary": {t: int(i) for t, i in
+                                          vectorizer.vocabulary_.items()}}))
+    np.save(model / "vectorizer_idf.npy", vectorizer.idf_, allow_pickle=False)
+    (model / "skxmr_cli_model.json").unlink()
+    if manifest:
+        files = {str(p.relative_to(model)): p.stat().st_size
+                 for p in sorted(model.rglob("*")) if p.is_file()}
+        (model / "skxmr_cli_model.json").write_text(json.dumps(
+            {"format": "skxmr-cli-model", "format_version": 1, "skxmr_version": "0",
+             "vectorizer": True, "files": files}))
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_a_text_model_of_an_older_skxmr_is_a_clear_error_and_replaceable(
+        debtags_train, tmp_path, capsys, manifest):
+    texts, labels = debtags_train
+    train = write_tsv(tmp_path / "train.tsv", texts[:200], labels[:200])
+    model = tmp_path / "old"
+    _make_old_text_model(model, train, capsys, manifest)
+    before = _snapshot(model)
+    for argv in (["predict", model, train, "-o", tmp_path / "p.txt"],
+                 ["evaluate", model, train]):
+        code, out, err = run(argv, capsys)
+        line = _one_error_line(err, argv[0])
+        assert code == 1 and out == ""
+        assert "written by an older skxmr" in line and "re-train" in line
+    assert _snapshot(model) == before and not (tmp_path / "p.txt").exists()
+    # skxmr train -o replaces it (its own files), and the new one is read.
+    assert run(["train", train, "-o", model, "-q", "--min-df", "1"], capsys)[0] == 0
+    assert not (model / "vectorizer.json").exists()
+    assert run(["predict", model, train, "-o", tmp_path / "p.txt", "-q"],
+               capsys)[0] == 0
+    # ... but not when a file of the user's is there too.
+    _make_old_text_model(tmp_path / "mine", train, capsys, manifest)
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    before = _snapshot(tmp_path / "mine")
+    code, _, err = run(["train", train, "-o", tmp_path / "mine", "-q"], capsys)
+    assert code == 1 and "not a skxmr model directory" in err
+    assert _snapshot(tmp_path / "mine") == before
+
+
+def test_a_model_manifest_of_a_newer_format_is_a_clear_error(xmc_files, tmp_path,
+                                                             capsys):
+    import json
+
+    model = tmp_path / "m"
+    assert run(["train", xmc_files / "train.txt", "-o", model, "-q"], capsys)[0] == 0
+    manifest = json.loads((model / "skxmr_cli_model.json").read_text())
+    manifest["format_version"] = 3
+    (model / "skxmr_cli_model.json").write_text(json.dumps(manifest))
+    code, _, err = run(["predict", model, xmc_files / "Xt.npz", "-o",
+                        tmp_path / "p.txt"], capsys)
+    assert code == 1 and "upgrade skxmr" in _one_error_line(err, "predict")
 
 
 def test_tfidf_options_on_feature_vectors_warn(xmc_files, tmp_path, capsys):
@@ -459,6 +521,16 @@ def test_every_option_of_every_command_has_help_with_its_default():
             assert action.help and action.help.strip(), where
             if action.option_strings:  # an option: its default (or 'required')
                 assert "default" in action.help or action.required, where
+                stated = action.help.split("(default: ", 1)[-1]
+                default = action.default
+                if "%(default)s" in action.help or action.required:
+                    continue
+                if isinstance(default, list):  # nargs="+": the values, spaced
+                    assert stated.startswith(" ".join(map(str, default)) + ")"), where
+                elif isinstance(default, bool):  # a flag: off by default
+                    assert default is False and action.const is True, where
+                else:  # None: the help says what happens instead
+                    assert default is None, where
     text = commands["train"].format_help()
     for option in ("--branching-factor", "--max-leaf-size", "--C", "--loss",
                    "--negative-sampling", "--beam-size", "--top-k", "--n-jobs",

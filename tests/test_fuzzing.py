@@ -36,6 +36,8 @@ import skxmr
 from skxmr import LabelIndexer, XRLinearClassifier
 from skxmr.datasets import make_xmc_classification
 
+from conftest import describe_case as describe
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DRIVER = os.path.join(_HERE, "_fuzz_driver.py")
 # One batch (one subprocess) may take this long on a loaded machine before it counts
@@ -110,24 +112,6 @@ def run_batch(scenario, cases, shared=None, timeout=_BATCH_TIMEOUT):
                 if not os.path.islink(p):
                     os.chmod(p, 0o700)
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def describe(case):
-    if not isinstance(case, dict):
-        return repr(case)[:800]
-    parts = []
-    for key, value in case.items():
-        if sp.issparse(value):
-            value = (f"{value.format} {value.shape} {value.dtype} nnz={value.nnz} "
-                     f"indices={value.indices.dtype}")
-        elif isinstance(value, np.ndarray):
-            value = f"ndarray {value.shape} {value.dtype}"
-        elif isinstance(value, bytes) and len(value) > 300:
-            value = value[:300] + b"..."
-        elif isinstance(value, list) and len(value) > 8:
-            value = f"list of {len(value)}: {value[:4]}..."
-        parts.append(f"{key}={value!r}")
-    return ", ".join(parts)
 
 
 def unique(cases):

@@ -31,6 +31,8 @@ from hypothesis import strategies as st
 from skxmr import LabelIndexer, XRLinearClassifier
 from skxmr.datasets import make_xmc_classification
 
+from conftest import describe_case
+
 # ----------------------------------------------------------------- the worker
 _WORKER_SOURCE = r'''
 import os, pickle, resource, sys, traceback, warnings
@@ -187,7 +189,7 @@ class _Worker:
             self.proc = None
             raise WorkerCrash(
                 f"the worker died (exit status {code}; negative = signal) or hung on "
-                f"case {_describe(case)}:\n{stderr}")
+                f"case {describe_case(case)}:\n{stderr}")
         with open(result_path, "rb") as f:
             return pickle.load(f)
 
@@ -200,20 +202,6 @@ class _Worker:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _describe(case):
-    parts = []
-    for key, value in case.items():
-        if sp.issparse(value):
-            value = (f"{value.format} {value.shape} {value.dtype} nnz={value.nnz} "
-                     f"indices={value.indices.dtype}")
-        elif isinstance(value, np.ndarray):
-            value = f"ndarray {value.shape} {value.dtype}"
-        elif isinstance(value, list) and len(value) > 6:
-            value = f"list of {len(value)}: {value[:3]}..."
-        parts.append(f"{key}={value}")
-    return ", ".join(parts)
 
 
 @pytest.fixture(scope="module")
@@ -233,9 +221,9 @@ def assert_works_or_clear_error(result, case, must_work):
         return result[1]
     _, name, message, tb = result
     assert name in _CLEAR_ERRORS and len(message) > 10, (
-        f"unclear error {name}: {message!r} on {_describe(case)}\n{tb}")
+        f"unclear error {name}: {message!r} on {describe_case(case)}\n{tb}")
     assert not must_work, (
-        f"valid input raised {name}: {message}\n{_describe(case)}\n{tb}")
+        f"valid input raised {name}: {message}\n{describe_case(case)}\n{tb}")
     return None
 
 

@@ -107,17 +107,6 @@ def test_import_skxmr_and_quiet_fit_do_not_import_tqdm():
 
 
 # ------------------------------------------------------------- command line
-@pytest.fixture(scope="module")
-def xmc_train(tmp_path_factory):
-    from skxmr.datasets import dump_xmc_file
-
-    folder = tmp_path_factory.mktemp("cli_progress")
-    X, Y = make_xmc_classification(700, 200, 40, random_state=0)
-    dump_xmc_file(X[:500], Y[:500], folder / "train.txt")
-    dump_xmc_file(X[500:], Y[500:], folder / "test.txt")
-    return folder
-
-
 def _cli(argv, capfd):
     from skxmr.__main__ import main
 
@@ -126,44 +115,44 @@ def _cli(argv, capfd):
     return code, out, err
 
 
-def test_cli_verbose_shows_bars_quiet_prints_nothing(xmc_train, tmp_path, capfd):
+def test_cli_verbose_shows_bars_quiet_prints_nothing(xmc_files, tmp_path, capfd):
     pytest.importorskip("tqdm")
-    code, out, err = _cli(["train", xmc_train / "train.txt", "-o", tmp_path / "m",
+    code, out, err = _cli(["train", xmc_files / "train.txt", "-o", tmp_path / "m",
                            "-v"], capfd)
     assert code == 0 and out == ""
     assert "XR-Linear levels" in err and "training on 500 rows: " in err
-    code, out, err = _cli(["train", xmc_train / "train.txt", "-o", tmp_path / "q",
+    code, out, err = _cli(["train", xmc_files / "train.txt", "-o", tmp_path / "q",
                            "-q"], capfd)
     assert code == 0 and out == "" and err == ""
 
 
-def test_cli_without_terminal_prints_step_lines_only(xmc_train, tmp_path, capfd):
+def test_cli_without_terminal_prints_step_lines_only(xmc_files, tmp_path, capfd):
     # stderr is captured (not a terminal): one line per step, no bars.
-    code, _, err = _cli(["train", xmc_train / "train.txt", "-o", tmp_path / "m"],
+    code, _, err = _cli(["train", xmc_files / "train.txt", "-o", tmp_path / "m"],
                         capfd)
     assert code == 0
     assert "training on 500 rows ..." in err and "XR-Linear levels" not in err
 
 
-def test_cli_saved_model_is_not_verbose(xmc_train, tmp_path, capfd):
+def test_cli_saved_model_is_not_verbose(xmc_files, tmp_path, capfd):
     import skxmr
 
-    assert _cli(["train", xmc_train / "train.txt", "-o", tmp_path / "m", "-v"],
+    assert _cli(["train", xmc_files / "train.txt", "-o", tmp_path / "m", "-v"],
                 capfd)[0] == 0
     model = skxmr.load(tmp_path / "m" / "classifier")
     assert model.verbose == 0
 
 
-def test_cli_predict_in_blocks_equals_one_call(xmc_train, tmp_path, capfd,
+def test_cli_predict_in_blocks_equals_one_call(xmc_files, tmp_path, capfd,
                                                monkeypatch):
     from skxmr._cli import _commands as cli
 
-    assert _cli(["train", xmc_train / "train.txt", "-o", tmp_path / "m", "-q"],
+    assert _cli(["train", xmc_files / "train.txt", "-o", tmp_path / "m", "-q"],
                 capfd)[0] == 0
-    assert _cli(["predict", tmp_path / "m", xmc_train / "test.txt", "-o",
+    assert _cli(["predict", tmp_path / "m", xmc_files / "test.txt", "-o",
                  tmp_path / "one.txt", "-q"], capfd)[0] == 0
     monkeypatch.setattr(cli, "_PREDICT_BLOCK", 7)  # 200 rows -> 29 blocks
-    code, _, err = _cli(["predict", tmp_path / "m", xmc_train / "test.txt", "-o",
+    code, _, err = _cli(["predict", tmp_path / "m", xmc_files / "test.txt", "-o",
                          tmp_path / "blocks.txt", "-v"], capfd)
     assert code == 0 and "predicting" in err
     try:
@@ -173,13 +162,13 @@ def test_cli_predict_in_blocks_equals_one_call(xmc_train, tmp_path, capfd,
     else:
         assert "29/29" in err
     assert (tmp_path / "blocks.txt").read_text() == (tmp_path / "one.txt").read_text()
-    code, out, err = _cli(["evaluate", tmp_path / "m", xmc_train / "test.txt", "-v"],
+    code, out, err = _cli(["evaluate", tmp_path / "m", xmc_files / "test.txt", "-v"],
                           capfd)
     assert code == 0 and out.startswith("P@1")
 
 
-def test_cli_verbose_and_quiet_exclude_each_other(xmc_train, tmp_path, capfd):
+def test_cli_verbose_and_quiet_exclude_each_other(xmc_files, tmp_path, capfd):
     with pytest.raises(SystemExit) as exc:
-        _cli(["train", xmc_train / "train.txt", "-o", tmp_path / "m", "-v", "-q"],
+        _cli(["train", xmc_files / "train.txt", "-o", tmp_path / "m", "-v", "-q"],
              capfd)
     assert exc.value.code == 2

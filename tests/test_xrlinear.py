@@ -10,12 +10,6 @@ from skxmr.datasets import make_xmc_classification
 from skxmr.metrics import precision_at_k
 
 
-@pytest.fixture(scope="module")
-def split():
-    X, Y = make_xmc_classification(2400, 3000, 400, random_state=0)
-    return X[:2000], Y[:2000], X[2000:], Y[2000:]
-
-
 def exhaustive_topk(model, X, k):
     """Score every node of every level, combine along paths, rank all labels."""
     tree = model.tree_
@@ -33,8 +27,8 @@ def exhaustive_topk(model, X, k):
     return order, np.take_along_axis(scores, order, axis=1)
 
 
-def test_wide_beam_equals_exhaustive_scoring(split):
-    X, Y, Xt, _ = split
+def test_wide_beam_equals_exhaustive_scoring(xmc_split):
+    X, Y, Xt, _ = xmc_split
     model = XRLinearClassifier(beam_size=10_000, top_k=5, random_state=0).fit(X, Y)
     labels, scores = model.predict_topk(Xt)
     ref_labels, ref_scores = exhaustive_topk(model, Xt, 5)
@@ -42,10 +36,10 @@ def test_wide_beam_equals_exhaustive_scoring(split):
     np.testing.assert_array_equal(labels, ref_labels)
 
 
-def test_beats_label_centroid_baseline(split):
+def test_beats_label_centroid_baseline(xmc_split):
     from sklearn.preprocessing import normalize
 
-    X, Y, Xt, Yt = split
+    X, Y, Xt, Yt = xmc_split
     model = XRLinearClassifier(random_state=0).fit(X, Y)
     p1 = precision_at_k(Yt, model.decision_function(Xt), k=1)
     centroid_scores = (Xt @ normalize(Y.T @ X).T).toarray()
@@ -53,8 +47,8 @@ def test_beats_label_centroid_baseline(split):
     assert p1 > 0.8
 
 
-def test_same_model_for_any_n_jobs(split):
-    X, Y, _, _ = split
+def test_same_model_for_any_n_jobs(xmc_split):
+    X, Y, _, _ = xmc_split
     a = XRLinearClassifier(random_state=3, n_jobs=1).fit(X, Y)
     b = XRLinearClassifier(random_state=3, n_jobs=2).fit(X, Y)
     assert a.tree_.equals(b.tree_)
@@ -97,8 +91,8 @@ def test_bad_input():
 
 
 @pytest.mark.parametrize("scheme", ["man", "tfn+man"])
-def test_matcher_aware_negatives(split, scheme):
-    X, Y, Xt, Yt = split
+def test_matcher_aware_negatives(xmc_split, scheme):
+    X, Y, Xt, Yt = xmc_split
     tfn = XRLinearClassifier(random_state=0).fit(X, Y)
     model = XRLinearClassifier(negative_sampling=scheme, random_state=0).fit(X, Y)
     assert model.tree_.equals(tfn.tree_)
@@ -108,10 +102,10 @@ def test_matcher_aware_negatives(split, scheme):
     assert p1 >= precision_at_k(Yt, tfn.predict_topk(Xt), k=1) - 0.05
 
 
-def test_user_tree_and_fitted_indexer(split):
+def test_user_tree_and_fitted_indexer(xmc_split):
     from skxmr import LabelIndexer, LabelTree
 
-    X, Y, Xt, _ = split
+    X, Y, Xt, _ = xmc_split
     indexer = LabelIndexer(branching_factor=4, max_leaf_size=30, random_state=5).fit(X, Y)
     a = XRLinearClassifier(indexer=indexer, random_state=0).fit(X, Y)
     assert a.tree_.equals(indexer.tree_)
@@ -122,10 +116,10 @@ def test_user_tree_and_fitted_indexer(split):
         XRLinearClassifier(indexer=tree).fit(X, Y[:, :100])
 
 
-def test_tree_as_assignment_matrices(split):
+def test_tree_as_assignment_matrices(xmc_split):
     """A user tree given as the chain of assignment matrices (PECOS's layout)
     trains the same model as the same tree given as a LabelTree."""
-    X, Y, Xt, _ = split
+    X, Y, Xt, _ = xmc_split
     tree = XRLinearClassifier(random_state=0).fit(X, Y).tree_
     chain = tree.to_chain()
     a = XRLinearClassifier(indexer=chain, random_state=1).fit(X, Y)

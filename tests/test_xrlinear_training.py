@@ -8,13 +8,6 @@ import scipy.sparse as sp
 import skxmr._xrlinear_training as training
 from skxmr import LabelIndexer, XRLinearClassifier
 from skxmr._xrlinear_training import fit_levels, level_training_sets, matching_sets
-from skxmr.datasets import make_xmc_classification
-
-
-@pytest.fixture(scope="module")
-def split():
-    X, Y = make_xmc_classification(2400, 3000, 400, random_state=0)
-    return X[:2000], Y[:2000], X[2000:], Y[2000:]
 
 
 def test_level_training_sets_match_brute_force():
@@ -37,9 +30,9 @@ def test_level_training_sets_match_brute_force():
 
 
 @pytest.mark.parametrize("negative_sampling", ["tfn", "tfn+man"])
-def test_training_in_batches_gives_the_same_model(split, monkeypatch, negative_sampling):
+def test_training_in_batches_gives_the_same_model(xmc_split, monkeypatch, negative_sampling):
     """Levels trained in many small batches of parents give the same weights."""
-    X, Y, _, _ = split
+    X, Y, _, _ = xmc_split
     params = dict(random_state=4, negative_sampling=negative_sampling,
                   indexer=LabelIndexer(branching_factor=4, max_leaf_size=20,
                                            random_state=0))
@@ -52,11 +45,11 @@ def test_training_in_batches_gives_the_same_model(split, monkeypatch, negative_s
 
 
 @pytest.mark.parametrize("negative_sampling", ["tfn", "man", "tfn+man"])
-def test_level_loop_hands_each_level_its_matching_sets(split, negative_sampling):
+def test_level_loop_hands_each_level_its_matching_sets(xmc_split, negative_sampling):
     """fit_levels gives the trainer, level by level, the matching sets that
     matching_sets computes from the levels trained so far, and the level's
     targets; a trainer that records them rebuilds the fitted model exactly."""
-    X, Y, _, _ = split
+    X, Y, _, _ = xmc_split
     model = XRLinearClassifier(
         LabelIndexer(branching_factor=4, max_leaf_size=20, random_state=0),
         negative_sampling=negative_sampling, random_state=3, n_jobs=1).fit(X, Y)
@@ -90,11 +83,11 @@ def test_level_loop_hands_each_level_its_matching_sets(split, negative_sampling)
         assert (sp.csr_matrix(level2) != sp.csr_matrix(tree.transform(Y, 1))).nnz > 0
 
 
-def test_matcher_aware_sets_are_the_beam_of_the_upper_levels(split):
+def test_matcher_aware_sets_are_the_beam_of_the_upper_levels(xmc_split):
     """"man" matching sets: exactly the beam_size nodes that beam search over the
     trained upper levels retrieves for each row (checked by a brute-force scoring
     of the truncated tree with a beam as wide as its last level)."""
-    X, Y, _, _ = split
+    X, Y, _, _ = xmc_split
     model = XRLinearClassifier(
         LabelIndexer(branching_factor=4, max_leaf_size=20, clustering="kmeans",
                      random_state=0),

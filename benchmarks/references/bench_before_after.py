@@ -44,7 +44,18 @@ METRICS = ("fit_seconds", "predict_seconds", "latency_ms")
 
 
 # ----------------------------------------------------------------------------- worker
-# Runs with PYTHONPATH=<tree>: imports nothing from the benchmarks package.
+# Runs with PYTHONPATH=<tree>: imports nothing from the benchmarks package (the tree
+# may have another one); this checkout's benchmarks/_common.py is loaded by its path.
+def _common_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "_common.py"
+    spec = importlib.util.spec_from_file_location("_bench_common", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def worker(tree_dir, folder, threads, n_latency, seed):
     import numpy as np
     import scipy.sparse as sp
@@ -60,18 +71,10 @@ def worker(tree_dir, folder, threads, n_latency, seed):
                     for part in ("X.trn", "Y.trn", "X.tst", "Y.tst"))
     model = XRLinearClassifier(beam_size=10, top_k=10, threshold=0.1, n_jobs=threads,
                                random_state=seed)
-    start = time.perf_counter()
-    model.fit(X, Y)
-    fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    ranking = model.predict_topk(Xt)
-    predict_seconds = time.perf_counter() - start
-    latencies = []
-    for i in range(min(n_latency, Xt.shape[0])):
-        row = Xt[i]
-        start = time.perf_counter()
-        model.predict_topk(row)
-        latencies.append(time.perf_counter() - start)
+    common = _common_module()
+    _, fit_seconds = common.timed(model.fit, X, Y)
+    ranking, predict_seconds = common.timed(model.predict_topk, Xt)
+    latencies = common.row_latencies(model.predict_topk, Xt, n_latency)
     print(json.dumps({
         "skxmr": str(where), "fit_seconds": fit_seconds,
         "predict_seconds": predict_seconds,

@@ -8,47 +8,23 @@
 #
 # Usage: bash benchmarks/references/make_pecos_env.sh [--force]
 #   PYTHON=python3.11 to choose the base interpreter (default: python3).
-set -euo pipefail
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/_make_env.sh"
+NAME=pecos
 VENV="$HERE/.pecos"
-PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="torch==2.13.0"
 
 check() {
-    "$VENV/bin/python" - <<'PY'
-import numpy, scipy, torch, psutil, pecos
+    check_env "import numpy, scipy, torch, psutil, pecos
 import pecos.xmc.xlinear.model  # noqa: F401  (imports the compiled core)
-from importlib.metadata import version
-print("python  ", __import__("sys").version.split()[0])
-for pkg in ("libpecos", "numpy", "scipy", "torch", "scikit-learn", "psutil"):
-    try:
-        print(f"{pkg:9s}", version(pkg))
-    except Exception:
-        print(f"{pkg:9s}", "(not installed)")
-assert int(numpy.__version__.split(".")[0]) < 2, numpy.__version__
-PY
+assert int(numpy.__version__.split('.')[0]) < 2, numpy.__version__" \
+        libpecos numpy scipy torch scikit-learn psutil
 }
 
-if [[ "${1:-}" == "--force" ]]; then
-    rm -rf "$VENV"
-fi
+install() {
+    "${PIP[@]}" "$TORCH_SPEC"
+    # Keep torch pinned while resolving libpecos so a plain `torch` requirement can't upgrade it.
+    "${PIP[@]}" "$TORCH_SPEC" "numpy<2" "scipy<1.14" libpecos psutil
+}
 
-if [[ -x "$VENV/bin/python" ]] && check >/dev/null 2>&1; then
-    echo "pecos env already present at $VENV"
-    check
-    exit 0
-fi
-
-start=$(date +%s)
-rm -rf "$VENV"
-"$PYTHON" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
-"${PIP[@]}" --upgrade pip wheel
-"${PIP[@]}" "$TORCH_SPEC"
-# Keep torch pinned while resolving libpecos so a plain `torch` requirement can't upgrade it.
-"${PIP[@]}" "$TORCH_SPEC" "numpy<2" "scipy<1.14" libpecos psutil
-end=$(date +%s)
-
-echo "pecos env created at $VENV in $((end - start)) s"
-check
+make_env "$@"

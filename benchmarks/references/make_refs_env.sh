@@ -9,44 +9,20 @@
 #
 # Usage: bash benchmarks/references/make_refs_env.sh [--force]
 #   PYTHON=python3.11 to choose the base interpreter (default: python3).
-set -euo pipefail
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/_make_env.sh"
+NAME=refs
 VENV="$HERE/.refs"
-PYTHON="${PYTHON:-python3}"
 # Wheels only (--only-binary): a missing wheel must fail loudly, not start a Rust/C++ build.
 SPECS=("omikuji==0.5.2" "napkinxc==0.7.2" "numpy<2.4" "scipy<1.17" "psutil" "matplotlib")
 
 check() {
-    "$VENV/bin/python" - <<'PY'
-import numpy, scipy, psutil, omikuji, napkinxc.models  # noqa: F401
-from importlib.metadata import version
-print("python   ", __import__("sys").version.split()[0])
-for pkg in ("omikuji", "napkinxc", "numpy", "scipy", "psutil", "matplotlib"):
-    try:
-        print(f"{pkg:10s}", version(pkg))
-    except Exception:
-        print(f"{pkg:10s}", "(not installed)")
-PY
+    check_env "import numpy, scipy, psutil, omikuji, napkinxc.models  # noqa: F401" \
+        omikuji napkinxc numpy scipy psutil matplotlib
 }
 
-if [[ "${1:-}" == "--force" ]]; then
-    rm -rf "$VENV"
-fi
+install() {
+    "${PIP[@]}" --only-binary=:all: "${SPECS[@]}"
+}
 
-if [[ -x "$VENV/bin/python" ]] && check >/dev/null 2>&1; then
-    echo "refs env already present at $VENV"
-    check
-    exit 0
-fi
-
-start=$(date +%s)
-rm -rf "$VENV"
-"$PYTHON" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
-"${PIP[@]}" --upgrade pip wheel
-"${PIP[@]}" --only-binary=:all: "${SPECS[@]}"
-end=$(date +%s)
-
-echo "refs env created at $VENV in $((end - start)) s"
-check
+make_env "$@"

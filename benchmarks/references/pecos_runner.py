@@ -40,6 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 # Shared with the other reference runners (importable from every venv: numpy/scipy only).
+from benchmarks._common import row_latencies, timed
 from benchmarks.references.refs_runner import (
     dir_size_bytes,
     emit,
@@ -144,22 +145,18 @@ def extra_metrics(Y_trn, Y_tst, Y_pred, k=5):
 
 
 # ----------------------------------------------------------------------------- jobs
-def run_index(a):
+def hierarchical_kmeans(Z, a, **extra):
+    """PECOS's hierarchical k-means cluster chain of the label features ``Z``."""
     from pecos.xmc import Indexer
 
+    return Indexer.gen(Z, indexer_type="hierarchicalkmeans", nr_splits=a.nr_splits,
+                       max_leaf_size=a.max_leaf_size, threads=a.threads, seed=a.seed,
+                       spherical=bool(a.spherical), **extra)
+
+
+def run_index(a):
     Z = load_csr(a.Z)
-    t0 = time.perf_counter()
-    chain = Indexer.gen(
-        Z,
-        indexer_type="hierarchicalkmeans",
-        nr_splits=a.nr_splits,
-        max_leaf_size=a.max_leaf_size,
-        threads=a.threads,
-        seed=a.seed,
-        spherical=bool(a.spherical),
-        kmeans_max_iter=a.kmeans_max_iter,
-    )
-    seconds = time.perf_counter() - t0
+    chain, seconds = timed(hierarchical_kmeans, Z, a, kmeans_max_iter=a.kmeans_max_iter)
     chain = list(chain)
     save_chain(a.out, chain)
     res = {"job": "index", "seconds": seconds, "n_labels": int(Z.shape[0]), "n_features": int(Z.shape[1])}
@@ -169,7 +166,7 @@ def run_index(a):
 
 
 def run_xlinear(a):
-    from pecos.xmc import Indexer, LabelEmbeddingFactory
+    from pecos.xmc import LabelEmbeddingFactory
     from pecos.xmc.xlinear.model import XLinearModel
 
     d = a.data_dir
@@ -183,15 +180,7 @@ def run_xlinear(a):
     t0 = time.perf_counter()
     Z = LabelEmbeddingFactory.create(Y_trn, X_trn, method="pifa", threads=a.threads)
     t1 = time.perf_counter()
-    chain = Indexer.gen(
-        Z,
-        indexer_type="hierarchicalkmeans",
-        nr_splits=a.nr_splits,
-        max_leaf_size=a.max_leaf_size,
-        threads=a.threads,
-        seed=a.seed,
-        spherical=bool(a.spherical),
-    )
+    chain = hierarchical_kmeans(Z, a)
     t2 = time.perf_counter()
     model = XLinearModel.train(
         X_trn,
@@ -222,15 +211,11 @@ def run_xlinear(a):
     scores.update(extra_metrics(Y_trn, Y_tst, Y_pred))
 
     # --- single-query latency (one-row predict calls from Python, threads=1)
-    nq = min(a.latency_queries, X_tst.shape[0])
-    rows = [X_tst[i] for i in range(nq)]  # slice outside the timed region
-    for r in rows[: min(20, nq)]:  # warm-up
-        model.predict(r, threads=1, **pred_kw)
-    lat = np.empty(nq)
-    for i, r in enumerate(rows):
-        s = time.perf_counter()
-        model.predict(r, threads=1, **pred_kw)
-        lat[i] = time.perf_counter() - s
+    def one_query(model):
+        return lambda row: model.predict(row, threads=1, **pred_kw)
+
+    lat = row_latencies(one_query(model), X_tst, a.latency_queries, warmup=20)
+    nq = len(lat)
 
     # --- model size on disk, and latency of the C++ predict-only loaded model
     tmp = tempfile.mkdtemp(prefix="pecos_xlm_")
@@ -243,17 +228,9 @@ def run_xlinear(a):
             # converted once to chunked format, whole beam search in C++. The Python-side model
             # above hands its scipy W/C to C++ layer by layer on every call (measured ~10x slower).
             po = XLinearModel.load(tmp, is_predict_only=True)
-            s = time.perf_counter()
-            Y_pred_po = po.predict(X_tst, threads=a.threads, **pred_kw)
-            po_seconds = time.perf_counter() - s
+            Y_pred_po, po_seconds = timed(po.predict, X_tst, threads=a.threads, **pred_kw)
             same = bool(abs(Y_pred_po - Y_pred).max() < 1e-5)
-            for r in rows[: min(20, nq)]:
-                po.predict(r, threads=1, **pred_kw)
-            lat_po = np.empty(nq)
-            for i, r in enumerate(rows):
-                s = time.perf_counter()
-                po.predict(r, threads=1, **pred_kw)
-                lat_po[i] = time.perf_counter() - s
+            lat_po = row_latencies(one_query(po), X_tst, a.latency_queries, warmup=20)
             del po, Y_pred_po
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

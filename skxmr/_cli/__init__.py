@@ -14,7 +14,8 @@ Data files (``DATA``), read by :mod:`skxmr._cli._data`:
 
 A model is a directory (:mod:`skxmr._cli._model_dir`): the classifier written
 with :func:`skxmr.save` (never unpickled), for text models the TF-IDF
-vectorizer, and a manifest of the files ``skxmr train`` wrote.
+vectorizer (written with ``skxmr._persistence.save_vectorizer``, the same safe
+container), and a manifest of the files ``skxmr train`` wrote.
 
 Exit codes: 0 success, 1 a bad file or a failed step (one line
 ``skxmr COMMAND: error: ...`` on stderr, no traceback), 2 bad command-line
@@ -28,7 +29,7 @@ errors. Python warnings are printed as one line ``skxmr COMMAND: warning: ...``
 
 Layout: ``_main`` (parser, ``main``), ``_console`` (stderr), ``_commands``
 (train, predict, evaluate), ``_data`` (reading DATA), ``_model_dir`` (the model
-directory and the vectorizer's files), ``_demo`` (``skxmr demo``).
+directory), ``_demo`` (``skxmr demo``).
 """
 
 from skxmr._cli._console import CLIError

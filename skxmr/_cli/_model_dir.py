@@ -4,20 +4,22 @@ A model directory ``MODEL`` written by ``skxmr train`` holds
 
 - ``classifier/``: the :class:`~skxmr.XRLinearClassifier`, written with
   :func:`skxmr.save` (never unpickled);
-- for a model trained on texts, the TF-IDF vectorizer: ``vectorizer.json``
-  (its parameters and vocabulary) and ``vectorizer_idf.npy``;
+- ``vectorizer/``, for a model trained on texts: the fitted TF-IDF
+  vectorizer, written with :func:`skxmr._persistence.save_vectorizer` (the
+  same container: JSON parameters, ``.npy`` arrays, checksums, atomic writes,
+  regular files only);
 - ``skxmr_cli_model.json``: what ``skxmr train`` wrote, every file with its
-  size. ``skxmr train -o MODEL`` replaces an existing directory only when it
-  is such a complete model (every listed file present with its size, nothing
-  else in it) or an empty directory, so it never deletes or overwrites a file
-  it did not write. (A model written by an earlier skxmr, without the
-  manifest, is replaced when it holds only ``classifier/`` and the vectorizer
-  files and all of them load.)
+  size (format version 2). ``skxmr train -o MODEL`` replaces an existing
+  directory only when it is such a complete model (every listed file present
+  with its size, nothing else in it) or an empty directory, so it never
+  deletes or overwrites a file it did not write.
 
-The vectorizer is read and written by ONE pair of functions,
-:func:`save_vectorizer` and :func:`load_vectorizer`; they are the only code
-that knows its file format (the planned ``skxmr._persistence`` pair of the
-same names can replace them).
+A model written by an older skxmr (manifest version 1, or no manifest, with
+the vectorizer in its own ``vectorizer.json`` and ``vectorizer_idf.npy``)
+cannot be read: ``predict`` and ``evaluate`` say "written by an older skxmr:
+re-train". ``skxmr train -o`` replaces one (it is recognised by its manifest,
+or, without one, by holding only those entries and a loadable classifier).
+An older model trained on feature vectors (no vectorizer) is still read.
 """
 
 import json
@@ -32,119 +34,75 @@ import numpy as np
 from skxmr._version import __version__
 from skxmr._cli._console import CLIError
 
-__all__ = ["TFIDF_DEFAULTS", "make_vectorizer", "save_vectorizer", "load_vectorizer",
-           "load_model", "check_model_output", "save_model"]
+__all__ = ["TFIDF_DEFAULTS", "make_vectorizer", "load_model", "check_model_output",
+           "save_model"]
 
 MANIFEST = "skxmr_cli_model.json"
 _FORMAT = "skxmr-cli-model"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _CLASSIFIER = "classifier"
-_VECTORIZER_JSON = "vectorizer.json"
-_VECTORIZER_IDF = "vectorizer_idf.npy"
+_VECTORIZER = "vectorizer"
+# The files of the vectorizer of format version 1 (and of no manifest).
+_OLD_VECTORIZER = ("vectorizer.json", "vectorizer_idf.npy")
+_OLDER = "written by an older skxmr (its own vectorizer files): re-train it"
 
-# The TF-IDF of ``skxmr train`` on a .tsv (the command-line defaults), as stored.
+# The TF-IDF of ``skxmr train`` on a .tsv (the command-line defaults).
 TFIDF_DEFAULTS = {"sublinear_tf": True, "min_df": 2, "ngram_range": [1, 2],
                   "max_features": 200_000, "dtype": "float32"}
 
 
 # ================================================================ vectorizer
 def make_vectorizer(params):
-    """An unfitted ``TfidfVectorizer`` from stored-form ``params`` (see
-    :data:`TFIDF_DEFAULTS`)."""
+    """An unfitted ``TfidfVectorizer`` from ``params`` (the keys of
+    :data:`TFIDF_DEFAULTS`, already checked by the option parser)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    params = _check_tfidf_params(params, "TF-IDF parameters")
     return TfidfVectorizer(sublinear_tf=params["sublinear_tf"], min_df=params["min_df"],
                            ngram_range=tuple(params["ngram_range"]),
                            max_features=params["max_features"], dtype=np.float32)
-
-
-def _stored_params(vectorizer):
-    return {"sublinear_tf": bool(vectorizer.sublinear_tf),
-            "min_df": int(vectorizer.min_df),
-            "ngram_range": [int(n) for n in vectorizer.ngram_range],
-            "max_features": (None if vectorizer.max_features is None
-                             else int(vectorizer.max_features)),
-            "dtype": "float32"}
 
 
 def _is_int(value, low):
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
-def _check_tfidf_params(params, where):
-    if not isinstance(params, dict) or set(params) != set(TFIDF_DEFAULTS):
-        raise CLIError(f"{where}: expected the keys {sorted(TFIDF_DEFAULTS)}")
-    ngrams = params["ngram_range"]
-    ok = (isinstance(params["sublinear_tf"], bool) and _is_int(params["min_df"], 1)
-          and (params["max_features"] is None or _is_int(params["max_features"], 1))
-          and isinstance(ngrams, (list, tuple)) and len(ngrams) == 2
-          and _is_int(ngrams[0], 1) and _is_int(ngrams[1], ngrams[0])
-          and params["dtype"] == "float32")
-    if not ok:
-        raise CLIError(f"{where}: invalid TF-IDF parameters {params}")
-    return params
+def _load_vectorizer(folder):
+    from skxmr._persistence import load_vectorizer
 
-
-def save_vectorizer(vectorizer, folder):
-    """Write a fitted TF-IDF ``vectorizer`` into the directory ``folder``
-    (``vectorizer.json`` and ``vectorizer_idf.npy``; plain data, no pickle)."""
-    folder = Path(folder)
-    vocabulary = {str(term): int(i) for term, i in vectorizer.vocabulary_.items()}
-    (folder / _VECTORIZER_JSON).write_text(json.dumps(
-        {"params": _stored_params(vectorizer), "vocabulary": vocabulary}),
-        encoding="utf-8")
-    np.save(folder / _VECTORIZER_IDF, np.asarray(vectorizer.idf_, dtype=np.float64),
-            allow_pickle=False)
-
-
-def load_vectorizer(folder, verify=True):
-    """The fitted ``TfidfVectorizer`` saved by :func:`save_vectorizer` in
-    ``folder``; :class:`CLIError` when its files are missing or damaged.
-    ``verify`` also checks every idf value (finite, at least 1)."""
-    folder = Path(folder)
     try:
-        spec = json.loads((folder / _VECTORIZER_JSON).read_text(encoding="utf-8"))
-        idf = np.load(folder / _VECTORIZER_IDF, allow_pickle=False)
-        params = spec["params"]
-        vocabulary = {str(k): int(v) for k, v in spec["vocabulary"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CLIError(f"{folder}: damaged vectorizer files ({exc})") from None
-    params = _check_tfidf_params(params, f"{folder / _VECTORIZER_JSON}")
-    if idf.ndim != 1 or idf.dtype != np.float64 or idf.shape[0] != len(vocabulary) \
-            or sorted(vocabulary.values()) != list(range(len(vocabulary))):
-        raise CLIError(f"{folder}: inconsistent vectorizer files")
-    if verify and not (np.isfinite(idf).all() and (idf >= 1).all()):
-        raise CLIError(f"{folder}: damaged vectorizer files (idf values)")
-    vectorizer = make_vectorizer(params)
-    vectorizer.vocabulary_ = vocabulary
-    vectorizer.idf_ = idf
-    return vectorizer
+        return load_vectorizer(folder / _VECTORIZER)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"{folder}: damaged vectorizer ({exc})") from None
 
 
 # ============================================================ model directory
 def load_model(path):
-    """``(classifier, vectorizer or None)`` from a model directory."""
+    """``(classifier, vectorizer or None)`` from a model directory;
+    :class:`CLIError` for a missing, damaged or older model."""
     import skxmr
 
     folder = Path(path)
     if not folder.is_dir():
         raise CLIError(f"{folder}: no such model directory")
     manifest = _read_manifest(folder)
+    if manifest is None or manifest["format_version"] == 1:
+        if (manifest is not None and manifest["vectorizer"]) or any(
+                os.path.lexists(folder / name) for name in _OLD_VECTORIZER):
+            raise CLIError(f"{folder}: {_OLDER}")
+        has_vectorizer = False  # an older model of feature vectors: readable
+    else:
+        has_vectorizer = manifest["vectorizer"]
     try:
         model = skxmr.load(folder / _CLASSIFIER)
     except (ValueError, OSError) as exc:
         raise CLIError(f"{folder}: {exc}") from None
-    if manifest is not None:
-        has_vectorizer = manifest["vectorizer"]
-    else:  # a model written before the manifest
-        has_vectorizer = (folder / _VECTORIZER_JSON).exists()
-    vectorizer = load_vectorizer(folder) if has_vectorizer else None
+    vectorizer = _load_vectorizer(folder) if has_vectorizer else None
     return model, vectorizer
 
 
 def _read_manifest(folder):
-    """The manifest's content, None when there is none; CLIError when damaged."""
+    """The manifest's content, None when there is none; CLIError when damaged
+    or of a format version this skxmr does not know."""
     file = Path(folder) / MANIFEST
     if not os.path.lexists(file):
         return None
@@ -159,10 +117,12 @@ def _read_manifest(folder):
         raise CLIError(f"{file}: damaged model manifest ({exc})") from None
     if not ok:
         raise CLIError(f"{file}: damaged model manifest")
-    if manifest.get("format_version") != _FORMAT_VERSION:
-        raise CLIError(f"{file}: model format version "
-                       f"{manifest.get('format_version')!r}, this skxmr reads "
-                       f"{_FORMAT_VERSION}")
+    version = manifest.get("format_version")
+    if version not in (1, _FORMAT_VERSION):
+        newer = _is_int(version, _FORMAT_VERSION + 1)
+        raise CLIError(f"{file}: model format version {version!r:.20}, this skxmr "
+                       f"reads {_FORMAT_VERSION}"
+                       + ("; upgrade skxmr" if newer else ""))
     return manifest
 
 
@@ -194,20 +154,36 @@ def _is_complete_cli_model(folder):
             return False
         files.pop(MANIFEST, None)
         return files == manifest["files"]
-    # A model written before the manifest: only the known entries, all loadable.
+    # A model of an older skxmr, without the manifest: only the entries it
+    # wrote, a loadable classifier and, for texts, both vectorizer files.
+    import skxmr
+
     entries = set(os.listdir(folder))
-    if _CLASSIFIER not in entries or not entries <= {
-            _CLASSIFIER, _VECTORIZER_JSON, _VECTORIZER_IDF}:
+    if _CLASSIFIER not in entries or not entries <= {_CLASSIFIER, *_OLD_VECTORIZER}:
         return False
-    if (_VECTORIZER_JSON in entries) != (_VECTORIZER_IDF in entries):
+    if len(entries) == 2:  # one of the two vectorizer files only
         return False
     if not stat.S_ISDIR(os.lstat(os.path.join(folder, _CLASSIFIER)).st_mode):
         return False
     try:
-        load_model(folder)
-    except (CLIError, ValueError, TypeError, OSError):
+        skxmr.load(os.path.join(folder, _CLASSIFIER))
+        return len(entries) == 1 or _is_old_vectorizer(folder)
+    except (ValueError, TypeError, OSError):
         return False
-    return True
+
+
+def _is_old_vectorizer(folder):
+    """Whether ``vectorizer.json`` and ``vectorizer_idf.npy`` look like what
+    an older ``skxmr train`` wrote (regular files, its JSON keys, a 1-D idf)."""
+    json_file, idf_file = (os.path.join(folder, name) for name in _OLD_VECTORIZER)
+    if not all(stat.S_ISREG(os.lstat(f).st_mode) for f in (json_file, idf_file)):
+        return False
+    with open(json_file, encoding="utf-8") as f:
+        spec = json.load(f)
+    idf = np.load(idf_file, allow_pickle=False, mmap_mode="r")
+    return (isinstance(spec, dict) and set(spec) == {"params", "vocabulary"}
+            and isinstance(spec["vocabulary"], dict) and idf.ndim == 1
+            and idf.shape[0] == len(spec["vocabulary"]))
 
 
 def check_model_output(path, inputs=()):
@@ -273,7 +249,9 @@ def save_model(path, model, vectorizer, inputs=()):
     try:
         skxmr.save(model, tmp / _CLASSIFIER)
         if vectorizer is not None:
-            save_vectorizer(vectorizer, tmp)
+            from skxmr._persistence import save_vectorizer
+
+            save_vectorizer(vectorizer, tmp / _VECTORIZER)
         files = _tree_files(tmp)
         manifest = {"format": _FORMAT, "format_version": _FORMAT_VERSION,
                     "skxmr_version": __version__, "vectorizer": vectorizer is not None,
