@@ -68,11 +68,16 @@ write_help_files(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 # -- HTML --------------------------------------------------------------------
 html_theme = "alabaster"
-html_static_path = []
+html_static_path = ["_static"]   # _static/custom.css: the wider column
 html_title = f"skxmr {release}"
 html_theme_options = {
     "description": "Extreme multilabel ranking for scikit-learn",
     "fixed_sidebar": True,
+    # alabaster's default 940px page leaves about 700px for text: code lines of
+    # 90-100 characters overflowed it. 1240px fits them next to the sidebar.
+    "page_width": "1240px",
+    "sidebar_width": "230px",
+    "body_max_width": "none",
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
 html_show_sourcelink = False
