@@ -133,3 +133,18 @@ def set_max_seq_length(encoder, max_seq_length):
     if limit is not None:
         max_seq_length = min(max_seq_length, int(limit))
     encoder.max_seq_length = max_seq_length
+
+
+def quantized_encoder(encoder):
+    """A copy of ``encoder`` whose ``torch.nn.Linear`` layers run in int8
+    (PyTorch dynamic quantisation: weights stored in int8, activations
+    quantised on the fly), for the CPU only. The given encoder is unchanged."""
+    import torch
+
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:  # pragma: no cover - older torch
+        from torch.quantization import quantize_dynamic
+    model = copy.deepcopy(encoder).to("cpu")
+    model.eval()
+    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
