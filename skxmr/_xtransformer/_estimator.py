@@ -264,6 +264,9 @@ class XTransformerClassifier(XMRClassifierBase):
     (1, 384)
     """
 
+    # the encoder's cache key and int8 copy, rebuilt when missing (not pickled)
+    _private_fitted_state = ("_targets", "_encoder_key", "_int8_encoder")
+
     _parameter_constraints: dict = {
         "encoder": [str, os.PathLike, HasMethods(["encode"]), None],
         "fine_tune": ["boolean"],
@@ -518,12 +521,14 @@ class XTransformerClassifier(XMRClassifierBase):
                     model.fit(X_fit, Y_fit, sample_weight=fit_weights)
                 part = None if sparse is None else sparse[val_rows]
                 X_val = self._combine(embeddings[val_rows], part, val_votes, (ew, nw))
-                scores = model.predict_topk(X_val, k=5)
-                # the sub-model's columns are the labels seen in the fit rows
-                seen = np.asarray(model.classes_)
-                full = sp.csr_matrix(scores @ sp.csr_matrix(
-                    (np.ones(len(seen)), (np.arange(len(seen)), seen)),
-                    shape=(len(seen), Y.shape[1])))
+                labels, scores = model.predict_topk(X_val, k=5)
+                # the sub-model's columns: its classes_, columns of Y
+                columns = np.asarray(model.classes_)
+                found = labels >= 0
+                rows = np.repeat(np.arange(len(labels)), labels.shape[1])[found.ravel()]
+                full = sp.csr_matrix(
+                    (np.asarray(scores)[found] + np.float32(1e-30),
+                     (rows, columns[labels[found]])), shape=Y_val.shape)
                 return _weight_search.validation_score(Y_val, full)
 
             chosen, self.weight_search_ = _weight_search.choose(candidates, score)
