@@ -36,7 +36,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--modes", nargs="+",
-                        default=["tfidf", "frozen", "int8", "frozen-cached"])
+                        default=["tfidf", "frozen", "frozen-cached", "int8"])
     args = parser.parse_args()
     texts, Y, _, _ = load_texts(args.data)  # training texts only
     rng = np.random.RandomState(0)

@@ -137,13 +137,13 @@ class XTransformerClassifier(XMRClassifierBase):
         92.83 / 65.22 / 49.39 against the frozen encoder's 91.28 / 64.33 /
         48.85 on the same tree (``benchmarks/RESULTS.md``). Ignored without a
         ``vectorizer``.
-    embedding_weight : float, default=0.7
+    embedding_weight : float or "auto", default=0.7
         Scale of the (unit-norm) embedding block relative to the (unit-norm)
         TF-IDF block in the ranker's features. 0.7 ranked better than 1.0 in 8
         of 9 paired runs (three text sets, three trees each; mean P@1 +0.1
         to +0.3 per set, P@3 and P@5 equal or better:
         ``benchmarks/RESULTS.md``).
-    n_neighbors : int, default=20
+    n_neighbors : int or "auto", default=20
         Give the ranker, as a third block of features, the labels of each
         text's ``n_neighbors`` nearest training texts in the embedding space
         (cosine similarity; each neighbour's label row weighted by a softmax of
@@ -160,9 +160,44 @@ class XTransformerClassifier(XMRClassifierBase):
         a product with all of them per text (small beside the encoder on a
         CPU: 27 s for 57,000 texts against 45,000 on two cores). 0: no
         neighbour block.
-    neighbor_weight : float, default=0.25
+    neighbor_weight : float or "auto", default=0.25
         Scale of the neighbour block (rows of sum 1 over the labels each
         neighbour has) in the ranker's features.
+
+        "auto" (for any of ``embedding_weight``, ``n_neighbors`` and
+        ``neighbor_weight``): chosen in ``fit`` by a validation split of the
+        training rows. 20% of them (at most 2,000) are held out; for each
+        setting of a small grid (the fixed defaults first; the parameters
+        not "auto" held at their values) a clone of the ranker is fitted on
+        the rest, on the same label tree, the held-out rows' neighbours are
+        searched among the rest only, and the setting of best mean of P@1
+        and P@5 on the held-out rows wins (the earlier on ties); the model is
+        then fitted on every row with it. Costs one ranker fit per setting
+        (up to 6). Below 20 training rows the first setting is taken. The
+        choice and every setting's score are in ``embedding_weight_``,
+        ``n_neighbors_``, ``neighbor_weight_`` and ``weight_search_``.
+    neighbor_search : {"auto", "exact", "hnsw"}, default="auto"
+        How the nearest training texts are found. "exact": a product with
+        every training embedding per text. "hnsw": an HNSW graph of the
+        training embeddings (faiss ``IndexHNSWFlat``, inner product; needs
+        ``faiss-cpu``), the similarities of the candidates it finds then
+        computed exactly; kept and saved with the model. "auto": HNSW for a
+        bank of 50,000 rows or more when faiss is installed, else exact.
+    quantize : bool, default=False
+        Embed on the CPU with a copy of the encoder whose Linear layers run
+        in int8 (PyTorch dynamic quantisation); ``encoder_`` stays in float
+        (fine-tuning trains it in float, saving stores it in float) and the
+        copy is made again when needed. On 2,000 training texts of
+        debian-debtags and debian-deps (scored on 800 other training texts),
+        1.8x and 3x faster to fit, P@1 -0.37 and 0.00, P@5 -0.27 and -0.15
+        (``benchmarks/bench_xtransformer_cpu.py``). Ignored on a GPU.
+    cache_embeddings : bool, default=True
+        Keep the embeddings of the texts encoded in this process in a cache
+        shared by every model (at most 200,000 rows, least recently used
+        dropped first), keyed by a hash of the encoder's weights, the
+        settings that change embeddings and the text: a refit, the folds of
+        a grid search and predictions on texts already seen do not run the
+        encoder again. Nothing is written to disk.
     rebuild_tree : bool, default=False
         Rebuild the ranker's label tree on the concatenated features (from the
         ``indexer``) instead of using the preliminary tree of the TF-IDF. The
@@ -197,6 +232,14 @@ class XTransformerClassifier(XMRClassifierBase):
         for the neighbours of new texts (None when ``n_neighbors=0``).
     neighbor_labels_ : csr_matrix of shape (n_bank, n_labels) or None
         Their labels, in the columns of ``classes_``.
+    neighbor_index_ : faiss.IndexHNSWFlat or None
+        The HNSW graph of ``neighbor_embeddings_`` (None for the exact search).
+    embedding_weight_, n_neighbors_, neighbor_weight_ : float, int, float
+        The settings used: the parameters, or their choice when "auto".
+    weight_search_ : list of ((embedding_weight, n_neighbors, \
+            neighbor_weight), score)
+        Every setting tried for "auto" and its validation score (mean of P@1
+        and P@5); empty when nothing was searched.
     classes_ : ndarray of shape (n_labels,)
         The label of each column (as ``XRLinearClassifier.classes_``).
     tree_ : LabelTree
