@@ -1044,3 +1044,15 @@ def test_candidate_settings_fix_the_given_values():
     assert _weight_search.validation_split(10, np.random.RandomState(0)) is None
     fit_rows, val_rows = _weight_search.validation_split(100, np.random.RandomState(0))
     assert len(val_rows) == 20 and not set(fit_rows) & set(val_rows)
+
+
+def test_auto_embedding_weight_without_vectorizer_or_neighbours(tiny_encoder,
+                                                               debtags_small,
+                                                               monkeypatch):
+    monkeypatch.setattr(_weight_search, "GRID", ((0.7, 0, 0.25), (1.0, 0, 0.25)))
+    data = (debtags_small[0][:200], debtags_small[1][:200])
+    model = _fit(tiny_encoder, data, vectorizer=None, n_neighbors=0,
+                 embedding_weight="auto")
+    assert [c for c, _ in model.weight_search_] == [(0.7, 0, 0.25), (1.0, 0, 0.25)]
+    assert model.embedding_weight_ == max(model.weight_search_, key=lambda r: r[1])[0][0]
+    assert model.neighbor_embeddings_ is None

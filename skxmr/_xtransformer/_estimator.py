@@ -434,7 +434,8 @@ class XTransformerClassifier(XMRClassifierBase):
             frozen = None  # the frozen encoder's embeddings, when the probe needs them
             Y = None  # the label matrix, in the ranker's columns, when needed here
             needs_tree = self.fine_tune or (sparse is not None and not self.rebuild_tree)
-            if needs_tree or self.n_neighbors:  # "auto" is true
+            auto = "auto" in (self.embedding_weight, self.neighbor_weight)
+            if needs_tree or self.n_neighbors or auto:  # "auto" is true
                 Y = TargetEncoder().fit_transform(y)
                 if Y.shape[0] != len(texts):
                     raise ValueError(
