@@ -52,6 +52,15 @@ def _brute_force_votes(queries, bank, bank_labels, k, leave_self_out=False):
     return votes
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _cold_cache_for_the_module_fixtures():
+    """The module's fitted fixtures embed for themselves, not from the cache
+    that other test files filled (from other batches and thread counts, which
+    change embeddings in the last bits)."""
+    CACHE.clear()
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _cold_embedding_cache():
     """Each test starts with an empty embedding cache (the process-wide cache

@@ -287,7 +287,10 @@ class XTransformerClassifier(XMRClassifierBase):
     All prediction methods take a list (or array, or pandas Series) of texts;
     the answers have the forms of :class:`XRLinearClassifier`'s.
     Embeddings depend on the number of threads only through floating-point
-    rounding, so scores may differ in the last bits across ``n_jobs``.
+    rounding, so scores may differ in the last bits across ``n_jobs``. So do
+    embeddings from the cache (``cache_embeddings``): a text's cached row may
+    have been computed in another batch (other padding) or thread count;
+    set ``cache_embeddings=False`` for bit-for-bit repeatable fits.
 
     Examples
     --------
