@@ -80,3 +80,80 @@ def test_empty_bank_or_queries_give_empty_votes():
     assert votes.shape == (1, 4) and votes.nnz == 0
     votes = neighbor_label_votes(np.zeros((0, 8), np.float32), one, labels, 5)
     assert votes.shape == (0, 4)
+
+
+# ------------------------------------------------- HNSW search (skxmr._xtransformer._ann)
+faiss = pytest.importorskip("faiss", reason="faiss-cpu (the transformer extra)")
+
+
+def _clustered_unit_rows(rng, n, dim=32, n_centres=50):
+    centres = rng.standard_normal((n_centres, dim))
+    X = centres[rng.randint(n_centres, size=n)] + 0.5 * rng.standard_normal((n, dim))
+    X = X.astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def test_hnsw_recall_against_the_exact_search():
+    from skxmr._xtransformer._ann import build_hnsw, hnsw_search
+
+    rng = np.random.RandomState(0)
+    bank, queries = _clustered_unit_rows(rng, 5000), _clustered_unit_rows(rng, 300)
+    index = build_hnsw(bank)
+    exact, exact_sims = nearest_neighbors(queries, bank, 20)
+    approx, approx_sims = hnsw_search(index, queries, bank, 20)
+    recall = np.mean([len(set(a) & set(e)) / 20 for a, e in zip(approx, exact)])
+    assert recall > 0.95
+    # similarities are exact for what is found, nearest first
+    np.testing.assert_allclose(approx_sims, np.take_along_axis(queries @ bank.T, approx,
+                                                               axis=1), atol=1e-6)
+    assert np.all(np.diff(approx_sims, axis=1) <= 0)
+    # the training rows of the bank: never their own neighbour
+    self_index = np.arange(300)
+    found, _ = hnsw_search(index, bank[:300], bank, 20, self_index)
+    assert not np.any(found == self_index[:, None])
+    reference, _ = nearest_neighbors(bank[:300], bank, 20, self_index)
+    assert np.mean([len(set(a) & set(e)) / 20 for a, e in zip(found, reference)]) > 0.95
+
+
+def test_votes_with_an_index_fill_short_rows_exactly(monkeypatch):
+    """Where the graph returns fewer than k candidates, the row is searched
+    exactly: the votes equal the exact ones."""
+    from skxmr._xtransformer import _ann
+    from skxmr._xtransformer._ann import build_hnsw
+
+    rng = np.random.RandomState(1)
+    bank, queries = _unit_rows(rng, 40), _unit_rows(rng, 10)
+    labels = sp.random(40, 6, density=0.3, format="csr", random_state=0)
+    labels.data[:] = 1
+    index = build_hnsw(bank)
+    original = _ann.hnsw_search
+
+    def short(*args, **kwargs):
+        indices, sims = original(*args, **kwargs)
+        indices[::2, -3:] = -1  # every other row: three candidates missing
+        sims[::2, -3:] = -np.inf
+        return indices, sims
+
+    monkeypatch.setattr(_neighbors, "hnsw_search", short)
+    got = neighbor_label_votes(queries, bank, labels, 7, index=index).toarray()
+    expected = neighbor_label_votes(queries, bank, labels, 7).toarray()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_hnsw_bytes_round_trip_and_checks():
+    from skxmr._xtransformer._ann import (build_hnsw, hnsw_from_bytes, hnsw_search,
+                                          hnsw_to_bytes)
+
+    rng = np.random.RandomState(2)
+    bank = _unit_rows(rng, 200)
+    index = build_hnsw(bank)
+    data = hnsw_to_bytes(index)
+    assert data.dtype == np.uint8 and data.ndim == 1
+    restored = hnsw_from_bytes(data, 200, 8)
+    a = hnsw_search(index, bank[:20], bank, 5)
+    b = hnsw_search(restored, bank[:20], bank, 5)
+    np.testing.assert_array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match="HNSW index of 201"):
+        hnsw_from_bytes(data, 201, 8)
+    with pytest.raises(ValueError):
+        hnsw_from_bytes(data[:50], 200, 8)

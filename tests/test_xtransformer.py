@@ -33,6 +33,9 @@ from skxmr._xtransformer._fine_tune import (  # noqa: E402
 from skxmr._targets import label_sets_to_indicator  # noqa: E402
 from skxmr._xtransformer._text import default_text_vectorizer  # noqa: E402
 from skxmr.metrics import make_topk_scorer, precision_at_k  # noqa: E402
+from skxmr._xtransformer import _weight_search  # noqa: E402
+from skxmr._xtransformer._ann import build_hnsw  # noqa: E402
+from skxmr._xtransformer._embedding_cache import CACHE, EmbeddingCache  # noqa: E402
 
 
 def _brute_force_votes(queries, bank, bank_labels, k, leave_self_out=False):
@@ -47,6 +50,24 @@ def _brute_force_votes(queries, bank, bank_labels, k, leave_self_out=False):
         w = np.exp((row[nearest] - row[nearest[0]]) / 0.05)
         votes[i] = (w / w.sum()) @ bank_labels[nearest]
     return votes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cold_cache_for_the_module_fixtures():
+    """The module's fitted fixtures embed for themselves, not from the cache
+    that other test files filled (from other batches and thread counts, which
+    change embeddings in the last bits)."""
+    CACHE.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _cold_embedding_cache():
+    """Each test starts with an empty embedding cache (the process-wide cache
+    would otherwise answer for encoders that tests mean to compare)."""
+    CACHE.clear()
+    yield
+    CACHE.clear()
 
 
 def _fit(encoder, data, **params):
@@ -551,11 +572,13 @@ def test_same_random_state_same_model(tiny_encoder, tuned, debtags_small):
 
 
 def test_thread_counts_agree(frozen, tiny_encoder, debtags_small):
-    two = _fit(tiny_encoder, debtags_small, n_jobs=2)
+    two = _fit(tiny_encoder, debtags_small, n_jobs=2, cache_embeddings=False)
     test_texts = debtags_small[2]
     np.testing.assert_allclose(two.transform(test_texts), frozen.transform(test_texts),
                                atol=1e-5)
-    a, b = frozen.predict_topk(test_texts), two.predict_topk(test_texts)
+    a = frozen.predict_topk(test_texts)
+    CACHE.clear()
+    b = two.predict_topk(test_texts)
     # Embeddings agree up to rounding: the rankings agree except for near-ties.
     assert np.mean(a[0] == b[0]) > 0.98
     np.testing.assert_allclose(a[1], b[1], atol=1e-3)
@@ -565,7 +588,9 @@ def test_thread_counts_agree(frozen, tiny_encoder, debtags_small):
 def test_pickle_round_trip(tuned, debtags_small):
     restored = pickle.loads(pickle.dumps(tuned))
     test_texts = debtags_small[2]
-    a, b = tuned.predict_topk(test_texts), restored.predict_topk(test_texts)
+    a = tuned.predict_topk(test_texts)
+    CACHE.clear()  # the restored encoder embeds for itself
+    b = restored.predict_topk(test_texts)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
 
@@ -577,7 +602,9 @@ def test_save_load_round_trip(which, request, tmp_path, debtags_small):
     assert os.path.isdir(tmp_path / "model" / "encoder")
     restored = skxmr.load(tmp_path / "model", mmap_mode="r")
     test_texts = debtags_small[2]
-    a, b = model.predict_topk(test_texts), restored.predict_topk(test_texts)
+    a = model.predict_topk(test_texts)
+    CACHE.clear()  # the loaded encoder embeds for itself
+    b = restored.predict_topk(test_texts)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert restored.get_params()["fine_tune"] == model.fine_tune
@@ -815,3 +842,226 @@ def test_failed_refit_keeps_the_fitted_model(tiny_encoder, debtags_small):
     assert after.keys() == before.keys()
     assert all(after[k] is before[k] for k in before)
     assert model.predict(test_texts[:10]) == expected
+
+
+# ---------------------------------------------------- embedding cache (issue 24)
+class _EncodeSpy:
+    """Counts the texts SentenceTransformer.encode is asked to embed."""
+
+    def __init__(self, monkeypatch):
+        self.texts = []
+        original = SentenceTransformer.encode
+        spy = self
+
+        def encode(model, sentences, *args, **kwargs):
+            spy.texts.extend(sentences)
+            return original(model, sentences, *args, **kwargs)
+
+        monkeypatch.setattr(SentenceTransformer, "encode", encode)
+
+
+def test_refit_and_predict_on_seen_texts_do_not_encode_again(tiny_encoder,
+                                                              debtags_small,
+                                                              monkeypatch):
+    texts, tags, test_texts, _ = debtags_small
+    spy = _EncodeSpy(monkeypatch)
+    first = _fit(tiny_encoder, debtags_small)
+    assert sorted(spy.texts) == sorted(set(texts))  # each distinct text once
+    spy.texts.clear()
+    first.predict_topk(texts[:50])  # training texts: cached at fit
+    clone(first).fit(texts, tags)   # a refit (a clone, as in a grid search)
+    assert spy.texts == []
+    expected = first.predict_topk(test_texts)
+    assert sorted(spy.texts) == sorted(set(test_texts))
+    spy.texts.clear()
+    again = first.predict_topk(test_texts)
+    assert spy.texts == []
+    np.testing.assert_array_equal(expected[0], again[0])
+    np.testing.assert_array_equal(expected[1], again[1])
+    # the cached embeddings are the encoder's own: an uncached model agrees
+    uncached = _fit(tiny_encoder, debtags_small, cache_embeddings=False)
+    assert sorted(spy.texts) == sorted(texts)
+    np.testing.assert_array_equal(uncached.transform(test_texts),
+                                  first.transform(test_texts))
+
+
+def test_cache_keys_separate_encoders_and_settings(tiny_encoder, debtags_small,
+                                                   monkeypatch):
+    texts = debtags_small[0][:80]
+    data = (texts, debtags_small[1][:80])
+    spy = _EncodeSpy(monkeypatch)
+    base = _fit(tiny_encoder, data)
+    spy.texts.clear()
+    _fit(tiny_encoder, data, max_seq_length=16)  # another truncation: encodes again
+    assert sorted(spy.texts) == sorted(set(texts))
+    spy.texts.clear()
+    other = SentenceTransformer(tiny_encoder, device="cpu")
+    with torch.no_grad():
+        next(other.parameters()).add_(0.1)  # other weights: another fingerprint
+    _fit(other, data)
+    assert sorted(spy.texts) == sorted(set(texts))
+    spy.texts.clear()
+    tuned = _fit(tiny_encoder, data, fine_tune=True, max_steps=2, batch_size=16,
+                 fine_tune_residual=False)
+    # the probe's frozen (unnormalised) pass and the tuned encoder's pass both encode
+    assert len(spy.texts) == 2 * len(set(texts))
+    assert not np.allclose(tuned.transform(texts[:5]), base.transform(texts[:5]))
+
+
+def test_embedding_cache_evicts_least_recently_used():
+    cache = EmbeddingCache(max_rows=3)
+    calls = []
+
+    def encode(batch):
+        calls.append(list(batch))
+        return np.array([[len(t), 1.0] for t in batch], dtype=np.float32)
+
+    out = cache.embed("k", ["a", "bb", "a", "ccc"], encode)
+    np.testing.assert_array_equal(out[:, 0], [1, 2, 1, 3])
+    assert calls == [["a", "bb", "ccc"]]  # duplicates encoded once
+    cache.embed("k", ["a"], encode)  # "a" becomes the most recent
+    cache.embed("k", ["dddd"], encode)  # evicts "bb", the least recent
+    assert len(cache) == 3
+    calls.clear()
+    cache.embed("k", ["a", "ccc", "dddd", "bb"], encode)
+    assert calls == [["bb"]]
+    cache.embed("other key", ["a"], encode)
+    assert calls[-1] == ["a"]
+    assert EmbeddingCache(max_rows=0).embed("k", ["a"], encode).shape == (1, 2)
+
+
+# ------------------------------------------------------- int8 encoder (issue 24)
+def test_quantize_embeds_with_an_int8_copy(tiny_encoder, debtags_small, tmp_path):
+    texts, tags, test_texts, _ = debtags_small
+    float_model = _fit(tiny_encoder, debtags_small)
+    int8_model = _fit(tiny_encoder, debtags_small, quantize=True)
+    linear = [m for m in int8_model._int8_encoder.modules()
+              if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
+    assert linear, "no int8 Linear layer in the quantised copy"
+    assert not any(type(m).__module__.startswith("torch.ao.nn.quantized")
+                   for m in int8_model.encoder_.modules())  # encoder_ stays float
+    a, b = float_model.transform(test_texts), int8_model.transform(test_texts)
+    assert not np.array_equal(a, b)
+    cosine = np.sum(a * b, axis=1)
+    assert cosine.min() > 0.9
+    # saved float, quantised again at load: the same predictions
+    skxmr.save(int8_model, tmp_path / "m")
+    restored = skxmr.load(tmp_path / "m")
+    expected = int8_model.predict_topk(test_texts)
+    CACHE.clear()
+    got = restored.predict_topk(test_texts)
+    np.testing.assert_array_equal(expected[0], got[0])
+    np.testing.assert_allclose(expected[1], got[1], atol=1e-6)
+
+
+# ------------------------------------------------ approximate neighbours (issue 24)
+def test_hnsw_search_is_saved_and_loaded(tiny_encoder, debtags_small, tmp_path):
+    texts, tags, test_texts, _ = debtags_small
+    exact = _fit(tiny_encoder, debtags_small, neighbor_search="exact")
+    approx = _fit(tiny_encoder, debtags_small, neighbor_search="hnsw")
+    assert exact.neighbor_index_ is None
+    assert approx.neighbor_index_.ntotal == len(texts)
+    # on 600 rows the graph finds (nearly) every exact neighbour
+    votes_exact = exact._neighbor_votes(exact.transform(test_texts)).toarray()
+    votes_approx = approx._neighbor_votes(approx.transform(test_texts)).toarray()
+    assert np.mean(np.all(np.isclose(votes_exact, votes_approx, atol=1e-6), axis=1)) > 0.95
+    expected = approx.predict_topk(test_texts)
+    skxmr.save(approx, tmp_path / "m")
+    for restored in (pickle.loads(pickle.dumps(approx)), skxmr.load(tmp_path / "m")):
+        assert restored.neighbor_index_.ntotal == len(texts)
+        got = restored.predict_topk(test_texts)
+        np.testing.assert_array_equal(expected[0], got[0])
+        np.testing.assert_array_equal(expected[1], got[1])
+
+
+def test_auto_search_uses_hnsw_above_the_bank_size(tiny_encoder, debtags_small,
+                                                   monkeypatch):
+    monkeypatch.setattr(XTransformerClassifier, "_HNSW_MIN_BANK", 500)
+    assert _fit(tiny_encoder, debtags_small).neighbor_index_ is not None
+    monkeypatch.setattr(XTransformerClassifier, "_HNSW_MIN_BANK", 601)
+    assert _fit(tiny_encoder, debtags_small).neighbor_index_ is None
+
+
+def test_load_checks_the_hnsw_index(tiny_encoder, debtags_small, tmp_path):
+    data = (debtags_small[0][:100], debtags_small[1][:100])
+    model = _fit(tiny_encoder, data, neighbor_search="hnsw")
+    path = tmp_path / "m"
+    skxmr.save(model, path)
+    other = build_hnsw(model.neighbor_embeddings_[:50])
+    from skxmr._xtransformer._ann import hnsw_to_bytes
+    np.save(path / "neighbors.hnsw.npy", hnsw_to_bytes(other))
+    with pytest.raises(skxmr.ModelFormatError):
+        skxmr.load(path)
+
+
+# ---------------------------------------------------------- "auto" weights (issue 24)
+def _duplicated_documents(seed=0, n_docs=150, copies=4, n_labels=120):
+    """Texts that repeat a few times each, with random labels: a linear model on
+    the embeddings cannot learn them, the labels of the nearest (identical)
+    texts give them away."""
+    from skxmr.datasets import load_debian_debtags
+
+    words = sorted({w for t in load_debian_debtags(subset="train",
+                                                   return_X_y=True)[0][:600]
+                    for w in t.lower().split() if w.isalpha()})
+    rng = np.random.RandomState(seed)
+    docs = [" ".join(rng.choice(words, 12)) for _ in range(n_docs)]
+    labels = [sorted(rng.choice(n_labels, 2, replace=False).tolist()) for _ in docs]
+    order = rng.permutation(n_docs * copies)
+    return ([docs[i % n_docs] for i in order], [labels[i % n_docs] for i in order])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_auto_picks_the_setting_that_clearly_wins(tiny_encoder, monkeypatch, reverse):
+    texts, tags = _duplicated_documents()
+    grid = [(0.7, 0, 0.25), (0.7, 10, 0.25)]
+    monkeypatch.setattr(_weight_search, "GRID", tuple(grid[::-1] if reverse else grid))
+    model = _fit(tiny_encoder, (texts, tags), vectorizer=None, n_neighbors="auto")
+    assert model.n_neighbors_ == 10
+    assert model.neighbor_embeddings_ is not None
+    scores = dict(model.weight_search_)
+    assert set(scores) == set(grid)
+    assert scores[(0.7, 10, 0.25)] > scores[(0.7, 0, 0.25)] + 0.2
+    # the fixed parameters are kept and nothing is searched
+    fixed = _fit(tiny_encoder, (texts[:100], tags[:100]), vectorizer=None, n_neighbors=0)
+    assert fixed.weight_search_ == [] and fixed.n_neighbors_ == 0
+    assert fixed.neighbor_embeddings_ is None
+
+
+def test_auto_settings_are_saved(tiny_encoder, debtags_small, tmp_path, monkeypatch):
+    monkeypatch.setattr(_weight_search, "GRID", ((0.7, 20, 0.25), (1.0, 5, 0.5)))
+    model = _fit(tiny_encoder, debtags_small, embedding_weight="auto",
+                 n_neighbors="auto", neighbor_weight="auto")
+    assert len(model.weight_search_) == 2
+    chosen = (model.embedding_weight_, model.n_neighbors_, model.neighbor_weight_)
+    assert chosen == max(model.weight_search_, key=lambda r: r[1])[0]
+    skxmr.save(model, tmp_path / "m")
+    restored = skxmr.load(tmp_path / "m")
+    assert (restored.embedding_weight_, restored.n_neighbors_,
+            restored.neighbor_weight_) == chosen
+    assert restored.weight_search_ == model.weight_search_
+    test_texts = debtags_small[2]
+    np.testing.assert_array_equal(model.predict_topk(test_texts)[0],
+                                  restored.predict_topk(test_texts)[0])
+
+
+def test_candidate_settings_fix_the_given_values():
+    assert _weight_search.candidate_settings(0.7, 20, 0.25) == [(0.7, 20, 0.25)]
+    grid = _weight_search.candidate_settings("auto", 0, 0.25)
+    assert grid == list(dict.fromkeys((ew, 0, 0.25) for ew, _, _ in _weight_search.GRID))
+    assert len(grid) > 1 and grid[0] == (0.7, 0, 0.25)  # the fixed default first
+    assert _weight_search.validation_split(10, np.random.RandomState(0)) is None
+    fit_rows, val_rows = _weight_search.validation_split(100, np.random.RandomState(0))
+    assert len(val_rows) == 20 and not set(fit_rows) & set(val_rows)
+
+
+def test_auto_embedding_weight_without_vectorizer_or_neighbours(tiny_encoder,
+                                                               debtags_small,
+                                                               monkeypatch):
+    monkeypatch.setattr(_weight_search, "GRID", ((0.7, 0, 0.25), (1.0, 0, 0.25)))
+    data = (debtags_small[0][:200], debtags_small[1][:200])
+    model = _fit(tiny_encoder, data, vectorizer=None, n_neighbors=0,
+                 embedding_weight="auto")
+    assert [c for c, _ in model.weight_search_] == [(0.7, 0, 0.25), (1.0, 0, 0.25)]
+    assert model.embedding_weight_ == max(model.weight_search_, key=lambda r: r[1])[0][0]
+    assert model.neighbor_embeddings_ is None

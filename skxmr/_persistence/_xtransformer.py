@@ -8,6 +8,8 @@ Next to the manifest, its directory holds::
     vectorizer.idf.npy         # float64, its idf_
     neighbors.embeddings.npy   # float32, neighbor_embeddings_ (n_neighbors > 0)
     neighbors.labels.*.npy     # float32 CSR, neighbor_labels_ (n_neighbors > 0)
+    neighbors.hnsw.npy         # uint8, neighbor_index_ serialised by faiss (HNSW
+                               # search only)
     preliminary_tree.*.npy     # preliminary_tree_, when there is one
     encoder/                   # encoder_, saved by sentence-transformers
                                # (safetensors weights, JSON configs, tokenizer)
@@ -30,6 +32,7 @@ from skxmr._xtransformer._encoder import (
     import_sentence_transformers,
     quiet_transformers,
 )
+from skxmr._xtransformer._ann import hnsw_from_bytes, hnsw_to_bytes
 from skxmr._persistence import _vectorizer, _xrlinear
 from skxmr._persistence._codec import params_from_json, params_to_json, plain
 from skxmr._persistence._errors import ModelFormatError, check_int, check_keys
@@ -42,6 +45,9 @@ _FITTED_ENCODER = {"fitted_encoder_": True}
 _HISTORY_KEYS = ("level", "n_nodes", "steps", "loss_start", "loss_end")
 _ATTRIBUTES = ("ranker", "n_neighbor_rows", "vectorizer_", "embedding_dim_", "device_",
                "preliminary_tree_", "fine_tune_history_")
+# since the "auto" settings and the HNSW search; older models lack them
+_CHOSEN = ("embedding_weight_", "n_neighbors_", "neighbor_weight_", "weight_search_",
+           "neighbor_index_")
 
 
 def _neighbors(reader, n_rows, dim, n_labels):
@@ -111,6 +117,9 @@ def dump(model, writer):
     if bank is not None:
         writer.add("neighbors.embeddings", np.asarray(bank, dtype=np.float32))
         writer.add_sparse("neighbors.labels", model.neighbor_labels_)
+    index = getattr(model, "neighbor_index_", None)
+    if index is not None:
+        writer.add("neighbors.hnsw", hnsw_to_bytes(index))
     encoder = model.encoder_
 
     def save_encoder(folder):
@@ -128,14 +137,52 @@ def dump(model, writer):
         "fine_tune_history_": [{key: plain(entry[key], "fine_tune_history_")
                                 for key in _HISTORY_KEYS}
                                for entry in model.fine_tune_history_],
+        "embedding_weight_": float(model.embedding_weight_),
+        "n_neighbors_": int(model.n_neighbors_),
+        "neighbor_weight_": float(model.neighbor_weight_),
+        "weight_search_": [[[float(c[0]), int(c[1]), float(c[2])], float(score)]
+                           for c, score in model.weight_search_],
+        "neighbor_index_": index is not None,
     }
     return params, attributes
+
+
+def _chosen(attributes, model, where):
+    """(embedding_weight_, n_neighbors_, neighbor_weight_, weight_search_,
+    has_index) of the attributes; from the parameters for an older model."""
+    if not any(key in attributes for key in _CHOSEN):
+        for name in ("embedding_weight", "n_neighbors", "neighbor_weight"):
+            if getattr(model, name) == "auto":
+                raise ModelFormatError(f"{where}: {name}='auto' but no chosen value.")
+        return (model.embedding_weight, model.n_neighbors, model.neighbor_weight, [],
+                False)
+    ew, nn, nw = (attributes["embedding_weight_"], attributes["n_neighbors_"],
+                  attributes["neighbor_weight_"])
+    nn = check_int(nn, f"{where}: n_neighbors_", 0)
+    for name, value in (("embedding_weight_", ew), ("neighbor_weight_", nw)):
+        if type(value) not in (int, float) or not 0 < value < float("inf"):
+            raise ModelFormatError(f"{where}: {name} must be a positive number.")
+    for name, value in (("embedding_weight", ew), ("n_neighbors", nn),
+                        ("neighbor_weight", nw)):
+        if getattr(model, name) not in ("auto", value):
+            raise ModelFormatError(f"{where}: {name}_={value} but the parameter is "
+                                   f"{getattr(model, name)!r}.")
+    search = attributes["weight_search_"]
+    try:
+        search = [((float(c[0]), int(c[1]), float(c[2])), float(score))
+                  for c, score in search]
+    except (TypeError, ValueError, IndexError):
+        raise ModelFormatError(f"{where}: invalid weight_search_.") from None
+    if type(attributes["neighbor_index_"]) is not bool:
+        raise ModelFormatError(f"{where}: neighbor_index_ must be a bool.")
+    return float(ew), nn, float(nw), search, attributes["neighbor_index_"]
 
 
 def load(meta, reader):
     where = reader.meta_file
     attributes = meta["attributes"]
-    check_keys(attributes, _ATTRIBUTES, where, "attributes")
+    check_keys(attributes, _ATTRIBUTES + tuple(k for k in _CHOSEN if k in attributes),
+               where, "attributes")
     ranker_meta = attributes["ranker"]
     check_keys(ranker_meta, ("params", "attributes"), where, "attributes.ranker")
     ranker = _xrlinear.load(ranker_meta, reader.prefixed("ranker."))
@@ -194,9 +241,19 @@ def load(meta, reader):
         raise ModelFormatError(
             f"{where}: the ranker has {ranker.n_features_in_} features, not "
             f"embedding_dim_ + terms + neighbour labels = {dim + n_sparse + n_votes}.")
-    if (bank is None) != (model.n_neighbors == 0):
-        raise ModelFormatError(f"{where}: n_neighbors={model.n_neighbors} but the model "
+    ew, n_neighbors, nw, search, has_index = _chosen(attributes, model, where)
+    if (bank is None) != (n_neighbors == 0):
+        raise ModelFormatError(f"{where}: n_neighbors={n_neighbors} but the model "
                                f"{'lacks' if bank is None else 'has'} a neighbour bank.")
+    index = None
+    if has_index:
+        if bank is None:
+            raise ModelFormatError(f"{where}: an HNSW index without a neighbour bank.")
+        data = reader.array("neighbors.hnsw", (np.dtype(np.uint8),), 1)
+        try:
+            index = hnsw_from_bytes(np.asarray(data), bank.shape[0], dim)
+        except ValueError as exc:
+            raise ModelFormatError(f"{where}: neighbors.hnsw: {exc}") from None
     history = attributes["fine_tune_history_"]
     if not isinstance(history, list) or not all(
             isinstance(h, dict) and set(h) == set(_HISTORY_KEYS) for h in history):
@@ -216,6 +273,9 @@ def load(meta, reader):
     model.encoder_ = encoder
     model.vectorizer_ = vectorizer
     model.neighbor_embeddings_, model.neighbor_labels_ = bank, bank_labels
+    model.neighbor_index_ = index
+    model.embedding_weight_, model.n_neighbors_, model.neighbor_weight_ = ew, n_neighbors, nw
+    model.weight_search_ = search
     model.ranker_ = ranker
     # The text model answers in the form y had at fit: the ranker's form.
     model._set_target_state(ranker._get_target_state())

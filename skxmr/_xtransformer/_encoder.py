@@ -133,3 +133,22 @@ def set_max_seq_length(encoder, max_seq_length):
     if limit is not None:
         max_seq_length = min(max_seq_length, int(limit))
     encoder.max_seq_length = max_seq_length
+
+
+def quantized_encoder(encoder):
+    """A copy of ``encoder`` whose ``torch.nn.Linear`` layers run in int8
+    (PyTorch dynamic quantisation: weights stored in int8, activations
+    quantised on the fly), for the CPU only. The given encoder is unchanged."""
+    import warnings
+
+    import torch
+
+    model = copy.deepcopy(encoder).to("cpu")
+    model.eval()
+    with warnings.catch_warnings():
+        # torch >= 2.10 deprecates torch.ao.quantization for torchao; it still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -27,13 +27,22 @@ from skxmr._xtransformer._encoder import (
     embedding_dimension,
     import_sentence_transformers,
     load_encoder,
+    quantized_encoder,
     resolve_device,
     set_max_seq_length,
     torch_threads,
 )
 from skxmr._xtransformer._fine_tune import cross_fitted_margins, fine_tune_encoder
 from skxmr._label_tree import LabelTree
+from skxmr._xtransformer._ann import (
+    build_hnsw,
+    faiss_available,
+    hnsw_from_bytes,
+    hnsw_to_bytes,
+)
+from skxmr._xtransformer._embedding_cache import CACHE, encoder_fingerprint
 from skxmr._xtransformer._neighbors import neighbor_label_votes
+from skxmr._xtransformer import _weight_search
 from skxmr._targets import TargetEncoder
 from skxmr.utils.validation import check_sample_weight, n_jobs_constraint
 from skxmr._xtransformer._text import check_texts, default_text_vectorizer
@@ -128,13 +137,13 @@ class XTransformerClassifier(XMRClassifierBase):
         92.83 / 65.22 / 49.39 against the frozen encoder's 91.28 / 64.33 /
         48.85 on the same tree (``benchmarks/RESULTS.md``). Ignored without a
         ``vectorizer``.
-    embedding_weight : float, default=0.7
+    embedding_weight : float or "auto", default=0.7
         Scale of the (unit-norm) embedding block relative to the (unit-norm)
         TF-IDF block in the ranker's features. 0.7 ranked better than 1.0 in 8
         of 9 paired runs (three text sets, three trees each; mean P@1 +0.1
         to +0.3 per set, P@3 and P@5 equal or better:
         ``benchmarks/RESULTS.md``).
-    n_neighbors : int, default=20
+    n_neighbors : int or "auto", default=20
         Give the ranker, as a third block of features, the labels of each
         text's ``n_neighbors`` nearest training texts in the embedding space
         (cosine similarity; each neighbour's label row weighted by a softmax of
@@ -151,9 +160,44 @@ class XTransformerClassifier(XMRClassifierBase):
         a product with all of them per text (small beside the encoder on a
         CPU: 27 s for 57,000 texts against 45,000 on two cores). 0: no
         neighbour block.
-    neighbor_weight : float, default=0.25
+    neighbor_weight : float or "auto", default=0.25
         Scale of the neighbour block (rows of sum 1 over the labels each
         neighbour has) in the ranker's features.
+
+        "auto" (for any of ``embedding_weight``, ``n_neighbors`` and
+        ``neighbor_weight``): chosen in ``fit`` by a validation split of the
+        training rows. 20% of them (at most 2,000) are held out; for each
+        setting of a small grid (the fixed defaults first; the parameters
+        not "auto" held at their values) a clone of the ranker is fitted on
+        the rest, on the same label tree, the held-out rows' neighbours are
+        searched among the rest only, and the setting of best mean of P@1
+        and P@5 on the held-out rows wins (the earlier on ties); the model is
+        then fitted on every row with it. Costs one ranker fit per setting
+        (up to 6). Below 20 training rows the first setting is taken. The
+        choice and every setting's score are in ``embedding_weight_``,
+        ``n_neighbors_``, ``neighbor_weight_`` and ``weight_search_``.
+    neighbor_search : {"auto", "exact", "hnsw"}, default="auto"
+        How the nearest training texts are found. "exact": a product with
+        every training embedding per text. "hnsw": an HNSW graph of the
+        training embeddings (faiss ``IndexHNSWFlat``, inner product; needs
+        ``faiss-cpu``), the similarities of the candidates it finds then
+        computed exactly; kept and saved with the model. "auto": HNSW for a
+        bank of 50,000 rows or more when faiss is installed, else exact.
+    quantize : bool, default=False
+        Embed on the CPU with a copy of the encoder whose Linear layers run
+        in int8 (PyTorch dynamic quantisation); ``encoder_`` stays in float
+        (fine-tuning trains it in float, saving stores it in float) and the
+        copy is made again when needed. On 2,000 training texts of
+        debian-debtags and debian-deps (scored on 800 other training texts),
+        1.8x and 3x faster to fit, P@1 -0.37 and 0.00, P@5 -0.27 and -0.15
+        (``benchmarks/bench_xtransformer_cpu.py``). Ignored on a GPU.
+    cache_embeddings : bool, default=True
+        Keep the embeddings of the texts encoded in this process in a cache
+        shared by every model (at most 200,000 rows, least recently used
+        dropped first), keyed by a hash of the encoder's weights, the
+        settings that change embeddings and the text: a refit, the folds of
+        a grid search and predictions on texts already seen do not run the
+        encoder again. Nothing is written to disk.
     rebuild_tree : bool, default=False
         Rebuild the ranker's label tree on the concatenated features (from the
         ``indexer``) instead of using the preliminary tree of the TF-IDF. The
@@ -188,6 +232,14 @@ class XTransformerClassifier(XMRClassifierBase):
         for the neighbours of new texts (None when ``n_neighbors=0``).
     neighbor_labels_ : csr_matrix of shape (n_bank, n_labels) or None
         Their labels, in the columns of ``classes_``.
+    neighbor_index_ : faiss.IndexHNSWFlat or None
+        The HNSW graph of ``neighbor_embeddings_`` (None for the exact search).
+    embedding_weight_, n_neighbors_, neighbor_weight_ : float, int, float
+        The settings used: the parameters, or their choice when "auto".
+    weight_search_ : list of ((embedding_weight, n_neighbors, \
+            neighbor_weight), score)
+        Every setting tried for "auto" and its validation score (mean of P@1
+        and P@5); empty when nothing was searched.
     classes_ : ndarray of shape (n_labels,)
         The label of each column (as ``XRLinearClassifier.classes_``).
     tree_ : LabelTree
@@ -235,7 +287,10 @@ class XTransformerClassifier(XMRClassifierBase):
     All prediction methods take a list (or array, or pandas Series) of texts;
     the answers have the forms of :class:`XRLinearClassifier`'s.
     Embeddings depend on the number of threads only through floating-point
-    rounding, so scores may differ in the last bits across ``n_jobs``.
+    rounding, so scores may differ in the last bits across ``n_jobs``. So do
+    embeddings from the cache (``cache_embeddings``): a text's cached row may
+    have been computed in another batch (other padding) or thread count;
+    set ``cache_embeddings=False`` for bit-for-bit repeatable fits.
 
     Examples
     --------
@@ -258,6 +313,9 @@ class XTransformerClassifier(XMRClassifierBase):
     # None stands for these: indexer__* and ranker__* reach them (_base).
     _default_sub_estimators = {"indexer": LabelIndexer, "ranker": XRLinearClassifier}
 
+    # the encoder's cache key and int8 copy, rebuilt when missing (not pickled)
+    _private_fitted_state = ("_targets", "_encoder_key", "_int8_encoder")
+
     _parameter_constraints: dict = {
         "encoder": [str, os.PathLike, HasMethods(["encode"]), None],
         "fine_tune": ["boolean"],
@@ -273,9 +331,14 @@ class XTransformerClassifier(XMRClassifierBase):
         "fine_tune_loss": [StrOptions({"squared_hinge", "bce"})],
         "fine_tune_probe": ["boolean"],
         "fine_tune_residual": ["boolean"],
-        "embedding_weight": [Interval(Real, 0, None, closed="neither")],
-        "n_neighbors": [Interval(Integral, 0, None, closed="left")],
-        "neighbor_weight": [Interval(Real, 0, None, closed="neither")],
+        "embedding_weight": [Interval(Real, 0, None, closed="neither"),
+                             StrOptions({"auto"})],
+        "n_neighbors": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "neighbor_weight": [Interval(Real, 0, None, closed="neither"),
+                            StrOptions({"auto"})],
+        "neighbor_search": [StrOptions({"auto", "exact", "hnsw"})],
+        "quantize": ["boolean"],
+        "cache_embeddings": ["boolean"],
         "rebuild_tree": ["boolean"],
         "device": "no_validation",  # str or torch.device: checked by resolve_device
         "n_jobs": n_jobs_constraint(),
@@ -288,8 +351,9 @@ class XTransformerClassifier(XMRClassifierBase):
                  epochs=1, max_steps=None, learning_rate=5e-5,
                  fine_tune_loss="squared_hinge", fine_tune_probe=True,
                  fine_tune_residual=True, embedding_weight=0.7,
-                 n_neighbors=20, neighbor_weight=0.25, rebuild_tree=False, device="auto",
-                 n_jobs=None, random_state=None, verbose=0):
+                 n_neighbors=20, neighbor_weight=0.25, neighbor_search="auto",
+                 quantize=False, cache_embeddings=True, rebuild_tree=False,
+                 device="auto", n_jobs=None, random_state=None, verbose=0):
         self.encoder = encoder
         self.fine_tune = fine_tune
         self.vectorizer = vectorizer
@@ -306,6 +370,9 @@ class XTransformerClassifier(XMRClassifierBase):
         self.embedding_weight = embedding_weight
         self.n_neighbors = n_neighbors
         self.neighbor_weight = neighbor_weight
+        self.neighbor_search = neighbor_search
+        self.quantize = quantize
+        self.cache_embeddings = cache_embeddings
         self.rebuild_tree = rebuild_tree
         self.device = device
         self.n_jobs = n_jobs
@@ -367,12 +434,14 @@ class XTransformerClassifier(XMRClassifierBase):
                                        dtype=np.float32)
             self.embedding_dim_ = embedding_dimension(encoder)
             self.encoder_, self.device_ = encoder, device
+            self._reset_encoding_state()
             self.preliminary_tree_, self.fine_tune_history_ = None, []
             tree = None  # the tree of the TF-IDF, when fine-tuning or the ranker uses it
             frozen = None  # the frozen encoder's embeddings, when the probe needs them
             Y = None  # the label matrix, in the ranker's columns, when needed here
             needs_tree = self.fine_tune or (sparse is not None and not self.rebuild_tree)
-            if needs_tree or self.n_neighbors:
+            auto = "auto" in (self.embedding_weight, self.neighbor_weight)
+            if needs_tree or self.n_neighbors or auto:  # "auto" is true
                 Y = TargetEncoder().fit_transform(y)
                 if Y.shape[0] != len(texts):
                     raise ValueError(
@@ -380,7 +449,7 @@ class XTransformerClassifier(XMRClassifierBase):
             if needs_tree:
                 if self.fine_tune and self.fine_tune_probe:
                     # as fine-tuning sees them: not normalised unless the encoder is
-                    frozen = self._embed(texts, normalize=False)
+                    frozen = self._embed(texts, normalize=False, float_encoder=True)
                 tree = self._preliminary_tree(texts, Y, sparse, weights, rng, frozen)
             if self.fine_tune:
                 self.preliminary_tree_ = tree
@@ -397,9 +466,8 @@ class XTransformerClassifier(XMRClassifierBase):
                     row_weights=weights, probe_embeddings=frozen, node_offsets=offsets,
                     rng=rng, device=device, verbose=self.verbose)
                 del frozen, offsets
+                self._reset_encoding_state()  # new weights: new cache key, new int8 copy
             embeddings = self._embed(texts)
-        votes = self._fit_neighbors(embeddings, Y, weights)
-        features = self._combine(embeddings, sparse, votes)
         ranker = clone(self._ranker())
         if tree is not None and not self.rebuild_tree:
             ranker.set_params(indexer=tree)
@@ -409,6 +477,9 @@ class XTransformerClassifier(XMRClassifierBase):
             ranker.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
         if ranker.get_params().get("n_jobs", 0) is None and self.n_jobs is not None:
             ranker.set_params(n_jobs=self.n_jobs)
+        self._choose_weights(embeddings, sparse, Y, weights, ranker, rng, n_threads)
+        votes = self._fit_neighbors(embeddings, Y, weights, n_threads)
+        features = self._combine(embeddings, sparse, votes)
         if weights is None:
             ranker.fit(features, y)
         else:
@@ -418,12 +489,13 @@ class XTransformerClassifier(XMRClassifierBase):
         self.classes_ = ranker.classes_
         self.tree_ = ranker.tree_
 
-    def _fit_neighbors(self, embeddings, Y, weights):
-        """Keep the training rows (of positive weight) as the neighbour bank and
-        return the training rows' neighbour votes, each row left out of its own
-        (None without neighbours)."""
-        self.neighbor_embeddings_ = self.neighbor_labels_ = None
-        if not self.n_neighbors:
+    def _fit_neighbors(self, embeddings, Y, weights, n_threads=1):
+        """Keep the training rows (of positive weight) as the neighbour bank (and
+        its HNSW index when the search is approximate) and return the training
+        rows' neighbour votes, each row left out of its own (None without
+        neighbours)."""
+        self.neighbor_embeddings_ = self.neighbor_labels_ = self.neighbor_index_ = None
+        if not self.n_neighbors_:
             return None
         self_index = np.arange(len(embeddings))
         if weights is not None:  # rows of weight 0 are left out, as in the ranker
@@ -434,15 +506,84 @@ class XTransformerClassifier(XMRClassifierBase):
             embeddings_kept = embeddings
         self.neighbor_embeddings_ = np.ascontiguousarray(embeddings_kept, dtype=np.float32)
         self.neighbor_labels_ = sp.csr_matrix(Y, dtype=np.float32)
+        if self._approximate_search(len(embeddings_kept)):
+            self.neighbor_index_ = build_hnsw(self.neighbor_embeddings_, n_threads)
         return neighbor_label_votes(embeddings, self.neighbor_embeddings_,
-                                    self.neighbor_labels_, self.n_neighbors, self_index)
+                                    self.neighbor_labels_, self.n_neighbors_, self_index,
+                                    index=self.neighbor_index_, n_threads=n_threads)
+
+    #: Banks of at least this many rows are searched by HNSW when
+    #: ``neighbor_search="auto"`` (and faiss is installed).
+    _HNSW_MIN_BANK = 50_000
+
+    def _approximate_search(self, n_bank):
+        if self.neighbor_search == "exact":
+            return False
+        if self.neighbor_search == "hnsw":
+            return True
+        return n_bank >= self._HNSW_MIN_BANK and faiss_available()
 
     def _neighbor_votes(self, embeddings):
         """Neighbour votes of new texts (None when the model has no neighbour bank)."""
         if getattr(self, "neighbor_embeddings_", None) is None:
             return None
         return neighbor_label_votes(embeddings, self.neighbor_embeddings_,
-                                    self.neighbor_labels_, self.n_neighbors)
+                                    self.neighbor_labels_, self.n_neighbors_,
+                                    index=getattr(self, "neighbor_index_", None),
+                                    n_threads=effective_n_threads(self.n_jobs))
+
+    def _choose_weights(self, embeddings, sparse, Y, weights, ranker, rng, n_threads):
+        """Set ``embedding_weight_``, ``n_neighbors_`` and ``neighbor_weight_``:
+        the parameters, or for those that are "auto" the best setting on a
+        validation split of the training rows (``_weight_search``)."""
+        auto = [self.embedding_weight, self.n_neighbors, self.neighbor_weight]
+        candidates = _weight_search.candidate_settings(*auto)
+        self.weight_search_ = []
+        split = None
+        if len(candidates) > 1:
+            rows = np.arange(len(embeddings)) if weights is None else np.flatnonzero(
+                weights > 0)
+            split = _weight_search.validation_split(len(rows), rng)
+        if split is None:
+            chosen = candidates[0]
+        else:
+            fit_rows, val_rows = rows[split[0]], rows[split[1]]
+            Y = sp.csr_matrix(Y)
+            Y_fit, Y_val = Y[fit_rows], Y[val_rows]
+
+            def score(candidate):
+                ew, nn, nw = candidate
+                fit_votes = val_votes = None
+                if nn:
+                    bank = np.ascontiguousarray(embeddings[fit_rows])
+                    labels = sp.csr_matrix(Y_fit, dtype=np.float32)
+                    fit_votes = neighbor_label_votes(
+                        bank, bank, labels, nn, np.arange(len(fit_rows)))
+                    val_votes = neighbor_label_votes(embeddings[val_rows], bank, labels,
+                                                     nn)
+                part = None if sparse is None else sparse[fit_rows]
+                model = clone(ranker)
+                fit_weights = None if weights is None else weights[fit_rows]
+                X_fit = self._combine(embeddings[fit_rows], part, fit_votes, (ew, nw))
+                if fit_weights is None:
+                    model.fit(X_fit, Y_fit)
+                else:
+                    model.fit(X_fit, Y_fit, sample_weight=fit_weights)
+                part = None if sparse is None else sparse[val_rows]
+                X_val = self._combine(embeddings[val_rows], part, val_votes, (ew, nw))
+                labels, scores = model.predict_topk(X_val, k=5)
+                # the sub-model's columns: its classes_, columns of Y
+                columns = np.asarray(model.classes_)
+                found = labels >= 0
+                rows = np.repeat(np.arange(len(labels)), labels.shape[1])[found.ravel()]
+                full = sp.csr_matrix(
+                    (np.asarray(scores)[found] + np.float32(1e-30),
+                     (rows, columns[labels[found]])), shape=Y_val.shape)
+                return _weight_search.validation_score(Y_val, full)
+
+            chosen, self.weight_search_ = _weight_search.choose(candidates, score)
+        self.embedding_weight_, self.n_neighbors_, self.neighbor_weight_ = (
+            float(chosen[0]), int(chosen[1]), float(chosen[2]))
 
     def _ranker(self):
         return XRLinearClassifier() if self.ranker is None else self.ranker
@@ -477,25 +618,55 @@ class XTransformerClassifier(XMRClassifierBase):
         keep = np.flatnonzero(weights)  # rows of weight 0 are left out, as in the ranker
         return build_tree(indexer, features[keep], Y[keep], rng, weights[keep])
 
-    def _embed(self, texts, normalize=True):
+    def _reset_encoding_state(self):
+        """Forget the encoder's fingerprint and int8 copy (its weights changed)."""
+        self._encoder_key = self._int8_encoder = None
+
+    def _encoding_model(self, device, float_encoder):
+        """(encoder to embed with, whether it is the int8 copy): the int8 copy
+        of ``encoder_`` when ``quantize`` on the CPU, else ``encoder_``."""
+        if not self.quantize or float_encoder or not device.startswith("cpu"):
+            return self.encoder_, False
+        if getattr(self, "_int8_encoder", None) is None:
+            self._int8_encoder = quantized_encoder(self.encoder_)
+        return self._int8_encoder, True
+
+    def _embed(self, texts, normalize=True, float_encoder=False):
         """L2-normalised (unless not ``normalize``) float32 embeddings, shape
-        (len(texts), embedding_dim_)."""
+        (len(texts), embedding_dim_): from the embedding cache where it holds
+        them (``cache_embeddings``), else from the encoder (in int8 when
+        ``quantize`` on the CPU, unless ``float_encoder``).
+        sentence-transformers sorts each call's texts by length into batches."""
         if not texts:
             return np.zeros((0, self.embedding_dim_), dtype=np.float32)
-        embeddings = self.encoder_.encode(
-            texts, batch_size=self.batch_size, show_progress_bar=bool(self.verbose),
-            convert_to_numpy=True, normalize_embeddings=normalize,
-            device=resolve_device(self.device))
-        return np.ascontiguousarray(embeddings, dtype=np.float32)
+        device = resolve_device(self.device)
+        encoder, int8 = self._encoding_model(device, float_encoder)
 
-    def _combine(self, embeddings, sparse, votes=None):
+        def encode(batch):
+            return encoder.encode(
+                batch, batch_size=self.batch_size, show_progress_bar=bool(self.verbose),
+                convert_to_numpy=True, normalize_embeddings=normalize, device=device)
+
+        if not self.cache_embeddings:
+            return np.ascontiguousarray(encode(texts), dtype=np.float32)
+        if getattr(self, "_encoder_key", None) is None:
+            self._encoder_key = encoder_fingerprint(self.encoder_)
+        key = (self._encoder_key, self.encoder_.max_seq_length, bool(normalize), int8,
+               device.split(":")[0])
+        return np.ascontiguousarray(CACHE.embed(key, texts, encode), dtype=np.float32)
+
+    def _combine(self, embeddings, sparse, votes=None, setting=None):
         """The ranker's features: [embedding_weight * embeddings, sparse,
-        neighbor_weight * votes], the blocks that exist."""
-        blocks = [sp.csr_matrix(embeddings * np.float32(self.embedding_weight))]
+        neighbor_weight * votes], the blocks that exist; ``setting``:
+        (embedding_weight, neighbor_weight), else the fitted ones."""
+        if setting is None:
+            setting = (getattr(self, "embedding_weight_", self.embedding_weight),
+                       getattr(self, "neighbor_weight_", self.neighbor_weight))
+        blocks = [sp.csr_matrix(embeddings * np.float32(setting[0]))]
         if sparse is not None:
             blocks.append(sparse)
         if votes is not None:
-            blocks.append(votes * np.float32(self.neighbor_weight))
+            blocks.append(votes * np.float32(setting[1]))
         if len(blocks) == 1:
             return blocks[0]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
@@ -545,7 +716,20 @@ class XTransformerClassifier(XMRClassifierBase):
         if encoder is not None and str(getattr(encoder, "device", "cpu")) != "cpu":
             # Pickles load anywhere: the encoder is stored on the CPU.
             state["encoder_"] = copy.deepcopy(encoder).to("cpu")
+        # caches, rebuilt when needed; a faiss index is not picklable: its bytes are
+        state.pop("_int8_encoder", None)
+        state.pop("_encoder_key", None)
+        index = state.pop("neighbor_index_", None)
+        if index is not None:
+            state["_neighbor_index_bytes"] = hnsw_to_bytes(index)
         return state
+
+    def __setstate__(self, state):
+        data = state.pop("_neighbor_index_bytes", None)
+        super().__setstate__(state)
+        if data is not None:
+            bank = self.neighbor_embeddings_
+            self.neighbor_index_ = hnsw_from_bytes(data, bank.shape[0], bank.shape[1])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -9,12 +9,15 @@ neighbours: a non-linear view of the embedding space that a linear model on
 the embeddings alone cannot take. A training text is never its own neighbour
 (leave one out), so its features look like a new text's.
 
-The search is exact and brute force (dense products in chunks, BLAS threads):
-its cost grows with the number of training texts, which the model keeps.
+The search is exact and brute force (dense products in chunks, BLAS threads)
+unless an HNSW index of the bank is given (``skxmr._xtransformer._ann``): its
+cost then grows with the logarithm of the bank, not its size.
 """
 
 import numpy as np
 import scipy.sparse as sp
+
+from skxmr._xtransformer._ann import hnsw_search
 
 # Softmax temperature over cosine similarities: the nearest neighbour weighs
 # e times more than one 0.05 less similar.
@@ -66,8 +69,24 @@ def nearest_neighbors(queries, bank, n_neighbors, self_index=None):
     return indices, similarities
 
 
+def search_neighbors(queries, bank, n_neighbors, self_index=None, index=None,
+                     n_threads=1):
+    """:func:`nearest_neighbors`, or its approximation on the HNSW ``index`` of
+    ``bank`` when one is given (rows it leaves short are searched exactly)."""
+    if index is None:
+        return nearest_neighbors(queries, bank, n_neighbors, self_index)
+    indices, similarities = hnsw_search(index, queries, bank, n_neighbors, self_index,
+                                        n_threads=n_threads)
+    short = np.flatnonzero(np.any(indices < 0, axis=1))
+    if short.size:
+        sub_self = None if self_index is None else np.asarray(self_index)[short]
+        indices[short], similarities[short] = nearest_neighbors(
+            queries[short], bank, n_neighbors, sub_self)
+    return indices, similarities
+
+
 def neighbor_label_votes(queries, bank, bank_labels, n_neighbors, self_index=None,
-                         temperature=NEIGHBOR_TEMPERATURE):
+                         temperature=NEIGHBOR_TEMPERATURE, index=None, n_threads=1):
     """Softmax-weighted sum of the label rows of each query's nearest neighbours.
 
     Parameters
@@ -78,6 +97,10 @@ def neighbor_label_votes(queries, bank, bank_labels, n_neighbors, self_index=Non
         The 0/1 labels of the bank's rows.
     temperature : float
         Of the softmax over each query's neighbour similarities.
+    index : faiss index or None, default=None
+        An HNSW index of ``bank`` to search instead of the exact search.
+    n_threads : int, default=1
+        Threads of the HNSW search.
 
     Returns
     -------
@@ -85,7 +108,8 @@ def neighbor_label_votes(queries, bank, bank_labels, n_neighbors, self_index=Non
         Each row sums the labels of its neighbours with weights that sum to 1
         (an empty row when the bank holds no neighbour).
     """
-    indices, similarities = nearest_neighbors(queries, bank, n_neighbors, self_index)
+    indices, similarities = search_neighbors(queries, bank, n_neighbors, self_index,
+                                             index, n_threads)
     n_queries, k = indices.shape
     if k == 0:
         return sp.csr_matrix((n_queries, bank_labels.shape[1]), dtype=np.float32)
