@@ -146,3 +146,39 @@ def test_add_labels_same_for_any_n_jobs(data):
         results.append(model)
     for a, b in zip(results[0].coef_, results[1].coef_):
         assert (a != b).nnz == 0
+
+
+def test_cli_add_labels_on_texts(tmp_path, capsys):
+    from skxmr._cli._main import main
+    from skxmr.datasets import load_debian_debtags
+
+    texts, labels = load_debian_debtags(subset="train", return_X_y=True)
+    texts, labels = texts[:1200], labels[:1200]
+    counts = {}
+    for tags in labels:
+        for tag in tags:
+            counts[tag] = counts.get(tag, 0) + 1
+    held = sorted(t for t, c in counts.items() if c >= 5)[:3]
+    old = [[t for t in tags if t not in held] for tags in labels]
+
+    def write(path, rows):
+        path.write_text("".join(f"{','.join(tags)}\t{text}\n"
+                                for text, tags in zip(texts, rows)))
+        return path
+
+    model = tmp_path / "model"
+    assert main(["train", str(write(tmp_path / "old.tsv", old)), "-o", str(model),
+                 "-q"]) == 0
+    full = write(tmp_path / "full.tsv", labels)
+    assert main(["add-labels", str(model), str(full), "-o", str(tmp_path / "grown"),
+                 "-q"]) == 0
+    from skxmr._cli._model_dir import load_model
+
+    grown, _ = load_model(tmp_path / "grown")
+    before, _ = load_model(model)
+    assert set(held) <= set(grown.classes_.tolist())
+    assert not set(held) & set(before.classes_.tolist())
+    assert len(grown.classes_) == len(before.classes_) + len(held)
+    # a second call has nothing new to add: a one-line error, the model kept
+    assert main(["add-labels", str(tmp_path / "grown"), str(full), "-q"]) == 1
+    assert "no new label" in capsys.readouterr().err
