@@ -182,3 +182,21 @@ def test_cli_add_labels_on_texts(tmp_path, capsys):
     # a second call has nothing new to add: a one-line error, the model kept
     assert main(["add-labels", str(tmp_path / "grown"), str(full), "-q"]) == 1
     assert "no new label" in capsys.readouterr().err
+
+
+def test_calibrated_model_follows(data):
+    from skxmr import CalibratedXMRClassifier
+
+    X, Y = data
+    Yp, n_old = _split(Y, 4)
+    model = CalibratedXMRClassifier(XRLinearClassifier(random_state=0), cv=2,
+                                    random_state=0).fit(X, Yp[:, :n_old])
+    ranker = model.estimator_
+    model.add_labels(X, Yp)
+    assert len(model.classes_) == Yp.shape[1]
+    assert len(ranker.classes_) == n_old  # the old ranker object is untouched
+    proba = model.predict_proba(X[:20])
+    assert proba.shape == (20, Yp.shape[1])
+    labels, p = model.predict_topk(X[:20])
+    np.testing.assert_array_equal(labels, model.estimator_.predict_topk(X[:20])[0])
+    assert np.all((p >= 0) & (p <= 1))
