@@ -11,9 +11,9 @@ The algorithm, on ONE fitted tree model (``tree_``, ``coef_``, ``_targets``,
    collects the largest summed path score over its rows -- the leaf that beam
    search reaches for the rows of that label, so that prediction finds it.
 3. Its linear model is trained on that leaf's matching set among the given
-   rows: the rows with a label in the leaf (teacher forcing) and the rows beam
-   search routes to the leaf (hard negatives), with the model's solver
-   settings. Rows with only old labels are negatives where they land; they
+   rows, as the model's ``negative_sampling`` defines it: the rows with a
+   label in the leaf ("tfn"), the rows beam search routes to the leaf ("man"),
+   or both; with the model's solver settings. Rows with only old labels are negatives where they land; they
    change no old model.
 4. A leaf that grows beyond ``max_leaf_size`` labels is split locally, by
    balanced 2-means on its labels' weight vectors; the new leaf clusters take
@@ -94,7 +94,7 @@ def refresh_ancestors(model, tree, coef, X, Y, leaves, weights, seed, n_threads)
             matching = binary_csc(routed)
         else:
             taught = sp.csc_matrix(tree.transform(Y, t - 1))
-            matching = binary_csc(taught[:, clusters] + routed[:, clusters])
+            matching = _matching(model, taught[:, clusters], routed[:, clusters])
         Y_level = sp.csc_matrix(tree.transform(Y, t))[:, nodes]
         W, it = train_level_nodes(
             X_rows, matching, Y_level, counts, local.astype(np.int64),
@@ -132,14 +132,24 @@ def train_label_columns(model, tree, X, Y, label_nodes, routes, weights, seed,
     if tree.n_levels == 1:
         matching = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
     else:
-        taught = sp.csc_matrix(tree.transform(Y, -1))[:, clusters]
-        routed = sp.csc_matrix(routes)[:, clusters]
-        matching = binary_csc(taught + routed)
+        matching = _matching(model, sp.csc_matrix(tree.transform(Y, -1))[:, clusters],
+                             sp.csc_matrix(routes)[:, clusters])
     Y_level = sp.csc_matrix(Y)[:, tree.label_perm[label_nodes]]
     return train_level_nodes(
         solver_rows(X), matching, Y_level, counts, local.astype(np.int64),
         model._solver_params(), weights=weights, seed=seed, n_threads=n_threads,
         shared_rows=False)
+
+
+def _matching(model, taught, routed):
+    """The matching sets the model's ``negative_sampling`` asks for: the rows
+    with a label below the parent ("tfn"), the rows beam search routes to it
+    ("man"), or both ("tfn+man")."""
+    if model.negative_sampling == "tfn":
+        return binary_csc(taught)
+    if model.negative_sampling == "man":
+        return binary_csc(routed)
+    return binary_csc(taught + routed)
 
 
 def replace_columns(W, columns, new):
