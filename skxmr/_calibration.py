@@ -377,6 +377,35 @@ class CalibratedXMRClassifier(MetaEstimatorMixin, XMRClassifierBase):
         self.n_calibration_pairs_ = int(pair_scores.size)
         return self
 
+    def add_labels(self, X, y, sample_weight=None, **kwargs):
+        """Add new labels to the fitted ranker (its ``add_labels``, e.g.
+        ``XRLinearClassifier.add_labels``; ``kwargs`` go to it) and to
+        ``classes_``.
+
+        The calibrator is kept: the scores of the new labels are mapped to
+        probabilities as those of the old ones were (refit to calibrate on
+        them). A call that fails leaves the model as it was.
+
+        Returns
+        -------
+        self : CalibratedXMRClassifier
+        """
+        import copy
+
+        check_is_fitted(self)
+        ranker = self.estimator_
+        if isinstance(ranker, FrozenEstimator) or not hasattr(ranker, "add_labels"):
+            raise TypeError(f"the ranker ({type(ranker).__name__}) has no add_labels.")
+        work = self._scratch()
+        work.__dict__.update({name: value for name, value in vars(self).items()
+                              if self._is_fitted_name(name)})
+        work.estimator_ = copy.copy(ranker)  # its add_labels replaces its __dict__
+        work.estimator_.add_labels(X, y, sample_weight, **kwargs)
+        work.classes_ = np.asarray(work.estimator_.classes_)
+        work._targets = work.estimator_._targets
+        self._publish_from(work)
+        return self
+
     def _k(self, estimator=None):
         if self.top_k is not None:
             return self.top_k

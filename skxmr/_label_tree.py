@@ -237,12 +237,19 @@ class LabelTree:
             if np.unique(C.indices).size != C.shape[1]:
                 raise ValueError(f"some node of level {t} has no child in chain[{t}].")
             mats.append(C)
+        tree, _ = cls._from_checked_chain(mats)
+        return tree
+
+    @classmethod
+    def _from_checked_chain(cls, mats):
+        """The tree of a checked chain (CSR, one parent per row) and, for every
+        level below the root, the original row id of each node in node order."""
         level_sizes = [1] + [C.shape[0] for C in mats]
         level_ptr = np.concatenate([[0], np.cumsum(level_sizes)])
         # Walk down: node positions of each level in parent order (stable).
         position = np.zeros(1, dtype=np.int64)  # root's position
         child_ptr_parts = []
-        perm = None
+        orders = []
         for C in mats:
             parent_pos = position[C.indices]  # each child's parent position
             order = np.argsort(parent_pos, kind="stable")  # original child ids in order
@@ -250,10 +257,86 @@ class LabelTree:
             child_ptr_parts.append(counts)
             position = np.empty(C.shape[0], dtype=np.int64)
             position[order] = np.arange(C.shape[0])
-            perm = order
+            orders.append(order)
         counts = np.concatenate(child_ptr_parts)
         child_ptr = np.concatenate([[1], 1 + np.cumsum(counts)])
-        return cls(level_ptr, child_ptr, perm)
+        return cls(level_ptr, child_ptr, orders[-1]), orders
+
+
+    # ------------------------------------------------------- growing the tree
+    def _rebuilt(self, parents_per_level, n_old_labels):
+        """A tree from the parent of every node of every level (within-level
+        indices; the label level's rows: this tree's label nodes in node order,
+        then new labels ``n_old_labels ..``); the order of siblings is kept.
+        Returns the tree and, per level, the row of each node in node order."""
+        mats = []
+        n_above = 1
+        for parents in parents_per_level:
+            parents = np.asarray(parents, dtype=np.int64)
+            mats.append(sp.csr_matrix(
+                (np.ones(parents.size, dtype=np.float32), parents,
+                 np.arange(parents.size + 1)), shape=(parents.size, n_above)))
+            n_above = parents.size
+        tree, orders = LabelTree._from_checked_chain(mats)
+        rows = orders[-1]
+        old = rows < n_old_labels
+        perm = np.where(old, self.label_perm[np.where(old, rows, 0)], rows)
+        return LabelTree(tree.level_ptr, tree.child_ptr, perm), orders
+
+    def with_labels(self, leaves):
+        """The tree with one new label per entry of ``leaves``: label
+        ``n_labels + i`` joins leaf cluster ``leaves[i]`` (an index within the
+        last cluster level; 0, the root, for a tree without cluster levels),
+        after the leaf's labels and the new ones before it.
+
+        Returns the tree and ``order``: for each label node of the new tree, its
+        column in ``[this tree's label nodes (node order), new labels]``, so
+        that ``W[:, order]`` lays out the weights of a model of the new tree.
+        """
+        leaves = np.asarray(leaves, dtype=np.int64).ravel()
+        n_leaves = int(self.level_ptr[-2] - self.level_ptr[-3])
+        if leaves.size and (leaves.min() < 0 or leaves.max() >= n_leaves):
+            raise ValueError(f"leaf clusters must lie in [0, {n_leaves - 1}].")
+        levels = [self.parents(t) for t in range(1, self.n_levels + 1)]
+        levels[-1] = np.concatenate([levels[-1], leaves])
+        tree, orders = self._rebuilt(levels, self.n_labels)
+        return tree, orders[-1]
+
+    def split_leaf(self, leaf, groups):
+        """The tree with leaf cluster ``leaf`` cut in pieces.
+
+        ``groups`` lists disjoint sets of the leaf's label nodes (indices within
+        the label level); those of ``groups[0]`` and those in no group stay in
+        ``leaf``; each further group becomes a new leaf cluster, a sibling placed
+        after the children of the leaf's parent. Needs a tree with cluster
+        levels (``n_levels >= 2``).
+
+        Returns the tree, ``cluster_order`` (for each node of the new last
+        cluster level, the old leaf cluster whose upper-level weights it takes:
+        new pieces take those of ``leaf``) and ``label_order`` (for each label
+        node of the new tree, its old label node).
+        """
+        if self.n_levels < 2:
+            raise ValueError("a tree without cluster levels has no leaf to split.")
+        n_leaves = int(self.level_sizes[-2])
+        leaf = int(leaf)
+        levels = [self.parents(t) for t in range(1, self.n_levels + 1)]
+        label_parents = levels[-1].copy()
+        source = list(range(n_leaves))
+        for group in groups[1:]:
+            group = np.asarray(group, dtype=np.int64)
+            if group.size == 0:
+                continue
+            if np.any(label_parents[group] != leaf):
+                raise ValueError("every group must hold label nodes of the leaf.")
+            label_parents[group] = len(source)
+            source.append(leaf)
+        levels[-2] = np.concatenate(
+            [levels[-2], np.full(len(source) - n_leaves, levels[-2][leaf])])
+        levels[-1] = label_parents
+        tree, orders = self._rebuilt(levels, self.n_labels)
+        cluster_order = np.asarray(source, dtype=np.int64)[orders[-2]]
+        return tree, cluster_order, orders[-1]
 
     # ---------------------------------------------------------------- helpers
     def keep_levels(self, levels):
@@ -324,3 +407,4 @@ class LabelTree:
     def __repr__(self):
         sizes = ", ".join(str(s) for s in self.level_sizes)
         return f"LabelTree(n_labels={self.n_labels}, level_sizes=[{sizes}])"
+

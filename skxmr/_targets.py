@@ -82,6 +82,59 @@ class TargetEncoder:
             raise ValueError("y has no positive label at all; nothing to learn.")
         return Y
 
+    def extended(self, y):
+        """An encoder with the classes of this one followed by the labels of ``y``
+        that it does not know, and ``y`` in its columns (additive: this encoder is
+        not changed; the old labels keep their columns).
+
+        ``y`` has the fitted form. Indicators (sparse, dense) may have more
+        columns than ``classes_``: the extra ones are new labels. A DataFrame's
+        extra column names, and the unknown labels of label collections or 1-D
+        labels (sorted, when they compare), are appended in that order.
+
+        Returns
+        -------
+        encoder : TargetEncoder
+        Y : CSR float32 0/1 indicator over ``encoder.classes_``
+        n_new : int
+            Number of new classes (the last ``n_new`` columns).
+        """
+        n_old = len(self.classes_)
+        probe = TargetEncoder()
+        Y_probe = probe.fit_transform(y)
+        kinds = {self.kind, probe.kind}
+        if self.kind != probe.kind and kinds != {"sparse", "dense"}:
+            raise ValueError(
+                f"y has the form {probe.kind!r} but the model was fitted on "
+                f"{self.kind!r} labels; pass y in the form fit took.")
+        encoder = TargetEncoder()
+        encoder.kind = self.kind
+        if self.kind in ("sparse", "dense"):
+            encoder.dtype = self.dtype
+            if Y_probe.shape[1] < n_old:
+                raise ValueError(
+                    f"y has {Y_probe.shape[1]} columns; the model has {n_old} labels "
+                    "(new labels are extra columns after them).")
+            encoder.classes_ = np.arange(Y_probe.shape[1])
+            return encoder, Y_probe, Y_probe.shape[1] - n_old
+        if self.kind == "frame":
+            encoder.dtype = self.dtype
+        old = set(np.asarray(self.classes_).tolist())
+        new = [label for label in probe.classes_.tolist() if label not in old]
+        if self.kind == "frame":
+            missing = old - set(probe.classes_.tolist())
+            if missing:
+                raise ValueError(
+                    "the DataFrame y lacks columns of the model's labels: "
+                    f"{sorted(map(str, missing))[:5]}.")
+        else:
+            _check_distinct_labels(list(self.classes_.tolist()) + new)
+        encoder.classes_ = _append_classes(self.classes_, new)
+        if self.kind == "sets":
+            encoder._binarizer = MultiLabelBinarizer(
+                classes=encoder.classes_.tolist(), sparse_output=True).fit([])
+        return encoder, encoder.transform(y), len(new)
+
     @classmethod
     def with_classes(cls, y, classes):
         """An encoder of the form of ``y`` over the given ``classes`` (e.g. those
@@ -245,6 +298,22 @@ class TargetEncoder:
                     classes=classes.tolist(), sparse_output=True).fit([])
         self.classes_ = classes
         return self
+
+
+def _append_classes(classes, new):
+    """``classes`` followed by the labels ``new``, as one 1-D array that keeps
+    the old labels as they were (an object array when the types differ)."""
+    classes = np.asarray(classes)
+    if not new:
+        return classes.copy()
+    added = np.asarray(new)
+    same = (classes.dtype.kind == added.dtype.kind and classes.dtype.kind in "iuU")
+    if same:
+        return np.concatenate([classes, added])
+    out = np.empty(classes.size + len(new), dtype=object)
+    out[:classes.size] = list(classes.tolist())
+    out[classes.size:] = list(new)
+    return out
 
 
 def _frame_values(frame):

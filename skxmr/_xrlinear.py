@@ -15,11 +15,13 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from skxmr._base import XMRClassifierBase
 from skxmr._beam import BeamSearcher
 from skxmr._indexer import LabelIndexer, build_tree
+from skxmr._label_addition import add_labels_to_tree
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import post_processor_constraint
 from skxmr._targets import TargetEncoder
@@ -337,6 +339,60 @@ class XRLinearClassifier(XMRClassifierBase):
         self._targets = targets
         self.classes_ = targets.classes_
         self._searcher()  # the inference layout, ready for the first query
+
+    def add_labels(self, X, y, sample_weight=None, *, max_leaf_size=None,
+                   refresh="none"):
+        """Add new labels to the fitted model, without refitting it.
+
+        Each label of ``y`` that is not in ``classes_`` joins the leaf cluster
+        that the model's beam search reaches for its rows and gets its own
+        linear model, trained on that leaf's matching set among the rows of
+        ``X``; the old labels' models and the cluster models stay as they were.
+        See ``doc/adding_labels.rst`` (and ``skxmr._label_addition``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Rows with the fitted features. Pass the rows of the new labels and,
+            for better negatives, other training rows too: rows with only old
+            labels are negatives of the new labels of the leaves they reach.
+        y : as in ``fit``
+            Their labels, in the form ``fit`` took: the new labels are those
+            not in ``classes_`` (for an indicator, the columns after the old
+            ones). There must be at least one.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in ``fit``.
+        max_leaf_size : int, default=None
+            A leaf cluster that grows beyond this many labels is split locally.
+            None: the indexer's ``max_leaf_size`` (100 for the default one).
+        refresh : {"none", "path"}, default="none"
+            "none": the cluster models stay as they were. "path": the cluster
+            models of the leaves that get new labels, and of their ancestors,
+            are retrained on the rows of ``X`` (so that the new rows count as
+            their positives); only sound when ``X`` holds the training rows of
+            those clusters, e.g. the whole training set with the new labels.
+
+        Returns
+        -------
+        self : XRLinearClassifier
+            With the new labels appended to ``classes_``. A call that fails
+            leaves the model as it was.
+        """
+        check_is_fitted(self)
+        if max_leaf_size is not None and (
+                isinstance(max_leaf_size, bool) or not isinstance(max_leaf_size, Integral)
+                or max_leaf_size < 1):
+            raise ValueError(f"max_leaf_size must be an int >= 1 or None, got "
+                             f"{max_leaf_size!r}.")
+        if refresh not in ("none", "path"):
+            raise ValueError(f"refresh must be 'none' or 'path', got {refresh!r}.")
+        work = self._scratch()
+        work.__dict__.update({name: value for name, value in vars(self).items()
+                              if self._is_fitted_name(name)})
+        add_labels_to_tree(work, X, y, sample_weight, max_leaf_size=max_leaf_size,
+                           refresh=refresh)
+        self._publish_from(work)
+        return self
 
     def _solver_params(self):
         """The per-node solver settings, as the training module takes them."""

@@ -511,7 +511,8 @@ def test_every_option_of_every_command_has_help_with_its_default():
     import argparse
 
     parser, commands = _all_parsers()
-    assert set(commands) == {"demo", "train", "predict", "evaluate", "versions"}
+    assert set(commands) == {"demo", "train", "predict", "evaluate", "add-labels",
+                             "versions"}
     for name, command in commands.items():
         assert command.description, name
         for action in command._actions:

@@ -20,7 +20,7 @@ from skxmr._cli._data import read_data
 from skxmr._cli._model_dir import (TFIDF_DEFAULTS, check_model_output, load_model,
                                    make_vectorizer, save_model)
 
-__all__ = ["train", "predict", "evaluate", "predict_topk"]
+__all__ = ["train", "predict", "evaluate", "add_labels", "predict_topk"]
 
 # Rows per predict_topk call when a progress bar is shown (rows are
 # independent, so the blocks give the same labels and scores as one call).
@@ -188,4 +188,24 @@ def evaluate(args, console):
         raise CLIError(f"evaluation failed: {exc}") from None
     for name in ("P", "R", "nDCG", "PSP"):
         print("  ".join(f"{name}@{k} {100 * report[f'{name}@{k}']:.2f}" for k in ks))
+    return 0
+
+
+def add_labels(args, console):
+    """``skxmr add-labels MODEL DATA [-o OUT]``: the labels of DATA that MODEL
+    does not know are added (``XRLinearClassifier.add_labels``); the result
+    replaces MODEL, or is written to OUT."""
+    output = args.output if args.output is not None else args.model
+    check_model_output(output, args.data)
+    model, vectorizer = console.step("loading the model", load_model, args.model)
+    X, Y, kind = console.step("reading data", read_data, args.data, need_labels=True)
+    X = _features(model, vectorizer, X, kind, args.data[0])
+    n_before = len(model.classes_)
+    try:
+        console.step(f"adding labels from {X.shape[0]} rows", model.add_labels, X, Y,
+                     refresh=args.refresh)
+    except ValueError as exc:
+        raise CLIError(f"adding labels failed: {exc}") from None
+    console.step(f"saving to {output} ({len(model.classes_) - n_before} new labels)",
+                 save_model, output, model, vectorizer, args.data)
     return 0

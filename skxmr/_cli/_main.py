@@ -12,7 +12,7 @@ from skxmr._cli._console import CLIError, Console, progress_level
 
 __all__ = ["build_parser", "main", "help_texts", "write_help_files"]
 
-COMMANDS = ("demo", "train", "predict", "evaluate", "versions")
+COMMANDS = ("demo", "train", "predict", "evaluate", "add-labels", "versions")
 
 
 # ------------------------------------------------------------ option types
@@ -92,6 +92,12 @@ def _evaluate(args, console):
     from skxmr._cli._commands import evaluate
 
     return evaluate(args, console)
+
+
+def _add_labels(args, console):
+    from skxmr._cli._commands import add_labels
+
+    return add_labels(args, console)
 
 
 # ------------------------------------------------------------------- parser
@@ -231,6 +237,24 @@ def build_parser(width=None):
                                             "(default: 1 3 5)")
     _add_output_flags(evaluate)
     evaluate.set_defaults(func=_evaluate)
+
+    grow = add("add-labels", "add the new labels of DATA to MODEL, without a refit",
+               "Add the labels of DATA that MODEL does not know: each joins the leaf "
+               "cluster its rows reach and gets its own linear model "
+               "(XRLinearClassifier.add_labels); the old labels' models are kept. "
+               "The result replaces MODEL unless -o is given.")
+    grow.add_argument("model", metavar="MODEL", help="model directory")
+    grow.add_argument("data", nargs="+", metavar="DATA",
+                      help=_DATA_HELP + " (with labels; rows of old labels serve as "
+                                        "negatives)")
+    grow.add_argument("-o", "--output", default=None, metavar="OUT",
+                      help="model directory to write (default: replace MODEL)")
+    grow.add_argument("--refresh", default="none", choices=["none", "path"],
+                      help="also retrain the cluster models above the new labels on "
+                           "DATA (only when DATA is the training set) "
+                           "(default: %(default)s)")
+    _add_output_flags(grow)
+    grow.set_defaults(func=_add_labels)
     return parser
 
 

@@ -1,0 +1,83 @@
+"""add_labels against a full refit (issue 25).
+
+Protocol: hold out 10% of the labels (at random among those with >= 2 training
+rows), fit without them, add them with ``add_labels(X_train, Y_train)``, and
+compare with a fit that knew them from the start: time (ratio to the full fit,
+measured in the same run, interleaved), P@1/P@5 of the new labels on the test
+rows that have them (ranking among the new labels only) and of the old labels.
+
+    python -m benchmarks.bench_add_labels --data debian-debtags --threads 1
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from benchmarks._common import load_split
+
+
+def _restricted_pk(model, X, Y, columns, ks=(1, 5)):
+    """P@k over the test rows with a label in ``columns``, ranking only those."""
+    from skxmr.metrics import precision_at_k
+
+    labels, scores = model.predict_topk(X, k=50)
+    keep = np.isin(labels, columns)
+    order = np.argsort(~keep, axis=1, kind="stable")
+    labels = np.where(np.take_along_axis(keep, order, 1),
+                      np.take_along_axis(labels, order, 1), -1)
+    scores = np.where(labels >= 0, np.take_along_axis(scores, order, 1), 0)
+    rows = np.flatnonzero(np.asarray(Y[:, columns].sum(axis=1)).ravel() > 0)
+    return [round(100 * precision_at_k(Y[rows], (labels[rows], scores[rows]), k=k), 2)
+            for k in ks]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="debian-debtags")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from skxmr import XRLinearClassifier
+    from skxmr.datasets import make_xmc_classification
+
+    if args.data == "synthetic":
+        X, Y = make_xmc_classification(12000, 5000, 1000, random_state=0)
+        X, Y = sp.csr_matrix(X), sp.csr_matrix(Y)
+        X_tr, Y_tr, X_te, Y_te = X[:10000], Y[:10000], X[10000:], Y[10000:]
+    else:
+        X_tr, Y_tr, X_te, Y_te = load_split(args.data)
+    rng = np.random.RandomState(args.seed)
+    counts = np.asarray((Y_tr > 0).sum(axis=0)).ravel()
+    eligible = np.flatnonzero(counts >= 2)
+    new = np.sort(rng.choice(eligible, int(round(0.1 * Y_tr.shape[1])), replace=False))
+    old = np.setdiff1d(np.arange(Y_tr.shape[1]), new)
+    perm = np.concatenate([old, new])
+    Y_tr, Y_te = sp.csr_matrix(Y_tr)[:, perm], sp.csr_matrix(Y_te)[:, perm]
+    n_old = old.size
+    new_cols, old_cols = np.arange(n_old, Y_tr.shape[1]), np.arange(n_old)
+    params = dict(random_state=0, n_jobs=args.threads)
+    out = {"data": args.data, "n_labels": int(Y_tr.shape[1]), "n_new": int(new.size)}
+    t = time.perf_counter()
+    full = XRLinearClassifier(**params).fit(X_tr, Y_tr)
+    out["full_fit_s"] = time.perf_counter() - t
+    out["full"] = {"new_P@1,5": _restricted_pk(full, X_te, Y_te, new_cols),
+                   "old_P@1,5": _restricted_pk(full, X_te, Y_te, old_cols)}
+    base = XRLinearClassifier(**params).fit(X_tr, Y_tr[:, :n_old])
+    out["base_old_P@1,5"] = _restricted_pk(base, X_te, Y_te, old_cols)
+    for refresh in ("none", "path"):
+        model = XRLinearClassifier(**params).fit(X_tr, Y_tr[:, :n_old])
+        t = time.perf_counter()
+        model.add_labels(X_tr, Y_tr, refresh=refresh)
+        seconds = time.perf_counter() - t
+        out[f"add_{refresh}"] = {
+            "cost_vs_full_fit": round(seconds / out["full_fit_s"], 3),
+            "new_P@1,5": _restricted_pk(model, X_te, Y_te, new_cols),
+            "old_P@1,5": _restricted_pk(model, X_te, Y_te, old_cols)}
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

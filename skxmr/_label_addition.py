@@ -1,0 +1,296 @@
+"""New labels for a fitted single-tree XR-Linear model, without a refit.
+
+The algorithm, on ONE fitted tree model (``tree_``, ``coef_``, ``_targets``,
+``classes_`` and the solver settings of an ``XRLinearClassifier``):
+
+1. ``y`` is read in the form ``fit`` took; labels the model does not know are
+   new and get the next columns (``TargetEncoder.extended``: the old labels
+   keep theirs).
+2. Placement: the given rows are routed down the cluster levels by the model's
+   own beam search (its ``beam_size``); a new label joins the leaf cluster that
+   collects the largest summed path score over its rows -- the leaf that beam
+   search reaches for the rows of that label, so that prediction finds it.
+3. Its linear model is trained on that leaf's matching set among the given
+   rows, as the model's ``negative_sampling`` defines it: the rows with a
+   label in the leaf ("tfn"), the rows beam search routes to the leaf ("man"),
+   or both; with the model's solver settings. Rows with only old labels are negatives where they land; they
+   change no old model.
+4. A leaf that grows beyond ``max_leaf_size`` labels is split locally, by
+   balanced 2-means on its labels' weight vectors; the new leaf clusters take
+   the upper-level weights of the leaf they come from.
+
+The models of the old labels and of the cluster nodes stay as they were.
+Everything here builds new arrays: the caller's model is changed only by the
+attribute assignments of :func:`add_labels_to_tree`, which the estimator runs
+on a scratch copy (see ``XRLinearClassifier.add_labels``).
+"""
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import check_random_state
+
+from skxmr._beam import BeamSearcher
+from skxmr._linear_solver import solver_rows
+from skxmr._xrlinear_training import binary_csc, train_level_nodes
+from skxmr.utils import effective_n_threads
+from skxmr.utils.validation import check_sample_weight
+
+__all__ = ["add_labels_to_tree", "route_to_leaves", "place_labels",
+           "train_label_columns", "replace_columns", "default_max_leaf_size"]
+
+
+def route_to_leaves(model, X, n_threads, coef=None, tree=None):
+    """Rows x leaf clusters (CSR): the path score of each leaf cluster that beam
+    search over the cluster levels keeps for each row (``beam_size`` per row).
+    A tree without cluster levels has one "leaf", the root: every row scores 1.
+    ``coef`` and ``tree``: those to search (default: the model's)."""
+    coef = model.coef_ if coef is None else coef
+    tree = model.tree_ if tree is None else tree
+    return _route(model, X, n_threads, coef, tree, tree.n_levels - 1)
+
+
+def _route(model, X, n_threads, coef, tree, level):
+    """Rows x nodes of ``level`` (0: the root) kept by beam search over levels
+    ``1 .. level`` (path scores, CSR)."""
+    if level == 0:
+        return sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
+    upper = tree.truncate(level)
+    searcher = BeamSearcher(coef[:level], upper, bias=model.bias,
+                            n_threads=n_threads)
+    beam, k, code, power = searcher._params(model.beam_size, model.beam_size,
+                                            model.post_processor)
+    found, scores = searcher._search(X, beam, k, code, power, n_threads)
+    keep = found >= 0
+    rows = np.repeat(np.arange(found.shape[0]), found.shape[1])[keep.ravel()]
+    return sp.csr_matrix(
+        (np.maximum(scores[keep], np.float32(1e-12)).astype(np.float32),
+         (rows, found[keep])), shape=(X.shape[0], upper.n_labels))
+
+
+def refresh_ancestors(model, tree, coef, X, Y, leaves, weights, seed, n_threads):
+    """Retrain the cluster models of ``leaves`` (indices within the last
+    cluster level of ``tree``) and of their ancestors on the rows ``X`` (labels
+    ``Y`` over ``tree``'s labels), level by level from the top, each on its
+    parent's matching set among these rows (teacher forcing and the rows beam
+    search routes to the parent). Returns the new weights (a new list) and the
+    most solver iterations of a node."""
+    T = tree.n_levels
+    coef = list(coef)
+    if T < 2:
+        return coef, 0
+    nodes_at = {T - 1: np.unique(leaves)}
+    for t in range(T - 2, 0, -1):
+        nodes_at[t] = np.unique(tree.parents(t + 1)[nodes_at[t + 1]])
+    X_rows = solver_rows(X)
+    n_iter = 0
+    for t in range(1, T):
+        nodes = nodes_at[t]
+        clusters, local, counts = np.unique(tree.parents(t)[nodes], return_inverse=True,
+                                            return_counts=True)
+        routed = sp.csc_matrix(_route(model, X, n_threads, coef, tree, t - 1))
+        if t == 1:
+            matching = binary_csc(routed)
+        else:
+            taught = sp.csc_matrix(tree.transform(Y, t - 1))
+            matching = _matching(model, taught[:, clusters], routed[:, clusters])
+        Y_level = sp.csc_matrix(tree.transform(Y, t))[:, nodes]
+        W, it = train_level_nodes(
+            X_rows, matching, Y_level, counts, local.astype(np.int64),
+            model._solver_params(), weights=weights, seed=seed + t,
+            n_threads=n_threads, shared_rows=False)
+        coef[t - 1] = replace_columns(coef[t - 1], nodes, W)
+        n_iter = max(n_iter, it)
+    return coef, n_iter
+
+
+def place_labels(routes, Y_new, leaf_sizes):
+    """Leaf cluster of each new label: the one with the largest summed routing
+    score over the label's rows (``Y_new``: rows x new labels); a label whose
+    rows reach no leaf (or that has no rows) joins the smallest leaf."""
+    S = sp.csr_matrix(sp.csc_matrix(Y_new).T @ routes)
+    leaves = np.full(Y_new.shape[1], int(np.argmin(leaf_sizes)), dtype=np.int64)
+    has = np.diff(S.indptr) > 0
+    if np.any(has):
+        best = np.asarray(S[np.flatnonzero(has)].argmax(axis=1)).ravel()
+        leaves[has] = best
+    return leaves
+
+
+def train_label_columns(model, tree, X, Y, label_nodes, routes, weights, seed,
+                        n_threads):
+    """Weights (CSC, one column per label node of ``label_nodes``, sorted) of the
+    labels at those nodes of ``tree``, each trained on its leaf's matching set
+    among the rows ``X``: rows with a label of the leaf (``Y``: rows x labels of
+    ``tree``) or routed to the leaf (``routes``, rows x leaf clusters). Returns
+    the weights and the most solver iterations of a node."""
+    label_nodes = np.asarray(label_nodes, dtype=np.int64)
+    parents = tree.parents(tree.n_levels)[label_nodes]
+    clusters, local, counts = np.unique(parents, return_inverse=True,
+                                        return_counts=True)
+    if tree.n_levels == 1:
+        matching = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
+    else:
+        matching = _matching(model, sp.csc_matrix(tree.transform(Y, -1))[:, clusters],
+                             sp.csc_matrix(routes)[:, clusters])
+    Y_level = sp.csc_matrix(Y)[:, tree.label_perm[label_nodes]]
+    return train_level_nodes(
+        solver_rows(X), matching, Y_level, counts, local.astype(np.int64),
+        model._solver_params(), weights=weights, seed=seed, n_threads=n_threads,
+        shared_rows=False)
+
+
+def _matching(model, taught, routed):
+    """The matching sets the model's ``negative_sampling`` asks for: the rows
+    with a label below the parent ("tfn"), the rows beam search routes to it
+    ("man"), or both ("tfn+man")."""
+    if model.negative_sampling == "tfn":
+        return binary_csc(taught)
+    if model.negative_sampling == "man":
+        return binary_csc(routed)
+    return binary_csc(taught + routed)
+
+
+def replace_columns(W, columns, new):
+    """``W`` (CSC) with its ``columns`` replaced by the columns of ``new``."""
+    index = np.arange(W.shape[1])
+    index[np.asarray(columns, dtype=np.int64)] = W.shape[1] + np.arange(new.shape[1])
+    return _columns(sp.hstack([W, new], format="csc"), index)
+
+
+def _columns(W, index):
+    out = sp.csc_matrix(W, dtype=np.float32)[:, np.asarray(index, dtype=np.int64)]
+    out = sp.csc_matrix(out, dtype=np.float32)
+    out.sort_indices()
+    return out
+
+
+def default_max_leaf_size(model):
+    """The indexer's ``max_leaf_size`` when it has one, else that of the default
+    ``LabelIndexer`` (100) or the largest leaf of the tree, the larger."""
+    size = getattr(model.indexer, "max_leaf_size", None)
+    if model.indexer is None:
+        from skxmr._indexer import LabelIndexer
+
+        size = LabelIndexer().max_leaf_size
+    largest = int(model.tree_.leaf_sizes().max()) if model.tree_.n_levels > 1 else 0
+    return int(size) if size is not None else max(100, largest)
+
+
+def _bisect(vectors, rng, n_iter=10):
+    """Balanced 2-means (spherical) of the rows of ``vectors``: a boolean mask
+    of the second half (sizes differ by at most one)."""
+    n = vectors.shape[0]
+    centers = vectors[rng.choice(n, 2, replace=False)]
+    second = np.zeros(n, dtype=bool)
+    for _ in range(n_iter):
+        gap = np.asarray(vectors @ (centers[1] - centers[0])).ravel()
+        order = np.argsort(-gap, kind="stable")
+        second = np.zeros(n, dtype=bool)
+        second[order[: n // 2]] = True
+        new = np.vstack([vectors[~second].sum(axis=0), vectors[second].sum(axis=0)])
+        new /= np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
+        if np.allclose(new, centers):
+            break
+        centers = new
+    return second
+
+
+def _pieces(vectors, nodes, max_size, rng):
+    """Split ``nodes`` (rows of ``vectors``) into groups of at most ``max_size``."""
+    if nodes.size <= max_size:
+        return [nodes]
+    second = _bisect(vectors[nodes], rng)
+    return (_pieces(vectors, nodes[~second], max_size, rng)
+            + _pieces(vectors, nodes[second], max_size, rng))
+
+
+def split_large_leaves(tree, coef, max_leaf_size, rng):
+    """Split every leaf of more than ``max_leaf_size`` labels; returns the tree,
+    the weights (new lists) and the number of leaves split."""
+    n_split = 0
+    if tree.n_levels < 2:
+        return tree, coef, n_split
+    while True:
+        sizes = tree.leaf_sizes()
+        big = np.flatnonzero(sizes > max_leaf_size)
+        if big.size == 0:
+            return tree, coef, n_split
+        leaf = int(big[0])
+        start = int(tree.child_ptr[tree.level_ptr[-3] + leaf] - tree.level_ptr[-2])
+        nodes = np.arange(start, start + int(sizes[leaf]))
+        W = coef[-1][:-1]  # without the bias row
+        vectors = sp.csr_matrix(W[:, nodes].T)
+        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+        vectors = sp.diags(1 / np.maximum(norms, 1e-12)) @ vectors
+        groups = _pieces(vectors.toarray(), np.arange(nodes.size), max_leaf_size, rng)
+        tree, cluster_order, label_order = tree.split_leaf(
+            leaf, [nodes[g] for g in groups])
+        coef = list(coef[:-2]) + [_columns(coef[-2], cluster_order),
+                                  _columns(coef[-1], label_order)]
+        n_split += 1
+
+
+def add_labels_to_tree(model, X, y, sample_weight=None, *, max_leaf_size=None,
+                       refresh="none"):
+    """Add the new labels of ``y`` to the fitted single-tree ``model`` (in place:
+    run it on a scratch copy). Returns the number of new labels.
+
+    ``X`` and ``y`` as ``fit`` takes them; see the module docstring.
+    """
+    n_threads = effective_n_threads(model.n_jobs)
+    X = model._check_X(X, reset=False)
+    targets, Y, n_new = model._targets.extended(y)
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {Y.shape[0]}.")
+    if n_new == 0:
+        raise ValueError(
+            "y holds no new label: every label of y is already in classes_. "
+            "add_labels adds labels; refit the model to retrain the old ones.")
+    if max_leaf_size is None:
+        max_leaf_size = default_max_leaf_size(model)
+    weights = check_sample_weight(sample_weight, X.shape[0])
+    if np.any(weights == 0):
+        keep = np.flatnonzero(weights)
+        X, Y, weights = X[keep], Y[keep], weights[keep]
+    weights = None if np.all(weights == 1) else weights
+    X = sp.csr_matrix(X, dtype=X.dtype)
+    tree = model.tree_
+    n_old = tree.n_labels
+    Y_new = Y[:, n_old:]
+    empty = np.flatnonzero(np.diff(sp.csc_matrix(Y_new).indptr) == 0)
+    if empty.size:
+        warnings.warn(
+            f"{empty.size} new label(s) have no row (e.g. "
+            f"{targets.classes_[n_old + empty[0]]!r}): they join the smallest leaf "
+            "and are trained on negatives only.", UserWarning, stacklevel=3)
+    routes = route_to_leaves(model, X, n_threads)
+    leaf_sizes = tree.leaf_sizes() if tree.n_levels > 1 else np.array([n_old])
+    leaves = place_labels(routes, Y_new, leaf_sizes)
+    grown, order = tree.with_labels(leaves)
+    rng = check_random_state(model.random_state)
+    seed = rng.randint(np.iinfo(np.int32).max)
+    new_nodes = np.flatnonzero(order >= n_old)
+    coef = list(model.coef_)
+    n_iter = 0
+    if refresh == "path" and grown.n_levels > 1:
+        coef, n_iter = refresh_ancestors(model, grown, coef, X, Y, leaves, weights,
+                                         seed + 1, n_threads)
+        routes = route_to_leaves(model, X, n_threads, coef=coef, tree=grown)
+    W_new, it = train_label_columns(model, grown, X, Y, new_nodes, routes,
+                                    weights, seed, n_threads)
+    n_iter = max(n_iter, it)
+    # W_new is in node order; hstack wants the new labels in id order.
+    by_id = np.empty(new_nodes.size, dtype=np.int64)
+    by_id[order[new_nodes] - n_old] = np.arange(new_nodes.size)
+    last = _columns(sp.hstack([coef[-1], W_new[:, by_id]], format="csc"), order)
+    coef = coef[:-1] + [last]
+    grown, coef, _ = split_large_leaves(grown, coef, max_leaf_size, rng)
+    model.coef_ = coef  # a new list: the cached searcher is rebuilt
+    model.tree_ = grown
+    model._targets = targets
+    model.classes_ = targets.classes_
+    model.n_iter_ = max(int(model.n_iter_), int(n_iter))
+    model._searcher()
+    return n_new
