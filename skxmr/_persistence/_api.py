@@ -5,9 +5,11 @@ import os
 from skxmr._persistence._container import Reader, Writer, write_model_dir
 from skxmr._persistence._errors import ModelFormatError
 from skxmr._persistence._registry import CODECS, codec_of
+from skxmr._persistence._xrlinear import WEIGHT_DTYPES
+from skxmr._xrlinear import XRLinearClassifier
 
 
-def save(model, path):
+def save(model, path, *, weights="float32"):
     """Save a fitted model to the directory ``path`` in skxmr's safe format.
 
     Arrays go to ``.npy`` files (no pickle), parameters and metadata to
@@ -30,6 +32,15 @@ def save(model, path):
         it holds), is replaced; anything else at ``path`` raises
         ``FileExistsError`` and is left untouched. Hidden leftovers of an
         interrupted save of the same ``path`` are removed.
+    weights : {"float32", "float16", "int8"}, default="float32"
+        The precision of an ``XRLinearClassifier``'s stored weights, for a
+        smaller model directory to serve: ``"float16"`` rounds each weight to
+        float16; ``"int8"`` stores ``round(127 * w / s)`` with one float32 scale
+        ``s`` (the largest magnitude) per label column, and drops the weights
+        that round to 0. :func:`load` reads them back as float32 ``coef_`` (the
+        memory use after loading is the float32 model's); the scores change by
+        the rounding (measured in benchmarks/RESULTS.md). Other models take
+        only ``"float32"``.
 
     Raises
     ------
@@ -70,8 +81,16 @@ def save(model, path):
             "joblib for other estimators (pipelines, subclasses): they work for every "
             "skxmr model, but unpickling can run code, so load only trusted files."
         )
+    if not (isinstance(weights, str) and weights in WEIGHT_DTYPES):
+        raise ValueError(f"weights must be one of {WEIGHT_DTYPES}, got {weights!r:.40}.")
     writer = Writer()
-    params, attributes = codec.dump(model, writer)
+    if weights == "float32":
+        params, attributes = codec.dump(model, writer)
+    elif type(model) is XRLinearClassifier:
+        params, attributes = codec.dump(model, writer, weights=weights)
+    else:
+        raise ValueError(f"weights={weights!r} is supported for XRLinearClassifier "
+                         f"only, not {type(model).__name__}.")
     write_model_dir(path, writer, {"class": type(model).__name__, "params": params,
                                    "attributes": attributes})
 

@@ -676,6 +676,8 @@ class Reader:
                 raise ModelFormatError(f"{file}: indices are not sorted or repeat "
                                        "within a column.")
         cls = sp.csc_matrix if fmt == "csc" else sp.csr_matrix
+        if data.dtype == np.float16:  # scipy.sparse has no float16 matrices
+            data = data.astype(np.float32)
         try:
             M = cls((data, indices, indptr), shape=shape, copy=False)
             M.check_format(full_check=True)

@@ -42,7 +42,58 @@ def _check_params(est):
     get_post_processor(est.post_processor)
 
 
-def dump(model, writer):
+WEIGHT_DTYPES = ("float32", "float16", "int8")
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def put_weights(writer, prefix, W, weights):
+    """Write the float32 CSC ``W`` as ``<prefix>.*`` in ``weights`` precision.
+
+    ``"float32"``: as is. ``"float16"``: the values rounded to float16 (an
+    overflow raises). ``"int8"``: ``round(127 * w / s_j)`` with the per-column
+    scale ``s_j = max_i |w_ij|`` in ``<prefix>.scale`` (float32, one per
+    column); the weights that round to 0 are dropped. :func:`get_weights`
+    reads all three back as float32.
+    """
+    if weights == "float32":
+        writer.add_sparse(prefix, W)
+        return
+    if weights == "float16":
+        data = W.data.astype(np.float16)
+        if not np.isfinite(data).all():
+            raise ValueError(f"weights above {_FLOAT16_MAX:g} in magnitude overflow "
+                             "float16; save with weights='int8' or 'float32'.")
+        writer.add(f"{prefix}.data", data)  # scipy.sparse has no float16 matrix
+        writer.add(f"{prefix}.indices", W.indices)
+        writer.add(f"{prefix}.indptr", W.indptr.astype(W.indices.dtype))
+        return
+    col = np.repeat(np.arange(W.shape[1]), np.diff(W.indptr))
+    scale = np.zeros(W.shape[1], dtype=np.float32)
+    np.maximum.at(scale, col, np.abs(W.data))
+    safe = np.where(scale > 0, scale, 1).astype(np.float64)
+    q = np.rint(W.data / safe[col] * 127).astype(np.int8)
+    Q = sp.csc_matrix((q, W.indices, W.indptr), shape=W.shape)
+    Q.eliminate_zeros()
+    writer.add_sparse(prefix, Q)
+    writer.add(f"{prefix}.scale", scale)
+
+
+def get_weights(reader, prefix, shape):
+    """The float32 CSC matrix :func:`put_weights` wrote (any of its precisions:
+    the dtype of ``<prefix>.data`` tells which; the reader casts float16)."""
+    W = reader.sparse(prefix, "csc", shape,
+                      (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8)),
+                      finite=True, canonical=True)
+    if W.dtype != np.int8:
+        return W
+    scale = reader.array(f"{prefix}.scale", (np.dtype(np.float32),), 1, (shape[1],),
+                         finite=True)
+    data = W.data.astype(np.float32)
+    data *= np.repeat(np.asarray(scale) / np.float32(127), np.diff(W.indptr))
+    return sp.csc_matrix((data, W.indices, W.indptr), shape=shape)
+
+
+def dump(model, writer, weights="float32"):
     check_fitted(model, ("tree_", "coef_", "classes_", "n_features_in_"))
     tree = model.tree_
     put_tree(writer, "tree", tree)
@@ -64,7 +115,7 @@ def dump(model, writer):
         if not W.has_canonical_format:  # a sorted copy: the files are canonical
             W = W.copy()
             W.sum_duplicates()
-        writer.add_sparse(f"coef.{t}", W)
+        put_weights(writer, f"coef.{t}", W, weights)
     n_iter = getattr(model, "n_iter_", None)
     attributes = {
         "n_features_in_": n_features,
@@ -93,8 +144,7 @@ def load(meta, reader):
     model = params_from_json(XRLinearClassifier, meta["params"], f"{where}: params",
                              check=_check_params,
                              indexer=lambda v: indexer_from_json(v, reader, tree))
-    coef = [reader.sparse(f"coef.{t}", "csc", (n_features + 1, int(size)),
-                          (np.dtype(np.float32),), finite=True, canonical=True)
+    coef = [get_weights(reader, f"coef.{t}", (n_features + 1, int(size)))
             for t, size in enumerate(tree.level_sizes, start=1)]
     state = targets_from_json(attributes["targets"], reader, tree.n_labels)
     names = names_from_json(attributes["feature_names_in_"], n_features, where)
