@@ -112,6 +112,15 @@ class _IsotonicCalibrator:
 _CALIBRATORS = {"sigmoid": _SigmoidCalibrator, "isotonic": _IsotonicCalibrator}
 
 
+def _pad_columns(array, width, fill):
+    """``array`` (n, w) widened to (n, width) with ``fill`` on the right."""
+    if array.shape[1] == width:
+        return array
+    padded = np.full((array.shape[0], width), fill, dtype=array.dtype)
+    padded[:, :array.shape[1]] = array
+    return padded
+
+
 def _column_map(fold_classes, classes):
     """Column in ``classes`` of every label of ``fold_classes`` (a subset)."""
     fold_classes = np.asarray(fold_classes)
@@ -342,6 +351,11 @@ class CalibratedXMRClassifier(MetaEstimatorMixin, XMRClassifierBase):
                 rows.append(np.asarray(test))
                 labels.append(fold_labels)
                 scores.append(fold_scores)
+            # a fold that saw fewer classes returns fewer than k columns: pad
+            # them with "no label" (-1), which the pairs below leave out
+            width = max(part.shape[1] for part in labels)
+            labels = [_pad_columns(part, width, -1) for part in labels]
+            scores = [_pad_columns(np.asarray(part), width, 0) for part in scores]
             rows = np.concatenate(rows)
             labels = np.concatenate(labels)
             scores = np.concatenate(scores)

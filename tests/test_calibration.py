@@ -169,6 +169,24 @@ def test_cv_int_splitter_and_iterable(data):
     assert (five.predict_proba(Xt) != by_int.predict_proba(Xt)).nnz > 0
 
 
+def test_fold_that_misses_a_class():
+    # Regression: a fold whose training rows lack a class ranks fewer than k
+    # labels; its rows must still be calibrated (this used to raise a
+    # concatenation error for 4 classes and top_k=5).
+    rng = np.random.RandomState(0)
+    X = sp.csr_matrix(rng.uniform(size=(40, 10)))
+    y = np.r_[np.full(2, 3), rng.randint(0, 3, size=38)]
+    folds = [(np.arange(2, 40), np.arange(2)), (np.arange(20), np.arange(20, 40))]
+    model = CalibratedXMRClassifier(
+        XRLinearClassifier(top_k=5, random_state=0), cv=folds).fit(X, y)
+    assert list(model.classes_) == [0, 1, 2, 3]
+    # fold 1 ranks 3 classes for its 2 rows, fold 2 ranks 4 for its 20
+    assert model.n_calibration_pairs_ == 2 * 3 + 20 * 4
+    proba = model.predict_proba(X)
+    assert proba.shape == (40, 4)
+    assert np.all((proba.data >= 0) & (proba.data <= 1))
+
+
 def test_frozen_ranker_is_calibrated_on_the_given_rows_only(data):
     X, Y, Xt, Yt = data
     ranker = base().fit(X[:600], Y[:600])
