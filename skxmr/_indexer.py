@@ -279,31 +279,8 @@ class LabelIndexer(TransactionalFitMixin, BaseEstimator):
                 raise ValueError("sample_weight needs a computed representation; with "
                                  "representation='precomputed' there are no rows.")
         else:
-            if y is None:
-                raise ValueError(
-                    f"{type(self).__name__} requires y to be passed, but the target y "
-                    f"is None: representation={self.representation!r} needs fit(X, "
-                    "Y) with the labels Y of the rows of X."
-                )
-            check_sparse_structure(X)
-            check_sparse_structure(y, "y")
-            X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64])
-            Y = y
-            if not _is_indicator(Y):  # label collections or 1-D labels
-                self._label_encoder = TargetEncoder()
-                Y = self._label_encoder.fit_transform(Y)
-            else:
-                Y = _binary_indicator_of(Y)
-            cols = _wide_columns(X)
-            if cols is None:
-                Z = self._label_vectors(X, Y, sample_weight, label_features, seed)
-            else:  # huge, mostly unused feature ids (e.g. hashed features)
-                Z = self._label_vectors(_compact_columns(X, cols), Y, sample_weight,
-                                        None, seed)
-                if self.representation == "pifa":
-                    Z = _expand_columns(Z, cols, X.shape[1])
-                if label_features is not None:
-                    Z = combine_label_features(Z, label_features)
+            Z, self._label_encoder = self._computed_vectors(
+                X, y, sample_weight, label_features, seed)
         n_labels = Z.shape[0]
         self._warn_empty_labels(Z)
         fanouts = tree_fanouts(n_labels, self.branching_factor, self.max_leaf_size,
@@ -329,6 +306,60 @@ class LabelIndexer(TransactionalFitMixin, BaseEstimator):
             centroids = _expand_columns(centroids, z_cols, z_width)
         self.leaf_centroids_ = centroids
         return self
+
+    def _computed_vectors(self, X, y, sample_weight, label_features, seed):
+        """The computed label representation of rows ``X`` with labels ``y``,
+        and the label encoder of ``y`` (None for an indicator)."""
+        label_encoder = None
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                f"is None: representation={self.representation!r} needs fit(X, "
+                "Y) with the labels Y of the rows of X."
+            )
+        check_sparse_structure(X)
+        check_sparse_structure(y, "y")
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64])
+        Y = y
+        if not _is_indicator(Y):  # label collections or 1-D labels
+            label_encoder = TargetEncoder()
+            Y = label_encoder.fit_transform(Y)
+        else:
+            Y = _binary_indicator_of(Y)
+        cols = _wide_columns(X)
+        if cols is None:
+            Z = self._label_vectors(X, Y, sample_weight, label_features, seed)
+        else:  # huge, mostly unused feature ids (e.g. hashed features)
+            Z = self._label_vectors(_compact_columns(X, cols), Y, sample_weight,
+                                    None, seed)
+            if self.representation == "pifa":
+                Z = _expand_columns(Z, cols, X.shape[1])
+            if label_features is not None:
+                Z = combine_label_features(Z, label_features)
+        return Z, label_encoder
+
+    def label_vectors(self, X, y, *, sample_weight=None):
+        """The label vectors ``fit`` would cluster, without clustering them.
+
+        Used by tree ensembles, whose members cluster the same vectors with
+        different seeds. Takes what ``fit`` takes (a computed representation
+        only); the seed of ``"spectral"`` comes from ``random_state`` as in
+        ``fit``.
+
+        Returns
+        -------
+        Z : csr_matrix or ndarray of shape (n_labels, d)
+            One row per label (the columns of ``y``), as ``fit`` computes it.
+        """
+        if self.representation == "precomputed":
+            raise ValueError("label_vectors needs a computed representation, not "
+                             "'precomputed'.")
+        self._validate_params()
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        probe = clone(self)  # validate_data sets n_features_in_ on it, not on self
+        Z, _ = probe._computed_vectors(X, y, sample_weight, None, seed)
+        return Z
 
     def _label_vectors(self, X, Y, sample_weight, label_features, seed):
         """The label representation of ``X`` and ``Y``, rows weighted."""

@@ -13,14 +13,15 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import _fit_context
+from sklearn.base import _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from skxmr._base import XMRClassifierBase
+from skxmr import _ensemble
 from skxmr._beam import BeamSearcher
-from skxmr._indexer import LabelIndexer, build_tree
+from skxmr._indexer import LabelIndexer, build_tree, tree_is_given
 from skxmr._label_addition import add_labels_to_tree
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import post_processor_constraint
@@ -111,6 +112,26 @@ class XRLinearClassifier(XMRClassifierBase):
         ``"lP-hinge"``: ``exp(-max(0, 1 - s) ** P)``, multiplied along the
         path), ``"sigmoid"`` (multiplied), ``"log-sigmoid"`` (summed) or
         ``"noop"`` (raw scores). See ``skxmr._postprocess``.
+    n_estimators : int, default=1
+        Number of trees. 1: a single tree (``tree_``, ``coef_``). More: an
+        ensemble of that many trees, each with its own label tree and linear
+        models (``estimators_``), built from the same label vectors (computed
+        once) with its own seed; prediction searches every tree with the same
+        beam and merges their top-k lists (``combination``). More accurate,
+        and about ``n_estimators`` times the cost to fit, store and predict.
+        See ``doc/ensembles.rst``.
+    combination : {"average", "rank", "softmax", "sigmoid"}, default="average"
+        How an ensemble merges its trees' top-k lists into one: a label's score
+        is the mean over the trees of its path score ("average"), of
+        ``1 - r / k'`` for rank ``r`` in the tree's list of ``k'`` ("rank"), of
+        the softmax of the tree's scores over its list ("softmax") or of the
+        sigmoid of its score ("sigmoid"); 0 from a tree whose list misses it.
+        Each tree lists ``2 * top_k`` labels. Not used when ``n_estimators=1``.
+    diversity : {"seed", "branching"}, default="seed"
+        What differs between an ensemble's trees: the clustering seed only
+        ("seed"), or also the branching factor ("branching": the indexer's
+        ``branching_factor`` times 1, 1/4 and 4 in turn, i.e. 16, 4, 64 by
+        default). Not used when ``n_estimators=1``.
     n_jobs : int, default=None
         OpenMP threads for training and prediction (None: all available CPUs;
         -1: all; -2: all but one). The model does not depend on it. When
@@ -150,6 +171,10 @@ class XRLinearClassifier(XMRClassifierBase):
     n_iter_ : int
         The most solver iterations (passes) one node ran, over all nodes;
         ``max_iter`` means some node stopped before reaching ``tol``.
+    estimators_ : list of XRLinearClassifier
+        Only when ``n_estimators > 1``: the trees of the ensemble, each a
+        fitted single-tree model (with its own ``tree_`` and ``coef_``); the
+        ensemble itself has no ``tree_`` or ``coef_``.
 
     See Also
     --------
@@ -241,6 +266,9 @@ class XRLinearClassifier(XMRClassifierBase):
         "beam_size": [Interval(Integral, 1, None, closed="left")],
         "top_k": [Interval(Integral, 1, None, closed="left")],
         "post_processor": post_processor_constraint(),
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "combination": [StrOptions(set(_ensemble.COMBINATIONS))],
+        "diversity": [StrOptions(set(_ensemble.DIVERSITIES))],
         "n_jobs": n_jobs_constraint(),
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -254,7 +282,8 @@ class XRLinearClassifier(XMRClassifierBase):
     def __init__(self, indexer=None, *, loss="squared_hinge", C=1.0, Cp=1.0, Cn=1.0,
                  bias=1.0, tol=0.1, max_iter=100, threshold=0.1,
                  negative_sampling="tfn", beam_size=10, top_k=10,
-                 post_processor="l3-hinge", n_jobs=None, random_state=None, verbose=0):
+                 post_processor="l3-hinge", n_estimators=1, combination="average",
+                 diversity="seed", n_jobs=None, random_state=None, verbose=0):
         self.indexer = indexer
         self.loss = loss
         self.C = C
@@ -268,6 +297,9 @@ class XRLinearClassifier(XMRClassifierBase):
         self.beam_size = beam_size
         self.top_k = top_k
         self.post_processor = post_processor
+        self.n_estimators = n_estimators
+        self.combination = combination
+        self.diversity = diversity
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -328,17 +360,63 @@ class XRLinearClassifier(XMRClassifierBase):
                 )
         weights = None if np.all(weights == 1) else weights
         rng = check_random_state(self.random_state)
-        tree = build_tree(self.indexer, X, Y, rng, weights, verbose=self.verbose)
+        self._targets = targets
+        self.classes_ = targets.classes_
+        if self.n_estimators == 1:
+            self.tree_, self.coef_, self.n_iter_ = self._fit_tree(
+                X, Y, weights, rng, self.indexer, n_threads)
+            self._searcher()  # the inference layout, ready for the first query
+            return
+        self.estimators_ = self._fit_ensemble(X, Y, weights, rng, n_threads)
+        self.n_iter_ = max(member.n_iter_ for member in self.estimators_)
+
+    def _fit_tree(self, X, Y, weights, rng, indexer, n_threads):
+        """One tree and its level weights: ``(tree, coef, n_iter)``."""
+        tree = build_tree(indexer, X, Y, rng, weights, verbose=self.verbose)
         seeds = [rng.randint(np.iinfo(np.int32).max) for _ in range(tree.n_levels)]
-        self.coef_, self.n_iter_ = train_levels(
+        coef, n_iter = train_levels(
             sp.csr_matrix(X), Y, tree, seeds, weights, self._solver_params(),
             negative_sampling=self.negative_sampling, beam_size=self.beam_size,
             post_processor=self.post_processor, n_jobs=self.n_jobs,
             n_threads=n_threads, verbose=self.verbose)
-        self.tree_ = tree
-        self._targets = targets
-        self.classes_ = targets.classes_
-        self._searcher()  # the inference layout, ready for the first query
+        return tree, coef, n_iter
+
+    def _fit_ensemble(self, X, Y, weights, rng, n_threads):
+        """The members of an ensemble (see ``skxmr._ensemble``), in order; each
+        is seeded by a seed drawn up front, so the model is the same for any
+        ``n_jobs`` and on any backend."""
+        if tree_is_given(self.indexer):
+            raise ValueError(
+                f"n_estimators={self.n_estimators} needs an indexer that builds the "
+                "trees (None or an unfitted LabelIndexer): a given tree or fitted "
+                "indexer would make every member the same tree.")
+        seeds = _ensemble.member_seeds(rng, self.n_estimators)
+        base, indexers = _ensemble.member_indexers(
+            self.indexer, self.n_estimators, seeds, self.diversity, self.verbose)
+        vectors = None
+        if _ensemble.shares_representation(self.indexer):
+            if base.random_state is None:  # the representation's own seed
+                base.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
+            vectors = _ensemble.shared_label_vectors(base, X, Y, weights)
+        members = []
+        for seed, indexer in zip(seeds, indexers):
+            if vectors is not None:
+                indexer = indexer.fit(vectors)  # the member's own clustering
+            member = self._member(int(seed))
+            member.tree_, member.coef_, member.n_iter_ = self._fit_tree(
+                X, Y, weights, check_random_state(int(seed)), indexer, n_threads)
+            members.append(member)
+        return members
+
+    def _member(self, seed):
+        """An unfitted single-tree model with this ensemble's parameters."""
+        member = clone(self).set_params(n_estimators=1, random_state=seed, verbose=0)
+        member._targets = self._targets
+        member.classes_ = self.classes_
+        member.n_features_in_ = self.n_features_in_
+        if hasattr(self, "feature_names_in_"):
+            member.feature_names_in_ = self.feature_names_in_
+        return member
 
     def add_labels(self, X, y, sample_weight=None, *, max_leaf_size=None,
                    refresh="none"):
@@ -386,13 +464,30 @@ class XRLinearClassifier(XMRClassifierBase):
                              f"{max_leaf_size!r}.")
         if refresh not in ("none", "path"):
             raise ValueError(f"refresh must be 'none' or 'path', got {refresh!r}.")
+        work = self._fitted_copy()
+        if self.n_estimators == 1:
+            add_labels_to_tree(work, X, y, sample_weight, max_leaf_size=max_leaf_size,
+                               refresh=refresh)
+        else:  # each tree places and trains the new labels on its own
+            work.estimators_ = [member._fitted_copy() for member in self.estimators_]
+            for member in work.estimators_:
+                add_labels_to_tree(member, X, y, sample_weight,
+                                   max_leaf_size=max_leaf_size, refresh=refresh)
+            work._targets = work.estimators_[0]._targets
+            work.classes_ = work._targets.classes_
+            for member in work.estimators_:
+                member._targets, member.classes_ = work._targets, work.classes_
+            work.n_iter_ = max(member.n_iter_ for member in work.estimators_)
+        self._publish_from(work)
+        return self
+
+    def _fitted_copy(self):
+        """A scratch copy holding this model's fitted state (its attributes are
+        shared, not copied: replace them, do not modify them in place)."""
         work = self._scratch()
         work.__dict__.update({name: value for name, value in vars(self).items()
                               if self._is_fitted_name(name)})
-        add_labels_to_tree(work, X, y, sample_weight, max_leaf_size=max_leaf_size,
-                           refresh=refresh)
-        self._publish_from(work)
-        return self
+        return work
 
     def _solver_params(self):
         """The per-node solver settings, as the training module takes them."""
@@ -403,6 +498,8 @@ class XRLinearClassifier(XMRClassifierBase):
         """Top-k of a (frozen) fitted model; validates X. A single CSR row takes
         a fast path with light validation (one-query serving)."""
         k = self.top_k if k is None else k
+        if self.n_estimators > 1 and hasattr(self, "estimators_"):
+            return self._predict_topk_ensemble(X, k)
         if _is_single_csr_row(X, self.n_features_in_):
             labels, scores = self._searcher()._predict_one_fast(
                 X.indices, X.data, beam_size=self.beam_size, top_k=k,
@@ -413,6 +510,20 @@ class XRLinearClassifier(XMRClassifierBase):
         beam, k, code, power = searcher._params(self.beam_size, k, self.post_processor)
         return searcher._search(X, beam, k, code, power,
                                 effective_n_threads(self.n_jobs))
+
+    def _predict_topk_ensemble(self, X, k):
+        """Every member's beam search, then the merge of their lists."""
+        X = self._check_X(X, reset=False)
+        n_threads = effective_n_threads(self.n_jobs)
+        results = []
+        for member in self.estimators_:
+            searcher = member._searcher()
+            beam, k_out, code, power = searcher._params(
+                self.beam_size, k, self.post_processor)
+            k_member = min(_ensemble.CANDIDATE_FACTOR * k_out, searcher.n_labels)
+            results.append(searcher._search(X, beam, k_member, code, power, n_threads))
+        return _ensemble.combine_topk(results, len(self.classes_), k_out,
+                                      self.combination, n_threads)
 
     def _searcher(self):
         # The prepared weights are built once per fitted model (not pickled); the

@@ -28,7 +28,8 @@ from skxmr.estimator_checks import check_estimator as skxmr_check_estimator
 # (skxmr.estimator_checks.expected_failed_checks); each one is a consequence of
 # what the estimator is, not of a defect, and the tests below check the
 # behaviour that replaces the contract.
-_ESTIMATORS = [LabelIndexer(), XRLinearClassifier(), CalibratedXMRClassifier()]
+_ESTIMATORS = [LabelIndexer(), XRLinearClassifier(), CalibratedXMRClassifier(),
+               XRLinearClassifier(n_estimators=2)]
 
 
 @parametrize_with_checks(_ESTIMATORS, expected_failed_checks=expected_failed_checks,

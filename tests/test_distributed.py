@@ -121,6 +121,24 @@ def test_dask_fit_equals_local(data, client, negative_sampling):
     assert np.array_equal(labels, local.predict_topk(X[:50])[0])
 
 
+def test_dask_ensemble_equals_local_and_predicts_on_dask(data, client):
+    X, Y = data
+
+    def ensemble():
+        return XRLinearClassifier(LabelIndexer(max_leaf_size=20), n_estimators=2,
+                                  diversity="branching", random_state=0)
+
+    local = ensemble().fit(X, Y)
+    with joblib.parallel_config(backend="dask"):
+        remote = ensemble().fit(X, Y)
+    for a, b in zip(local.estimators_, remote.estimators_):
+        assert_same_model(a, b)
+    expected = local.predict_topk(X)
+    labels, scores = dask.compute(*predict_dask(
+        remote, da.from_array(X, chunks=(500, -1), asarray=False)))
+    assert np.array_equal(labels, expected[0]) and np.array_equal(scores, expected[1])
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2, -1])
 def test_dask_fit_n_jobs(data, client, n_jobs):
     X, Y = data

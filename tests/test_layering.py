@@ -21,7 +21,7 @@ LAYERS = [
     ["skxmr.metrics", "skxmr._linear_solver", "skxmr._beam", "skxmr._tree_building",
      "skxmr._xtransformer._fine_tune", "skxmr._xtransformer._weight_search"],
     ["skxmr._base", "skxmr._xrlinear_training", "skxmr._indexer",
-     "skxmr._label_addition"],
+     "skxmr._label_addition", "skxmr._ensemble"],
     ["skxmr._xrlinear"],
     ["skxmr._calibration", "skxmr._xtransformer"],
     ["skxmr._persistence"],

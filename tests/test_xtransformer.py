@@ -1065,3 +1065,21 @@ def test_auto_embedding_weight_without_vectorizer_or_neighbours(tiny_encoder,
     assert [c for c, _ in model.weight_search_] == [(0.7, 0, 0.25), (1.0, 0, 0.25)]
     assert model.embedding_weight_ == max(model.weight_search_, key=lambda r: r[1])[0][0]
     assert model.neighbor_embeddings_ is None
+
+
+def test_ensemble_ranker(tiny_encoder, debtags_small, tmp_path):
+    """An ensemble ranker builds its own trees on the ranker's features; the
+    model predicts as its ranker does on them, and saves and loads."""
+    texts, tags, test_texts, _ = debtags_small
+    model = _fit(tiny_encoder, debtags_small, n_neighbors=0, embedding_weight=0.7,
+                 ranker=XRLinearClassifier(n_estimators=2, top_k=5))
+    assert model.tree_ is None and len(model.ranker_.estimators_) == 2
+    assert model.preliminary_tree_ is None
+    features = model._features(test_texts[:20])
+    expected = model.ranker_.predict_topk(features)
+    labels, scores = model.predict_topk(test_texts[:20])
+    assert np.array_equal(labels, expected[0]) and np.array_equal(scores, expected[1])
+    skxmr.save(model, tmp_path / "m")
+    loaded = skxmr.load(tmp_path / "m")
+    assert loaded.tree_ is None
+    assert np.array_equal(loaded.predict_topk(test_texts[:20])[0], labels)

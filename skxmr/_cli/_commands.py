@@ -71,6 +71,7 @@ def train(args, console):
                      max_leaf_size=args.max_leaf_size, verbose=console.verbose),
         C=args.C, loss=args.loss, negative_sampling=args.negative_sampling,
         beam_size=args.beam_size, top_k=args.top_k, threshold=args.threshold,
+        n_estimators=args.n_estimators, combination=args.combination,
         n_jobs=args.n_jobs, random_state=args.random_state, verbose=console.verbose,
     )
     try:

@@ -166,6 +166,13 @@ def build_parser(width=None):
     tree.add_argument("--max-leaf-size", type=_int_at_least(1), default=100,
                       metavar="N", help="at most this many labels per leaf cluster "
                                         "(default: %(default)s)")
+    tree.add_argument("--n-estimators", type=_int_at_least(1), default=1, metavar="M",
+                      help="trees of the ensemble, each with its own seed; their "
+                           "top-k lists are merged (default: %(default)s)")
+    tree.add_argument("--combination", default="average",
+                      choices=["average", "rank", "softmax", "sigmoid"],
+                      help="how an ensemble merges its trees' scores "
+                           "(default: %(default)s)")
     linear = train.add_argument_group("linear models")
     linear.add_argument("--C", type=_float_above(0, closed=False), default=1.0,
                         help="inverse regularisation strength of each node's linear "

@@ -35,6 +35,12 @@ from skxmr._postprocess import get_post_processor
 from skxmr._xrlinear import XRLinearClassifier
 
 _ATTRIBUTES = ("n_features_in_", "feature_names_in_", "n_levels", "n_iter_", "targets")
+# An ensemble (n_estimators > 1) stores each member's tree and weights under
+# ``member.<i>.`` (``member.<i>.tree.*``, ``member.<i>.coef.<t>.*``) and, in
+# place of ``n_levels``, one entry per member: its seed, levels and n_iter_.
+_ENSEMBLE_ATTRIBUTES = ("n_features_in_", "feature_names_in_", "members", "n_iter_",
+                        "targets")
+_MEMBER_KEYS = ("random_state", "n_levels", "n_iter_")
 
 
 def _check_params(est):
@@ -94,12 +100,61 @@ def get_weights(reader, prefix, shape):
 
 
 def dump(model, writer, weights="float32"):
+    if model.n_estimators > 1:
+        return _dump_ensemble(model, writer, weights)
     check_fitted(model, ("tree_", "coef_", "classes_", "n_features_in_"))
-    tree = model.tree_
-    put_tree(writer, "tree", tree)
     params = params_to_json(model, "XRLinearClassifier",
                             indexer=lambda v: indexer_to_json(v, model, writer))
     n_features = int(model.n_features_in_)
+    n_levels, n_iter = _dump_tree(model, writer, n_features, weights)
+    attributes = {
+        "n_features_in_": n_features,
+        "feature_names_in_": names_to_json(model, n_features),
+        "n_levels": n_levels,
+        "n_iter_": n_iter,
+        "targets": targets_to_json(model._get_target_state(), writer,
+                                   model.tree_.n_labels),
+    }
+    return params, attributes
+
+
+def _dump_ensemble(model, writer, weights):
+    check_fitted(model, ("estimators_", "classes_", "n_features_in_"))
+    members = model.estimators_
+    if not isinstance(members, list) or len(members) != model.n_estimators:
+        raise ValueError(f"estimators_ must be a list of {model.n_estimators} models.")
+    params = params_to_json(model, "XRLinearClassifier",
+                            indexer=lambda v: indexer_to_json(v, model, writer))
+    n_features = int(model.n_features_in_)
+    entries = []
+    for i, member in enumerate(members):
+        check_fitted(member, ("tree_", "coef_"))
+        if member.tree_.n_labels != len(model.classes_):
+            raise ValueError(f"estimators_[{i}] has {member.tree_.n_labels} labels, "
+                             f"the ensemble {len(model.classes_)}.")
+        seed = member.random_state
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"estimators_[{i}].random_state must be an int seed.")
+        n_levels, n_iter = _dump_tree(member, writer.prefixed(f"member.{i}."),
+                                      n_features, weights)
+        entries.append({"random_state": int(seed), "n_levels": n_levels,
+                        "n_iter_": n_iter})
+    n_iter = getattr(model, "n_iter_", None)
+    attributes = {
+        "n_features_in_": n_features,
+        "feature_names_in_": names_to_json(model, n_features),
+        "members": entries,
+        "n_iter_": None if n_iter is None else plain(n_iter, "n_iter_"),
+        "targets": targets_to_json(model._get_target_state(), writer,
+                                   len(model.classes_)),
+    }
+    return params, attributes
+
+
+def _dump_tree(model, writer, n_features, weights):
+    """Write one tree and its level weights; returns ``(n_levels, n_iter_)``."""
+    tree = model.tree_
+    put_tree(writer, "tree", tree)
     coef = model.coef_
     if not isinstance(coef, list) or len(coef) != tree.n_levels:
         raise ValueError(f"coef_ must be a list of {tree.n_levels} matrices.")
@@ -117,36 +172,33 @@ def dump(model, writer, weights="float32"):
             W.sum_duplicates()
         put_weights(writer, f"coef.{t}", W, weights)
     n_iter = getattr(model, "n_iter_", None)
-    attributes = {
-        "n_features_in_": n_features,
-        "feature_names_in_": names_to_json(model, n_features),
-        "n_levels": int(tree.n_levels),
-        "n_iter_": None if n_iter is None else plain(n_iter, "n_iter_"),
-        "targets": targets_to_json(model._get_target_state(), writer, tree.n_labels),
-    }
-    return params, attributes
+    return int(tree.n_levels), None if n_iter is None else plain(n_iter, "n_iter_")
 
 
 def load(meta, reader):
     where = reader.meta_file
     attributes = meta["attributes"]
-    check_keys(attributes, _ATTRIBUTES, where, "attributes")
+    ensemble = isinstance(attributes, dict) and "members" in attributes
+    check_keys(attributes, _ENSEMBLE_ATTRIBUTES if ensemble else _ATTRIBUTES, where,
+               "attributes")
     n_iter = attributes["n_iter_"]
     if n_iter is not None:
         n_iter = check_int(n_iter, f"{where}: n_iter_")
     n_features = check_int(attributes["n_features_in_"], f"{where}: n_features_in_", 1,
                            2**31 - 2)
-    n_levels = check_int(attributes["n_levels"], f"{where}: n_levels", 1, 10_000)
-    tree = get_tree(reader, "tree")
-    if tree.n_levels != n_levels:
-        raise ModelFormatError(f"{where}: n_levels is {n_levels} but the tree has "
-                               f"{tree.n_levels} levels.")
-    model = params_from_json(XRLinearClassifier, meta["params"], f"{where}: params",
-                             check=_check_params,
-                             indexer=lambda v: indexer_from_json(v, reader, tree))
-    coef = [get_weights(reader, f"coef.{t}", (n_features + 1, int(size)))
-            for t, size in enumerate(tree.level_sizes, start=1)]
-    state = targets_from_json(attributes["targets"], reader, tree.n_labels)
+    if ensemble:
+        model, members = _load_members(meta, reader, attributes["members"], n_features)
+        n_labels = members[0][0][0].n_labels
+    else:
+        tree, coef = _load_tree(reader, attributes["n_levels"], n_features, where)
+        model = params_from_json(XRLinearClassifier, meta["params"], f"{where}: params",
+                                 check=_check_params,
+                                 indexer=lambda v: indexer_from_json(v, reader, tree))
+        if model.n_estimators != 1:
+            raise ModelFormatError(f"{where}: n_estimators is {model.n_estimators} "
+                                   "but the model has one tree.")
+        n_labels = tree.n_labels
+    state = targets_from_json(attributes["targets"], reader, n_labels)
     names = names_from_json(attributes["feature_names_in_"], n_features, where)
     model.n_features_in_ = n_features
     if names is not None:
@@ -154,6 +206,55 @@ def load(meta, reader):
     if n_iter is not None:
         model.n_iter_ = n_iter
     restore(model._set_target_state, state, where, "attributes.targets")
-    model.tree_ = tree
-    model.coef_ = coef
+    if not ensemble:
+        model.tree_ = tree
+        model.coef_ = coef
+        return model
+    model.estimators_ = []
+    for (tree, coef, member_n_iter), seed in members:
+        member = model._member(seed)
+        member.tree_, member.coef_ = tree, coef
+        if member_n_iter is not None:
+            member.n_iter_ = member_n_iter
+        model.estimators_.append(member)
     return model
+
+
+def _load_tree(reader, n_levels, n_features, where):
+    n_levels = check_int(n_levels, f"{where}: n_levels", 1, 10_000)
+    tree = get_tree(reader, "tree")
+    if tree.n_levels != n_levels:
+        raise ModelFormatError(f"{where}: n_levels is {n_levels} but the tree has "
+                               f"{tree.n_levels} levels.")
+    coef = [get_weights(reader, f"coef.{t}", (n_features + 1, int(size)))
+            for t, size in enumerate(tree.level_sizes, start=1)]
+    return tree, coef
+
+
+def _load_members(meta, reader, entries, n_features):
+    """The ensemble's parameters and its members' ``((tree, coef, n_iter_),
+    seed)``, checked against each other."""
+    where = reader.meta_file
+    if not isinstance(entries, list) or not 2 <= len(entries) <= 10_000:
+        raise ModelFormatError(f"{where}: members must be a list of at least 2.")
+    members = []
+    for i, entry in enumerate(entries):
+        name = f"{where}: members[{i}]"
+        check_keys(entry, _MEMBER_KEYS, name, "the member")
+        seed = check_int(entry["random_state"], f"{name}.random_state", 0, 2**32 - 1)
+        n_iter = entry["n_iter_"]
+        if n_iter is not None:
+            n_iter = check_int(n_iter, f"{name}.n_iter_")
+        tree, coef = _load_tree(reader.prefixed(f"member.{i}."), entry["n_levels"],
+                                n_features, name)
+        if i and tree.n_labels != members[0][0][0].n_labels:
+            raise ModelFormatError(f"{name}: its tree has {tree.n_labels} labels, the "
+                                   f"first member's {members[0][0][0].n_labels}.")
+        members.append(((tree, coef, n_iter), seed))
+    model = params_from_json(XRLinearClassifier, meta["params"], f"{where}: params",
+                             check=_check_params,
+                             indexer=lambda v: indexer_from_json(v, reader, None))
+    if model.n_estimators != len(members):
+        raise ModelFormatError(f"{where}: n_estimators is {model.n_estimators} but "
+                               f"the model has {len(members)} members.")
+    return model, members

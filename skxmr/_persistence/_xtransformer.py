@@ -209,7 +209,7 @@ def load(meta, reader):
         return params_from_json(
             XRLinearClassifier, value, f"{where}: params.ranker",
             indexer=lambda v: indexer_from_json(v, reader.prefixed("param."),
-                                                ranker.tree_))
+                                                getattr(ranker, "tree_", None)))
 
     def device_param(value):
         if not isinstance(value, str):
@@ -219,7 +219,7 @@ def load(meta, reader):
     model = params_from_json(
         XTransformerClassifier, meta["params"], f"{where}: params",
         encoder=encoder_param, vectorizer=vectorizer_param, ranker=ranker_param,
-        indexer=lambda v: indexer_from_json(v, reader, ranker.tree_),
+        indexer=lambda v: indexer_from_json(v, reader, getattr(ranker, "tree_", None)),
         device=device_param)
     spec = attributes["vectorizer_"]
     vectorizer = None
@@ -279,7 +279,7 @@ def load(meta, reader):
     model.ranker_ = ranker
     # The text model answers in the form y had at fit: the ranker's form.
     model._set_target_state(ranker._get_target_state())
-    model.tree_ = ranker.tree_
+    model.tree_ = getattr(ranker, "tree_", None)
     model.preliminary_tree_ = preliminary
     model.fine_tune_history_ = history
     model.embedding_dim_ = dim

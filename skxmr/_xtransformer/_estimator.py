@@ -100,7 +100,9 @@ class XTransformerClassifier(XMRClassifierBase):
         The ranker, cloned and fitted on the concatenated features (with the
         preliminary tree as its ``indexer`` unless ``rebuild_tree``). None:
         ``XRLinearClassifier()``. Its ``random_state`` and ``n_jobs``, when
-        None, are set from this estimator's.
+        None, are set from this estimator's. An ensemble ranker
+        (``XRLinearClassifier(n_estimators=3)``) builds its own trees on the
+        concatenated features.
     batch_size : int, default=32
         Texts per batch when embedding and fine-tuning.
     max_seq_length : int or None, default=128
@@ -242,8 +244,10 @@ class XTransformerClassifier(XMRClassifierBase):
         and P@5); empty when nothing was searched.
     classes_ : ndarray of shape (n_labels,)
         The label of each column (as ``XRLinearClassifier.classes_``).
-    tree_ : LabelTree
-        The ranker's label tree.
+    tree_ : LabelTree or None
+        The ranker's label tree (None when the ranker is an ensemble,
+        ``n_estimators > 1``: its trees are in ``ranker_.estimators_``, built
+        on the ranker's features, as with ``rebuild_tree=True``).
     preliminary_tree_ : LabelTree or None
         The tree the encoder was fine-tuned on (None when frozen; the ranker's
         ``tree_`` is then the TF-IDF tree unless ``rebuild_tree``).
@@ -439,7 +443,9 @@ class XTransformerClassifier(XMRClassifierBase):
             tree = None  # the tree of the TF-IDF, when fine-tuning or the ranker uses it
             frozen = None  # the frozen encoder's embeddings, when the probe needs them
             Y = None  # the label matrix, in the ranker's columns, when needed here
-            needs_tree = self.fine_tune or (sparse is not None and not self.rebuild_tree)
+            ensemble = self._ranker().get_params().get("n_estimators", 1) > 1
+            needs_tree = self.fine_tune or (sparse is not None and not self.rebuild_tree
+                                            and not ensemble)
             auto = "auto" in (self.embedding_weight, self.neighbor_weight)
             if needs_tree or self.n_neighbors or auto:  # "auto" is true
                 Y = TargetEncoder().fit_transform(y)
@@ -469,8 +475,9 @@ class XTransformerClassifier(XMRClassifierBase):
                 self._reset_encoding_state()  # new weights: new cache key, new int8 copy
             embeddings = self._embed(texts)
         ranker = clone(self._ranker())
-        if tree is not None and not self.rebuild_tree:
-            ranker.set_params(indexer=tree)
+        ensemble = ranker.get_params().get("n_estimators", 1) > 1
+        if tree is not None and not self.rebuild_tree and not ensemble:
+            ranker.set_params(indexer=tree)  # (an ensemble builds its own trees)
         elif self.indexer is not None:
             ranker.set_params(indexer=self.indexer)
         if ranker.get_params().get("random_state", 0) is None:
@@ -487,7 +494,7 @@ class XTransformerClassifier(XMRClassifierBase):
         self.ranker_ = ranker
         self._targets, _ = TargetEncoder.with_classes(y, ranker.classes_)
         self.classes_ = ranker.classes_
-        self.tree_ = ranker.tree_
+        self.tree_ = getattr(ranker, "tree_", None)  # None for an ensemble ranker
 
     def _fit_neighbors(self, embeddings, Y, weights, n_threads=1):
         """Keep the training rows (of positive weight) as the neighbour bank (and
@@ -594,6 +601,7 @@ class XTransformerClassifier(XMRClassifierBase):
         ranker = self._ranker()
         model = clone(ranker) if isinstance(ranker, XRLinearClassifier) else (
             XRLinearClassifier())
+        model.set_params(n_estimators=1)  # one tree: its margins are per node
         if model.n_jobs is None:
             model.set_params(n_jobs=self.n_jobs)
         return model
