@@ -113,17 +113,35 @@ def _run_reference(job, name, threads):
     folder = data_folder(name)
     cmd = [str(REFS_PYTHON), "-m", "benchmarks.references.refs_runner", job,
            "--data-dir", str(folder), "--threads", str(threads),
-           "--latency-queries", "20"]
+           "--latency-queries", "200"]
     if folder.name in NORMALIZE:
         cmd.append("--normalize")
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def report(names, n_estimators, threads, refs):
+def _latency_ms(model, Xt, n=200):
+    """Median one-row predict_topk time (one thread), in ms."""
+    model.set_params(n_jobs=1)
+    times = []
+    for i in range(min(n, Xt.shape[0])):
+        row = Xt[i:i + 1]
+        t = time.perf_counter()
+        model.predict_topk(row)
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def _line(name, who, fit_s, predict_s, latency_ms, p):
+    print(f"{name:26s} {who:18s} fit {fit_s:7.1f} s  predict {predict_s:6.2f} s  "
+          f"1-query {latency_ms:6.2f} ms  P@1/3/5 " + " / ".join(f"{v:.2f}" for v in p),
+          flush=True)
+
+
+def report(names, sizes, threads, refs):
     for name in names:
         X, Y, Xt, Yt = _data(name)
-        for n in (1, n_estimators):
+        for n in sizes:
             t = time.perf_counter()
             model = XRLinearClassifier(n_estimators=n, random_state=0,
                                        n_jobs=threads).fit(X, Y)
@@ -131,17 +149,13 @@ def report(names, n_estimators, threads, refs):
             t = time.perf_counter()
             p = _precisions(model, Xt, Yt)
             predict_s = time.perf_counter() - t
-            print(f"{name:28s} skxmr {n} tree(s)        fit {fit_s:7.1f} s  predict "
-                  f"{predict_s:6.2f} s  P@1/3/5 " + " / ".join(f"{v:.2f}" for v in p),
-                  flush=True)
+            _line(name, f"skxmr {n} tree{'s' if n > 1 else ''}", fit_s, predict_s,
+                  _latency_ms(model, Xt), p)
         if refs and not name.startswith("synthetic"):
             for job in ("omikuji-parabel", "omikuji-bonsai", "napkinxc-plt"):
                 r = _run_reference(job, name, threads)
-                p = [100 * r["metrics"][f"P@{k}"] if "metrics" in r else r[f"P@{k}"]
-                     for k in KS]
-                print(f"{name:28s} {job:22s} fit {r['fit_seconds']:7.1f} s  predict "
-                      f"{r['predict_seconds']:6.2f} s  P@1/3/5 "
-                      + " / ".join(f"{v:.2f}" for v in p), flush=True)
+                _line(name, job, r["fit_seconds"], r["predict_seconds"],
+                      r["latency_ms_median"], [100 * r[f"P@{k}"] for k in KS])
 
 
 def main(argv=None):
@@ -151,7 +165,9 @@ def main(argv=None):
     mode.add_argument("--select", action="store_true")
     mode.add_argument("--report", action="store_true")
     p.add_argument("--data", nargs="+", default=["debian-debtags"])
-    p.add_argument("--n-estimators", type=int, default=3)
+    p.add_argument("--n-estimators", type=int, default=3, help="(--select)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1, 3, 5],
+                   help="(--report) the ensemble sizes to fit")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--refs", action="store_true",
                    help="also run Omikuji and napkinXC (the refs venv)")
@@ -161,7 +177,7 @@ def main(argv=None):
     else:
         if a.refs and not REFS_PYTHON.exists():
             sys.exit("no refs venv: bash benchmarks/references/make_refs_env.sh")
-        report(a.data, a.n_estimators, a.threads, a.refs)
+        report(a.data, a.sizes, a.threads, a.refs)
 
 
 if __name__ == "__main__":
