@@ -260,6 +260,14 @@ class XTransformerClassifier(XMRClassifierBase):
         Dimension of the encoder's embeddings.
     device_ : str
         The device used at fit.
+    zero_shot_columns_ : ndarray of shape (n_zero_shot,), int64
+        The columns of ``classes_`` of the zero-shot labels: labels added by
+        ``add_labels(label_texts=...)`` that have no rows yet (empty after
+        ``fit``).
+    zero_shot_embeddings_ : ndarray of shape (n_zero_shot, embedding_dim_)
+        The encoder's L2-normalised embeddings of their label texts.
+    zero_shot_offsets_ : ndarray of shape (n_zero_shot,), float32
+        The similarity offset of each (one shared value; see ``add_labels``).
 
     See Also
     --------
@@ -840,7 +848,7 @@ class XTransformerClassifier(XMRClassifierBase):
             raise ValueError(f"X has {len(texts)} texts but y has {Y.shape[0]} rows.")
         n_known = len(self.classes_)
         zs_columns, zs_embeddings, zs_offsets = self._zero_shot_state()
-        ranker_columns = self._ranker_columns
+        ranker_columns = getattr(self, "_ranker_columns", None)
         if ranker_columns is None:
             ranker_columns = np.arange(len(self.ranker_.classes_), dtype=np.int64)
         has_rows = np.diff(sp.csc_matrix(Y).indptr) > 0
@@ -920,15 +928,17 @@ class XTransformerClassifier(XMRClassifierBase):
         targets, labels = self._targets.with_new_labels(labels)  # in column order
         n_known = len(self.classes_)
         embeddings = self._embed([text_of[label] for label in labels])
-        offsets = zero_shot_offsets(embeddings, getattr(self, "neighbor_embeddings_", None),
-                                    getattr(self, "neighbor_labels_", None))
-        zs_columns, zs_embeddings, zs_offsets = self._zero_shot_state()
+        zs_columns, zs_embeddings, _ = self._zero_shot_state()
+        embeddings = np.ascontiguousarray(np.vstack([zs_embeddings, embeddings]),
+                                          dtype=np.float32)
         self._targets, self.classes_ = targets, targets.classes_
         self.zero_shot_columns_ = np.concatenate(
             [zs_columns, np.arange(n_known, n_known + len(labels), dtype=np.int64)])
-        self.zero_shot_embeddings_ = np.ascontiguousarray(
-            np.vstack([zs_embeddings, embeddings]), dtype=np.float32)
-        self.zero_shot_offsets_ = np.concatenate([zs_offsets, offsets]).astype(np.float32)
+        self.zero_shot_embeddings_ = embeddings
+        # one offset for every zero-shot label, computed again (_zero_shot)
+        self.zero_shot_offsets_ = zero_shot_offsets(
+            embeddings, getattr(self, "neighbor_embeddings_", None),
+            getattr(self, "neighbor_labels_", None))
         self._grow_neighbor_bank(np.zeros((0, self.embedding_dim_), dtype=np.float32),
                                  sp.csr_matrix((0, len(self.classes_)), dtype=np.float32))
 
