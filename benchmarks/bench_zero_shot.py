@@ -1,4 +1,4 @@
-"""Zero-shot labels of XTransformerClassifier: new labels known by their name only (issue 25).
+"""Zero-shot labels of XTransformerClassifier: new labels known by a name (issue 25).
 
 Protocol: on the bundled Debian debtags texts, hold out 10% of the labels (at
 random among those with >= 2 training rows), fit a frozen-encoder
