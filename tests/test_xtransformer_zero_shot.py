@@ -283,3 +283,58 @@ def test_saved_model_without_added_labels_keeps_its_format(base, tmp_path):
     skxmr.save(base, tmp_path / "plain")
     meta = json.loads((tmp_path / "plain" / "skxmr_model.json").read_text())
     assert "n_zero_shot" not in json.dumps(meta)
+
+
+def test_rows_of_weight_zero_stay_out_of_the_bank(model, debtags_small):
+    texts, tags = debtags_small[0][400:420], debtags_small[1][400:420]
+    known = set(model.classes_.tolist())
+    y = [[t for t in tags_ if t in known] + ["new::w"] for tags_ in tags]
+    n_bank = model.neighbor_embeddings_.shape[0]
+    weights = np.ones(20)
+    weights[:5] = 0
+    model.add_labels(texts, y, sample_weight=weights)
+    assert model.neighbor_embeddings_.shape[0] == n_bank + 15
+    assert model.neighbor_labels_[:, -1].nnz == 15
+
+
+def test_hnsw_index_follows_the_grown_bank(tiny_encoder, debtags_small, tmp_path):
+    pytest.importorskip("faiss")
+    texts, tags = debtags_small[0], debtags_small[1]
+    model = _fit(tiny_encoder, texts[:400], tags[:400], neighbor_search="hnsw")
+    known = set(model.classes_.tolist())
+    y = [[t for t in tags_ if t in known] + ["new::h"] for tags_ in tags[400:430]]
+    model.add_labels(texts[400:430], y)
+    assert model.neighbor_index_.ntotal == model.neighbor_embeddings_.shape[0] == 430
+    model.add_labels(label_texts={"zs::h": "a chess engine"})
+    skxmr.save(model, tmp_path / "h")
+    _same_predictions(model, skxmr.load(tmp_path / "h"), texts[430:450])
+
+
+def test_model_pickled_before_zero_shot_existed_still_works(model, debtags_small):
+    """A model without the new fitted state (as unpickled from an older skxmr)
+    predicts as before and takes labels."""
+    texts = debtags_small[2][:10]
+    expected = model.predict_topk(texts)
+    old = copy.deepcopy(model)
+    for name in ("zero_shot_columns_", "zero_shot_embeddings_", "zero_shot_offsets_",
+                 "_ranker_columns", "_n_votes"):
+        del old.__dict__[name]
+    got = old.predict_topk(texts)
+    np.testing.assert_array_equal(expected[0], got[0])
+    old.add_labels(label_texts={"zs::old": "a chess engine"})
+    assert old.classes_[-1] == "zs::old"
+
+
+def test_load_refuses_inconsistent_zero_shot_state(model, tmp_path):
+    import json
+
+    from skxmr import ModelFormatError
+
+    model.add_labels(label_texts=ZS_TEXTS)
+    skxmr.save(model, tmp_path / "m")
+    meta_file = tmp_path / "m" / "skxmr_model.json"
+    meta = json.loads(meta_file.read_text())
+    meta["attributes"]["n_zero_shot"] = 1
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="zero_shot"):
+        skxmr.load(tmp_path / "m", verify=False)
