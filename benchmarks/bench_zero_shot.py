@@ -81,7 +81,12 @@ def main(argv=None):
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--with-rows", action="store_true",
                         help="also add the labels with their training rows (reference)")
+    parser.add_argument("--bank", action="store_true",
+                        help="instead: add the held-out labels with rows not seen at fit, "
+                             "with and without growing the neighbour bank")
     args = parser.parse_args(argv)
+    if args.bank:
+        return bank_check(args)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from skxmr import XTransformerClassifier
@@ -192,6 +197,78 @@ def main(argv=None):
                         np.take_along_axis(labels50, first, 1), -1)
         r, _ = recall_at_k(Y2[:, cols2], _local(only, cols2), 10)
         result["with_rows_new_R@10_among_new_top100"] = round(r, 2)
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def bank_check(args):
+    """Fit on ``n_train`` rows without the held-out labels, then add them with
+    ``n_train // 2`` other training rows (all their labels), once with the rows
+    joining the neighbour bank (the default) and once without (the bank's
+    label columns only widened); P@1/P@5 of the old labels and recall@10 of the
+    new ones (merged top-10) on the test rows."""
+    import copy
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from skxmr import XTransformerClassifier
+    from skxmr.datasets import load_debian_debtags
+    from skxmr.metrics import precision_at_k
+
+    train, test = (load_debian_debtags(subset=s) for s in ("train", "test"))
+    rng = np.random.RandomState(args.seed)
+    names = np.asarray(train.target_names)
+    counts = {name: 0 for name in names}
+    for tags in train.target:
+        for tag in tags:
+            counts[tag] += 1
+    eligible = np.array([name for name in names if counts[name] >= 2])
+    new_set = set(rng.choice(eligible, int(round(0.1 * len(names))),
+                             replace=False).tolist())
+    rows = rng.permutation(len(train.data))
+    fit_rows, add_rows = rows[:args.n_train], rows[args.n_train:args.n_train * 3 // 2]
+    texts = [train.data[i] for i in fit_rows]
+    tags_old = [[t for t in train.target[i] if t not in new_set] for i in fit_rows]
+    model = XTransformerClassifier(max_seq_length=args.max_seq_length,
+                                   n_jobs=args.threads, random_state=args.seed)
+    model.fit(texts, tags_old)
+    known = set(model.classes_.tolist())
+    add_texts = [train.data[i] for i in add_rows]
+    add_tags = [[t for t in train.target[i] if t in known or t in new_set]
+                for i in add_rows]
+    test_texts = test.data[:args.n_test]
+    test_tags = [list(t) for t in test.target[:args.n_test]]
+    result = {"n_train": len(texts), "n_added_rows": len(add_texts)}
+    for grow in (True, False):
+        work = copy.deepcopy(model)
+        if not grow:  # keep the bank's rows; only widen its label columns
+            original = work._grow_neighbor_bank
+
+            def widen(embeddings, Y, original=original):
+                original(embeddings[:0], Y[:0])
+
+            work._grow_neighbor_bank = widen
+        work.add_labels(add_texts, add_tags)
+        classes = work.classes_
+        index = {c: j for j, c in enumerate(classes.tolist())}
+        data = [(i, index[t]) for i, tags in enumerate(test_tags) for t in tags
+                if t in index]
+        r, c = zip(*data)
+        Y = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(test_tags), len(classes)))
+        old_cols = np.array([j for j, c in enumerate(classes.tolist()) if c in known])
+        new_cols = np.array([j for j, c in enumerate(classes.tolist()) if c in new_set])
+        labels, scores = work.predict_topk(test_texts, k=10)
+        old_only = np.where(np.isin(labels, old_cols), labels, -1)
+        Y_old = Y.multiply(sp.csr_matrix(np.isin(np.arange(len(classes)), old_cols)))
+        key = "bank_grown" if grow else "bank_kept"
+        result[key] = {
+            "bank_rows": int(work.neighbor_embeddings_.shape[0]),
+            "old_P@1_P@5": [round(100 * precision_at_k(sp.csr_matrix(Y_old),
+                                                       (old_only, scores), k=k), 2)
+                            for k in (1, 5)],
+            "new_R@10_merged_top10": round(recall_at_k(
+                Y[:, new_cols], _local(labels, new_cols), 10)[0], 2),
+        }
+        print(key, result[key], flush=True)
     print(json.dumps(result, indent=1))
     return result
 

@@ -338,3 +338,18 @@ def test_load_refuses_inconsistent_zero_shot_state(model, tmp_path):
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(ModelFormatError, match="zero_shot"):
         skxmr.load(tmp_path / "m", verify=False)
+
+
+def test_training_texts_are_not_their_own_neighbours_when_added(model, debtags_small):
+    """add_labels(X, y) gives a text of the bank the leave-one-out votes fit gave
+    it (its own row left out), so the new labels learn on fit-like features."""
+    texts = debtags_small[0][:50]
+    E = model.transform(texts)
+    rows = model._bank_rows_of(E)
+    np.testing.assert_array_equal(rows, np.arange(50))
+    assert np.all(model._bank_rows_of(model.transform(debtags_small[2][:5])) == -1)
+    with_self = model._neighbor_votes(E)
+    without = model._neighbor_votes(E, rows)
+    own = model.neighbor_labels_[:50].toarray()
+    # with itself in the bank a text votes mostly for its own labels
+    assert (with_self.multiply(own).sum() > without.multiply(own).sum())

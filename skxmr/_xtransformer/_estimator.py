@@ -546,14 +546,26 @@ class XTransformerClassifier(XMRClassifierBase):
             return True
         return n_bank >= self._HNSW_MIN_BANK and faiss_available()
 
-    def _neighbor_votes(self, embeddings):
-        """Neighbour votes of new texts (None when the model has no neighbour bank)."""
+    def _neighbor_votes(self, embeddings, self_index=None):
+        """Neighbour votes of new texts (None when the model has no neighbour bank);
+        ``self_index``: the bank row that each text is (-1: none), left out."""
         if getattr(self, "neighbor_embeddings_", None) is None:
             return None
         return neighbor_label_votes(embeddings, self.neighbor_embeddings_,
-                                    self.neighbor_labels_, self.n_neighbors_,
+                                    self.neighbor_labels_, self.n_neighbors_, self_index,
                                     index=getattr(self, "neighbor_index_", None),
                                     n_threads=effective_n_threads(self.n_jobs))
+
+    def _bank_rows_of(self, embeddings):
+        """The neighbour-bank row that each embedding is (an identical embedding,
+        up to rounding: the same text), -1 for none; None without a bank."""
+        bank = getattr(self, "neighbor_embeddings_", None)
+        if bank is None:
+            return None
+        nearest, similarity = nearest_neighbors(embeddings, bank, 1)
+        if nearest.shape[1] == 0:
+            return np.full(embeddings.shape[0], -1, dtype=np.int64)
+        return np.where(similarity[:, 0] >= np.float32(1 - 1e-6), nearest[:, 0], -1)
 
     def _choose_weights(self, embeddings, sparse, Y, weights, ranker, rng, n_threads):
         """Set ``embedding_weight_``, ``n_neighbors_`` and ``neighbor_weight_``:
@@ -705,9 +717,10 @@ class XTransformerClassifier(XMRClassifierBase):
     def _features(self, X):
         return self._features_of(*self._embed_texts(X))
 
-    def _features_of(self, texts, embeddings):
-        """The ranker's features of validated ``texts`` and their embeddings."""
-        votes = self._neighbor_votes(embeddings)
+    def _features_of(self, texts, embeddings, self_index=None):
+        """The ranker's features of validated ``texts`` and their embeddings
+        (``self_index``: as ``_neighbor_votes``)."""
+        votes = self._neighbor_votes(embeddings, self_index)
         n_votes = getattr(self, "_n_votes", None)
         if votes is not None and n_votes is not None and votes.shape[1] != n_votes:
             votes = votes[:, :n_votes]  # the labels the ranker was fitted beside
@@ -861,7 +874,9 @@ class XTransformerClassifier(XMRClassifierBase):
                 "and no zero-shot label has a row. add_labels adds labels; refit "
                 "the model to retrain the old ones.")
         embeddings = self._embed(texts)
-        features = self._features_of(texts, embeddings)
+        # a text already in the bank is not its own neighbour, as in fit
+        in_bank = self._bank_rows_of(embeddings)
+        features = self._features_of(texts, embeddings, in_bank)
         n_ranker = len(ranker_columns)
         kind = self.ranker_._targets.kind if hasattr(self.ranker_, "_targets") else (
             targets.kind)
@@ -887,28 +902,30 @@ class XTransformerClassifier(XMRClassifierBase):
         self.zero_shot_offsets_ = zs_offsets[staying]
         weights = None if sample_weight is None else check_sample_weight(
             sample_weight, len(texts))
-        keep = slice(None) if weights is None else weights > 0
-        self._grow_neighbor_bank(embeddings[keep], sp.csr_matrix(Y)[keep])
+        keep = np.ones(len(texts), dtype=bool) if weights is None else weights > 0
+        self._grow_neighbor_bank(embeddings[keep], sp.csr_matrix(Y)[keep],
+                                 None if in_bank is None else in_bank[keep])
 
-    def _grow_neighbor_bank(self, embeddings, Y):
+    def _grow_neighbor_bank(self, embeddings, Y, in_bank=None):
         """Add rows (embeddings, labels over the new ``classes_``) to the
-        neighbour bank (its label columns widened to ``classes_``); a row whose
-        embedding is already in the bank adds its labels to that row."""
+        neighbour bank (its label columns widened to ``classes_``); a row that
+        is already in the bank (``in_bank``: its bank row, -1 for none) adds its
+        labels to that row instead."""
         bank = getattr(self, "neighbor_embeddings_", None)
         if bank is None:
             return
         n_labels = len(self.classes_)
-        labels = sp.csr_matrix(self.neighbor_labels_, dtype=np.float32)
+        labels = sp.csr_matrix(self.neighbor_labels_, dtype=np.float32, copy=True)
         labels.resize((labels.shape[0], n_labels))
-        Y = sp.csr_matrix(Y, dtype=np.float32)
+        Y = sp.csr_matrix(Y, dtype=np.float32, copy=True)
         Y.resize((Y.shape[0], n_labels))
         if embeddings.shape[0]:
-            nearest, similarity = nearest_neighbors(embeddings, bank, 1)
-            same = (similarity[:, 0] >= np.float32(1 - 1e-6)) if nearest.shape[1] else (
-                np.zeros(embeddings.shape[0], dtype=bool))
+            if in_bank is None:
+                in_bank = self._bank_rows_of(embeddings)
+            same = in_bank >= 0
             if np.any(same):
                 P = sp.csr_matrix((np.ones(int(same.sum()), dtype=np.float32),
-                                   (nearest[same, 0], np.arange(int(same.sum())))),
+                                   (in_bank[same], np.arange(int(same.sum())))),
                                   shape=(bank.shape[0], int(same.sum())))
                 labels = labels + P @ Y[np.flatnonzero(same)]
                 labels.data = np.minimum(labels.data, np.float32(1))
