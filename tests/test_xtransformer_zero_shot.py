@@ -353,3 +353,14 @@ def test_training_texts_are_not_their_own_neighbours_when_added(model, debtags_s
     own = model.neighbor_labels_[:50].toarray()
     # with itself in the bank a text votes mostly for its own labels
     assert (with_self.multiply(own).sum() > without.multiply(own).sum())
+
+
+def test_calibrated_text_model_takes_zero_shot_labels(tiny_encoder, debtags_small):
+    from skxmr import CalibratedXMRClassifier
+
+    texts, tags = debtags_small[0][:300], debtags_small[1][:300]
+    base = XTransformerClassifier(tiny_encoder, random_state=0, n_jobs=1)
+    model = CalibratedXMRClassifier(base, cv=2, random_state=0).fit(texts, tags)
+    model.add_labels(None, None, label_texts={"zs::cal": "a chess engine"})
+    assert model.classes_[-1] == "zs::cal"
+    assert model.predict(["a chess engine"])[0][0] == "zs::cal"
