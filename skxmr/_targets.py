@@ -135,6 +135,50 @@ class TargetEncoder:
                 classes=encoder.classes_.tolist(), sparse_output=True).fit([])
         return encoder, encoder.transform(y), len(new)
 
+    def with_new_labels(self, labels):
+        """An encoder with the classes of this one followed by ``labels`` (new
+        labels named without rows, e.g. zero-shot labels; additive: this encoder
+        is not changed). For an indicator (sparse, dense), the new labels are
+        column numbers and must be the next ones, ``n_labels ..``, in any
+        order (they are sorted); otherwise each must be a label this encoder
+        does not know, of a type that does not merge with the known ones.
+
+        Returns
+        -------
+        encoder : TargetEncoder
+        order : list
+            The new labels in the order of their columns.
+        """
+        labels = list(labels)
+        n_old = len(self.classes_)
+        encoder = TargetEncoder()
+        encoder.kind = self.kind
+        if self.kind in ("sparse", "dense", "frame"):
+            encoder.dtype = self.dtype
+        if len(set(labels)) != len(labels):
+            raise ValueError("the new labels repeat.")
+        if self.kind in ("sparse", "dense"):
+            if not all(isinstance(label, (int, np.integer)) and not isinstance(label, bool)
+                       for label in labels) or sorted(int(v) for v in labels) != list(
+                    range(n_old, n_old + len(labels))):
+                raise ValueError(
+                    f"the model was fitted on an indicator y of {n_old} columns: new "
+                    f"labels are the next column numbers {n_old} .. "
+                    f"{n_old + len(labels) - 1}, got {labels[:5]!r}.")
+            encoder.classes_ = np.arange(n_old + len(labels))
+            return encoder, list(range(n_old, n_old + len(labels)))
+        known = set(np.asarray(self.classes_).tolist())
+        old = [label for label in labels if label in known]
+        if old:
+            raise ValueError(f"{len(old)} of the new labels are already in classes_ "
+                             f"(e.g. {old[0]!r}).")
+        _check_distinct_labels(list(self.classes_.tolist()) + labels)
+        encoder.classes_ = _append_classes(self.classes_, labels)
+        if self.kind == "sets":
+            encoder._binarizer = MultiLabelBinarizer(
+                classes=encoder.classes_.tolist(), sparse_output=True).fit([])
+        return encoder, labels
+
     @classmethod
     def with_classes(cls, y, classes):
         """An encoder of the form of ``y`` over the given ``classes`` (e.g. those

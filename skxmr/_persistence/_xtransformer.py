@@ -11,6 +11,13 @@ Next to the manifest, its directory holds::
     neighbors.hnsw.npy         # uint8, neighbor_index_ serialised by faiss (HNSW
                                # search only)
     preliminary_tree.*.npy     # preliminary_tree_, when there is one
+    zero_shot.embeddings.npy   # float32, zero_shot_embeddings_ (labels added by
+    zero_shot.offsets.npy      # text only), float32 zero_shot_offsets_, int64
+    zero_shot.columns.npy      # zero_shot_columns_ (only when there are some)
+    ranker_columns.npy         # int64, the column of classes_ of each ranker label
+                               # (only when they differ from the ranker's own)
+    classes*                   # the model's targets, when labels were added
+                               # (else those of the ranker)
     encoder/                   # encoder_, saved by sentence-transformers
                                # (safetensors weights, JSON configs, tokenizer)
 
@@ -37,7 +44,13 @@ from skxmr._persistence import _vectorizer, _xrlinear
 from skxmr._persistence._codec import params_from_json, params_to_json, plain
 from skxmr._persistence._errors import ModelFormatError, check_int, check_keys
 from skxmr._persistence._indexer import check_fitted, indexer_from_json, indexer_to_json
-from skxmr._persistence._parts import get_tree, put_tree
+from skxmr._persistence._parts import (
+    get_tree,
+    put_tree,
+    restore,
+    targets_from_json,
+    targets_to_json,
+)
 from skxmr._xrlinear import XRLinearClassifier
 from skxmr._xtransformer import XTransformerClassifier
 
@@ -48,6 +61,9 @@ _ATTRIBUTES = ("ranker", "n_neighbor_rows", "vectorizer_", "embedding_dim_", "de
 # since the "auto" settings and the HNSW search; older models lack them
 _CHOSEN = ("embedding_weight_", "n_neighbors_", "neighbor_weight_", "weight_search_",
            "neighbor_index_")
+# written only for a model with labels added by add_labels (zero-shot labels, or
+# classes_ / neighbour-vote columns that differ from the ranker's)
+_ADDED = ("targets", "n_labels", "n_zero_shot", "ranker_columns", "n_vote_features")
 
 
 def _neighbors(reader, n_rows, dim, n_labels):
@@ -144,7 +160,78 @@ def dump(model, writer):
                            for c, score in model.weight_search_],
         "neighbor_index_": index is not None,
     }
+    attributes.update(_dump_added(model, writer, bank))
     return params, attributes
+
+
+def _dump_added(model, writer, bank):
+    """The ``_ADDED`` attributes (and their arrays) of a model whose labels
+    grew by ``add_labels``; nothing for any other."""
+    zs_columns, zs_embeddings, zs_offsets = model._zero_shot_state()
+    columns = getattr(model, "_ranker_columns", None)
+    n_labels = len(model.classes_)
+    n_votes = getattr(model, "_n_votes", None)
+    if bank is None or n_votes is None:
+        n_votes = None
+    if not (zs_columns.size or columns is not None or n_labels != len(
+            model.ranker_.classes_) or (n_votes is not None and n_votes != n_labels)):
+        return {}
+    if zs_columns.size:
+        writer.add("zero_shot.columns", np.asarray(zs_columns, dtype=np.int64))
+        writer.add("zero_shot.embeddings", np.asarray(zs_embeddings, dtype=np.float32))
+        writer.add("zero_shot.offsets", np.asarray(zs_offsets, dtype=np.float32))
+    if columns is not None:
+        writer.add("ranker_columns", np.asarray(columns, dtype=np.int64))
+    return {"targets": targets_to_json(model._get_target_state(), writer, n_labels),
+            "n_labels": n_labels,
+            "n_zero_shot": int(zs_columns.size),
+            "ranker_columns": columns is not None,
+            "n_vote_features": n_votes}
+
+
+def _load_added(attributes, reader, n_ranker, dim):
+    """(target state or None, zero-shot columns, embeddings, offsets, ranker
+    columns or None, n_vote_features or None), checked."""
+    where = reader.meta_file
+    if "targets" not in attributes:
+        return None, None, None, None, None, None
+    present = [key for key in _ADDED if key in attributes]
+    if len(present) != len(_ADDED):
+        raise ModelFormatError(f"{where}: attributes has {present} but not all of "
+                               f"{list(_ADDED)}.")
+    n_zero = check_int(attributes["n_zero_shot"], f"{where}: n_zero_shot", 0)
+    has_columns = attributes["ranker_columns"]
+    if type(has_columns) is not bool:
+        raise ModelFormatError(f"{where}: ranker_columns must be a bool.")
+    n_labels = check_int(attributes["n_labels"], f"{where}: n_labels", n_ranker)
+    obj = attributes["targets"]
+    state = targets_from_json(obj, reader, n_labels)
+    n_votes = attributes["n_vote_features"]
+    if n_votes is not None:
+        n_votes = check_int(n_votes, f"{where}: n_vote_features", 1, n_labels)
+    zs_columns = np.zeros(0, dtype=np.int64)
+    zs_embeddings = np.zeros((0, dim), dtype=np.float32)
+    zs_offsets = np.zeros(0, dtype=np.float32)
+    if n_zero:
+        zs_columns = np.asarray(reader.array("zero_shot.columns", (np.dtype(np.int64),),
+                                             1, (n_zero,)))
+        zs_embeddings = np.asarray(reader.array(
+            "zero_shot.embeddings", (np.dtype(np.float32),), 2, (n_zero, dim),
+            finite=True))
+        zs_offsets = np.asarray(reader.array("zero_shot.offsets", (np.dtype(np.float32),),
+                                             1, (n_zero,), finite=True))
+        if np.any(zs_offsets >= 1) or np.any(zs_offsets < -1):
+            raise ModelFormatError(f"{where}: zero_shot.offsets must lie in [-1, 1).")
+    columns = None
+    if has_columns:
+        columns = np.asarray(reader.array("ranker_columns", (np.dtype(np.int64),), 1,
+                                          (n_ranker,)))
+    ranked = np.arange(n_ranker) if columns is None else columns
+    every = np.concatenate([ranked, zs_columns])
+    if every.size != n_labels or not np.array_equal(np.sort(every), np.arange(n_labels)):
+        raise ModelFormatError(f"{where}: the ranker's columns and the zero-shot "
+                               f"columns must cover the {n_labels} labels once each.")
+    return state, zs_columns, zs_embeddings, zs_offsets, columns, n_votes
 
 
 def _chosen(attributes, model, where):
@@ -181,7 +268,8 @@ def _chosen(attributes, model, where):
 def load(meta, reader):
     where = reader.meta_file
     attributes = meta["attributes"]
-    check_keys(attributes, _ATTRIBUTES + tuple(k for k in _CHOSEN if k in attributes),
+    check_keys(attributes, _ATTRIBUTES + tuple(k for k in _CHOSEN + _ADDED
+                                               if k in attributes),
                where, "attributes")
     ranker_meta = attributes["ranker"]
     check_keys(ranker_meta, ("params", "attributes"), where, "attributes.ranker")
@@ -234,9 +322,11 @@ def load(meta, reader):
                                                  "vectorizer_"), n_terms)
     dim = check_int(attributes["embedding_dim_"], f"{where}: embedding_dim_", 1, 1 << 20)
     n_sparse = 0 if vectorizer is None else len(vectorizer.vocabulary_)
-    n_labels = len(ranker.classes_)
+    state, zs_columns, zs_embeddings, zs_offsets, columns, n_added_votes = _load_added(
+        attributes, reader, len(ranker.classes_), dim)
+    n_labels = len(ranker.classes_) if state is None else len(state["classes"])
     bank, bank_labels = _neighbors(reader, attributes["n_neighbor_rows"], dim, n_labels)
-    n_votes = 0 if bank is None else n_labels
+    n_votes = 0 if bank is None else (n_added_votes or n_labels)
     if ranker.n_features_in_ != dim + n_sparse + n_votes:
         raise ModelFormatError(
             f"{where}: the ranker has {ranker.n_features_in_} features, not "
@@ -277,8 +367,21 @@ def load(meta, reader):
     model.embedding_weight_, model.n_neighbors_, model.neighbor_weight_ = ew, n_neighbors, nw
     model.weight_search_ = search
     model.ranker_ = ranker
-    # The text model answers in the form y had at fit: the ranker's form.
-    model._set_target_state(ranker._get_target_state())
+    # The text model answers in the form y had at fit: the ranker's form, and
+    # its own classes when labels were added.
+    if state is None:
+        model._set_target_state(ranker._get_target_state())
+    else:
+        restore(model._set_target_state, state, where, "attributes.targets")
+    if zs_columns is None:
+        zs_columns = np.zeros(0, dtype=np.int64)
+        zs_embeddings = np.zeros((0, dim), dtype=np.float32)
+        zs_offsets = np.zeros(0, dtype=np.float32)
+    model.zero_shot_columns_ = zs_columns
+    model.zero_shot_embeddings_ = zs_embeddings
+    model.zero_shot_offsets_ = zs_offsets
+    model._ranker_columns = columns
+    model._n_votes = None if bank is None else n_votes
     model.tree_ = getattr(ranker, "tree_", None)
     model.preliminary_tree_ = preliminary
     model.fine_tune_history_ = history

@@ -41,7 +41,13 @@ from skxmr._xtransformer._ann import (
     hnsw_to_bytes,
 )
 from skxmr._xtransformer._embedding_cache import CACHE, encoder_fingerprint
-from skxmr._xtransformer._neighbors import neighbor_label_votes
+from skxmr._xtransformer._neighbors import nearest_neighbors, neighbor_label_votes
+from skxmr._xtransformer._zero_shot import (
+    check_label_texts,
+    merge_topk,
+    ranker_targets,
+    zero_shot_offsets,
+)
 from skxmr._xtransformer import _weight_search
 from skxmr._targets import TargetEncoder
 from skxmr.utils.validation import check_sample_weight, n_jobs_constraint
@@ -258,6 +264,14 @@ class XTransformerClassifier(XMRClassifierBase):
         Dimension of the encoder's embeddings.
     device_ : str
         The device used at fit.
+    zero_shot_columns_ : ndarray of shape (n_zero_shot,), int64
+        The columns of ``classes_`` of the zero-shot labels: labels added by
+        ``add_labels(label_texts=...)`` that have no rows yet (empty after
+        ``fit``).
+    zero_shot_embeddings_ : ndarray of shape (n_zero_shot, embedding_dim_)
+        The encoder's L2-normalised embeddings of their label texts.
+    zero_shot_offsets_ : ndarray of shape (n_zero_shot,), float32
+        The similarity offset of each (one shared value; see ``add_labels``).
 
     See Also
     --------
@@ -318,7 +332,10 @@ class XTransformerClassifier(XMRClassifierBase):
     _default_sub_estimators = {"indexer": LabelIndexer, "ranker": XRLinearClassifier}
 
     # the encoder's cache key and int8 copy, rebuilt when missing (not pickled)
-    _private_fitted_state = ("_targets", "_encoder_key", "_int8_encoder")
+    # _ranker_columns: the column of classes_ of each ranker label (None: the
+    # same columns); _n_votes: the neighbour-vote columns the ranker was fitted on
+    _private_fitted_state = ("_targets", "_encoder_key", "_int8_encoder",
+                             "_ranker_columns", "_n_votes")
 
     _parameter_constraints: dict = {
         "encoder": [str, os.PathLike, HasMethods(["encode"]), None],
@@ -495,6 +512,10 @@ class XTransformerClassifier(XMRClassifierBase):
         self._targets, _ = TargetEncoder.with_classes(y, ranker.classes_)
         self.classes_ = ranker.classes_
         self.tree_ = getattr(ranker, "tree_", None)  # None for an ensemble ranker
+        self._ranker_columns = None
+        self.zero_shot_columns_ = np.zeros(0, dtype=np.int64)
+        self.zero_shot_embeddings_ = np.zeros((0, self.embedding_dim_), dtype=np.float32)
+        self.zero_shot_offsets_ = np.zeros(0, dtype=np.float32)
 
     def _fit_neighbors(self, embeddings, Y, weights, n_threads=1):
         """Keep the training rows (of positive weight) as the neighbour bank (and
@@ -502,8 +523,10 @@ class XTransformerClassifier(XMRClassifierBase):
         rows' neighbour votes, each row left out of its own (None without
         neighbours)."""
         self.neighbor_embeddings_ = self.neighbor_labels_ = self.neighbor_index_ = None
+        self._n_votes = None
         if not self.n_neighbors_:
             return None
+        self._n_votes = Y.shape[1]
         self_index = np.arange(len(embeddings))
         if weights is not None:  # rows of weight 0 are left out, as in the ranker
             keep = weights > 0
@@ -530,14 +553,26 @@ class XTransformerClassifier(XMRClassifierBase):
             return True
         return n_bank >= self._HNSW_MIN_BANK and faiss_available()
 
-    def _neighbor_votes(self, embeddings):
-        """Neighbour votes of new texts (None when the model has no neighbour bank)."""
+    def _neighbor_votes(self, embeddings, self_index=None):
+        """Neighbour votes of new texts (None when the model has no neighbour bank);
+        ``self_index``: the bank row that each text is (-1: none), left out."""
         if getattr(self, "neighbor_embeddings_", None) is None:
             return None
         return neighbor_label_votes(embeddings, self.neighbor_embeddings_,
-                                    self.neighbor_labels_, self.n_neighbors_,
+                                    self.neighbor_labels_, self.n_neighbors_, self_index,
                                     index=getattr(self, "neighbor_index_", None),
                                     n_threads=effective_n_threads(self.n_jobs))
+
+    def _bank_rows_of(self, embeddings):
+        """The neighbour-bank row that each embedding is (an identical embedding,
+        up to rounding: the same text), -1 for none; None without a bank."""
+        bank = getattr(self, "neighbor_embeddings_", None)
+        if bank is None:
+            return None
+        nearest, similarity = nearest_neighbors(embeddings, bank, 1)
+        if nearest.shape[1] == 0:
+            return np.full(embeddings.shape[0], -1, dtype=np.int64)
+        return np.where(similarity[:, 0] >= np.float32(1 - 1e-6), nearest[:, 0], -1)
 
     def _choose_weights(self, embeddings, sparse, Y, weights, ranker, rng, n_threads):
         """Set ``embedding_weight_``, ``n_neighbors_`` and ``neighbor_weight_``:
@@ -688,8 +723,15 @@ class XTransformerClassifier(XMRClassifierBase):
             return texts, self._embed(texts)
 
     def _features(self, X):
-        texts, embeddings = self._embed_texts(X)
-        votes = self._neighbor_votes(embeddings)
+        return self._features_of(*self._embed_texts(X))
+
+    def _features_of(self, texts, embeddings, self_index=None):
+        """The ranker's features of validated ``texts`` and their embeddings
+        (``self_index``: as ``_neighbor_votes``)."""
+        votes = self._neighbor_votes(embeddings, self_index)
+        n_votes = getattr(self, "_n_votes", None)
+        if votes is not None and n_votes is not None and votes.shape[1] != n_votes:
+            votes = votes[:, :n_votes]  # the labels the ranker was fitted beside
         sparse = None
         if self.vectorizer_ is not None:
             n_sparse = (self.ranker_.n_features_in_ - self.embedding_dim_
@@ -714,9 +756,223 @@ class XTransformerClassifier(XMRClassifierBase):
 
     def _predict_topk(self, X, k):
         """Top-k of a (frozen) fitted model: the ranker's top-k of the texts'
-        features (labels are columns of ``classes_``, best first; -1 and score 0
-        pad rows with fewer labels)."""
-        return self.ranker_.predict_topk(self._features(X), k=k)
+        features, in the columns of ``classes_``, merged with the zero-shot
+        labels' scores (best first; -1 and score 0 pad rows with fewer
+        labels)."""
+        texts, embeddings = self._embed_texts(X)
+        labels, scores = self.ranker_.predict_topk(self._features_of(texts, embeddings),
+                                                   k=k)
+        columns = getattr(self, "_ranker_columns", None)
+        if columns is not None:
+            labels = np.where(labels >= 0, columns[np.maximum(labels, 0)], -1)
+        zero_shot = getattr(self, "zero_shot_columns_", None)
+        if zero_shot is None or not len(zero_shot):
+            return labels, scores
+        return merge_topk(labels, scores, embeddings, zero_shot,
+                          self.zero_shot_embeddings_, self.zero_shot_offsets_,
+                          self._post_processor(), labels.shape[1],
+                          self._ranker_depth())
+
+    def _ranker_depth(self):
+        """Levels of the ranker's tree (the mean over an ensemble's trees): the
+        power that puts zero-shot scores on the scale of its path scores."""
+        if getattr(self.ranker_, "tree_", None) is not None:
+            return self.ranker_.tree_.n_levels
+        return float(np.mean([m.tree_.n_levels for m in self.ranker_.estimators_]))
+
+    def _post_processor(self):
+        return getattr(self.ranker_, "post_processor", "l3-hinge")
+
+    # ------------------------------------------------------------ new labels
+    def add_labels(self, X=None, y=None, sample_weight=None, *, label_texts=None,
+                   **ranker_kwargs):
+        """Add new labels to the fitted model, without refitting it.
+
+        Two kinds of new labels (both may come in one call):
+
+        - with rows (``X`` and ``y``): the texts' features (embeddings, TF-IDF,
+          neighbour votes, as ``predict`` computes them) go to the ranker's
+          ``add_labels`` (``XRLinearClassifier.add_labels``) with the new
+          labels of ``y``; the texts join the neighbour bank (a text already
+          in it, by an identical embedding, gets the new labels added to its
+          row instead). A zero-shot label with rows in ``y`` becomes an
+          ordinary label.
+        - zero-shot (``label_texts``): each label is known by a text only.
+          The encoder embeds the text; the label stays outside the ranker's
+          tree and a text scores it by the cosine similarity of their
+          embeddings, put on the ranker's score scale, merged into the
+          outputs of ``predict_topk``, ``predict`` and
+          ``decision_function``. See ``skxmr._xtransformer._zero_shot`` and
+          ``doc/adding_labels.rst``.
+
+        Parameters
+        ----------
+        X : list, 1-D array or pandas Series of str, default=None
+            Texts of the new labels (and, for better negatives, other
+            training texts).
+        y : as in ``fit``, default=None
+            Their labels, in the form ``fit`` took; the new labels are those
+            not in ``classes_`` and the zero-shot labels with rows here.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in ``fit``.
+        label_texts : dict or pair of sequences, default=None
+            ``{label: text}`` or ``(labels, texts)``: the zero-shot labels,
+            none of them in ``classes_`` (for an indicator ``y``, the next
+            column numbers), each with a non-empty text.
+        **ranker_kwargs
+            Passed to the ranker's ``add_labels`` (``max_leaf_size``,
+            ``refresh``).
+
+        Returns
+        -------
+        self : XTransformerClassifier
+            With the new labels appended to ``classes_``. A call that fails
+            leaves the model as it was.
+        """
+        check_is_fitted(self)
+        if X is None and y is None and label_texts is None:
+            raise ValueError("add_labels needs rows (X and y) or label_texts.")
+        if X is not None and y is None:
+            raise ValueError("X is given without y: pass the labels of the texts.")
+        if y is not None and X is None:
+            raise ValueError("y is given without X: pass the texts of its rows.")
+        if ranker_kwargs and X is None:
+            raise ValueError(f"{sorted(ranker_kwargs)} apply to rows (X and y); "
+                             "zero-shot labels take no ranker options.")
+        if label_texts is not None:
+            label_texts = check_label_texts(label_texts)
+        import_sentence_transformers()
+        work = self._scratch()
+        work.__dict__.update({name: value for name, value in vars(self).items()
+                              if self._is_fitted_name(name)})
+        with torch_threads(effective_n_threads(self.n_jobs)):
+            if X is not None:
+                work._add_rows(X, y, sample_weight, ranker_kwargs)
+            if label_texts is not None:
+                work._add_zero_shot(*label_texts)
+        self._publish_from(work)
+        return self
+
+    def _zero_shot_state(self):
+        """(columns, embeddings, offsets) of the zero-shot labels (empty for a
+        model fitted before they existed)."""
+        columns = getattr(self, "zero_shot_columns_", None)
+        if columns is None:
+            return (np.zeros(0, dtype=np.int64),
+                    np.zeros((0, self.embedding_dim_), dtype=np.float32),
+                    np.zeros(0, dtype=np.float32))
+        return columns, self.zero_shot_embeddings_, self.zero_shot_offsets_
+
+    def _add_rows(self, X, y, sample_weight, ranker_kwargs):
+        """``add_labels(X, y)`` on this scratch copy (see add_labels)."""
+        if not hasattr(self.ranker_, "add_labels"):
+            raise TypeError(f"the ranker ({type(self.ranker_).__name__}) has no "
+                            "add_labels method.")
+        texts = check_texts(X)
+        if not texts:
+            raise ValueError("X holds no texts.")
+        targets, Y, _ = self._targets.extended(y)
+        if Y.shape[0] != len(texts):
+            raise ValueError(f"X has {len(texts)} texts but y has {Y.shape[0]} rows.")
+        n_known = len(self.classes_)
+        zs_columns, zs_embeddings, zs_offsets = self._zero_shot_state()
+        ranker_columns = getattr(self, "_ranker_columns", None)
+        if ranker_columns is None:
+            ranker_columns = np.arange(len(self.ranker_.classes_), dtype=np.int64)
+        has_rows = np.diff(sp.csc_matrix(Y).indptr) > 0
+        staying = ~has_rows[zs_columns] if zs_columns.size else np.zeros(0, dtype=bool)
+        entering = np.concatenate([zs_columns[~staying],
+                                   np.arange(n_known, Y.shape[1], dtype=np.int64)])
+        if entering.size == 0:
+            raise ValueError(
+                "y holds no new label: every label of y is already in classes_ "
+                "and no zero-shot label has a row. add_labels adds labels; refit "
+                "the model to retrain the old ones.")
+        embeddings = self._embed(texts)
+        # a text already in the bank is not its own neighbour, as in fit
+        in_bank = self._bank_rows_of(embeddings)
+        features = self._features_of(texts, embeddings, in_bank)
+        n_ranker = len(ranker_columns)
+        kind = self.ranker_._targets.kind if hasattr(self.ranker_, "_targets") else (
+            targets.kind)
+        y_ranker = ranker_targets(kind, targets.classes_, Y,
+                                  np.concatenate([ranker_columns, entering]))
+        ranker = copy.copy(self.ranker_)  # its add_labels publishes into it
+        ranker.add_labels(features, y_ranker, sample_weight, **ranker_kwargs)
+        if kind in ("sparse", "dense"):
+            new_columns = entering  # the ranker's columns n_ranker .. in this order
+        else:
+            where = {label: i for i, label in enumerate(targets.classes_.tolist())}
+            new_columns = np.array([where[label] for label in
+                                    ranker.classes_[n_ranker:].tolist()], dtype=np.int64)
+        columns = np.concatenate([ranker_columns, new_columns]).astype(np.int64)
+        identity = columns.size == Y.shape[1] and np.array_equal(
+            columns, np.arange(Y.shape[1]))
+        self.ranker_ = ranker
+        self.tree_ = getattr(ranker, "tree_", None)
+        self._ranker_columns = None if identity else columns
+        self._targets, self.classes_ = targets, targets.classes_
+        self.zero_shot_columns_ = zs_columns[staying]
+        self.zero_shot_embeddings_ = zs_embeddings[staying]
+        self.zero_shot_offsets_ = zs_offsets[staying]
+        weights = None if sample_weight is None else check_sample_weight(
+            sample_weight, len(texts))
+        keep = np.ones(len(texts), dtype=bool) if weights is None else weights > 0
+        self._grow_neighbor_bank(embeddings[keep], sp.csr_matrix(Y)[keep],
+                                 None if in_bank is None else in_bank[keep])
+
+    def _grow_neighbor_bank(self, embeddings, Y, in_bank=None):
+        """Add rows (embeddings, labels over the new ``classes_``) to the
+        neighbour bank (its label columns widened to ``classes_``); a row that
+        is already in the bank (``in_bank``: its bank row, -1 for none) adds its
+        labels to that row instead."""
+        bank = getattr(self, "neighbor_embeddings_", None)
+        if bank is None:
+            return
+        n_labels = len(self.classes_)
+        labels = sp.csr_matrix(self.neighbor_labels_, dtype=np.float32, copy=True)
+        labels.resize((labels.shape[0], n_labels))
+        Y = sp.csr_matrix(Y, dtype=np.float32, copy=True)
+        Y.resize((Y.shape[0], n_labels))
+        if embeddings.shape[0]:
+            if in_bank is None:
+                in_bank = self._bank_rows_of(embeddings)
+            same = in_bank >= 0
+            if np.any(same):
+                P = sp.csr_matrix((np.ones(int(same.sum()), dtype=np.float32),
+                                   (in_bank[same], np.arange(int(same.sum())))),
+                                  shape=(bank.shape[0], int(same.sum())))
+                labels = labels + P @ Y[np.flatnonzero(same)]
+                labels.data = np.minimum(labels.data, np.float32(1))
+            added = ~same
+            bank = np.ascontiguousarray(np.vstack([bank, embeddings[added]]),
+                                        dtype=np.float32)
+            labels = sp.vstack([labels, Y[np.flatnonzero(added)]], format="csr")
+        self.neighbor_embeddings_ = bank
+        self.neighbor_labels_ = sp.csr_matrix(labels, dtype=np.float32)
+        if getattr(self, "neighbor_index_", None) is not None and bank.shape[0] != (
+                self.neighbor_index_.ntotal):
+            self.neighbor_index_ = build_hnsw(bank, effective_n_threads(self.n_jobs))
+
+    def _add_zero_shot(self, labels, texts):
+        """``add_labels(label_texts=...)`` on this scratch copy."""
+        text_of = dict(zip(labels, texts))
+        targets, labels = self._targets.with_new_labels(labels)  # in column order
+        n_known = len(self.classes_)
+        embeddings = self._embed([text_of[label] for label in labels])
+        zs_columns, zs_embeddings, _ = self._zero_shot_state()
+        embeddings = np.ascontiguousarray(np.vstack([zs_embeddings, embeddings]),
+                                          dtype=np.float32)
+        self._targets, self.classes_ = targets, targets.classes_
+        self.zero_shot_columns_ = np.concatenate(
+            [zs_columns, np.arange(n_known, n_known + len(labels), dtype=np.int64)])
+        self.zero_shot_embeddings_ = embeddings
+        # one offset for every zero-shot label, computed again (_zero_shot)
+        self.zero_shot_offsets_ = zero_shot_offsets(
+            embeddings, getattr(self, "neighbor_embeddings_", None),
+            getattr(self, "neighbor_labels_", None))
+        self._grow_neighbor_bank(np.zeros((0, self.embedding_dim_), dtype=np.float32),
+                                 sp.csr_matrix((0, len(self.classes_)), dtype=np.float32))
 
     def __getstate__(self):
         state = super().__getstate__()
