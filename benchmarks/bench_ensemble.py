@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-from benchmarks._common import REFS_PYTHON, REPO, data_folder, load_split, NORMALIZE
+from benchmarks._common import (NORMALIZE, PECOS_PYTHON, REFS_PYTHON, REPO, data_folder,
+                               load_split)
 from skxmr import XRLinearClassifier
 from skxmr import _ensemble
 from skxmr.datasets import make_xmc_classification
@@ -110,14 +111,21 @@ def _summary(rows):
 
 
 def _run_reference(job, name, threads):
+    """One reference job in its venv; ``(result JSON, P@1/3/5 in percent)``."""
     folder = data_folder(name)
-    cmd = [str(REFS_PYTHON), "-m", "benchmarks.references.refs_runner", job,
+    if job == "pecos-xlinear":
+        python, module, args = PECOS_PYTHON, "pecos_runner", ["xlinear"]
+    else:
+        python, module, args = REFS_PYTHON, "refs_runner", [job]
+    cmd = [str(python), "-m", f"benchmarks.references.{module}", *args,
            "--data-dir", str(folder), "--threads", str(threads),
            "--latency-queries", "200"]
     if folder.name in NORMALIZE:
         cmd.append("--normalize")
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    scale = 1 if job == "pecos-xlinear" else 100  # libpecos's runner gives percents
+    return r, [scale * r[f"P@{k}"] for k in KS]
 
 
 def _latency_ms(model, Xt, n=200):
@@ -152,10 +160,13 @@ def report(names, sizes, threads, refs):
             _line(name, f"skxmr {n} tree{'s' if n > 1 else ''}", fit_s, predict_s,
                   _latency_ms(model, Xt), p)
         if refs and not name.startswith("synthetic"):
-            for job in ("omikuji-parabel", "omikuji-bonsai", "napkinxc-plt"):
-                r = _run_reference(job, name, threads)
+            jobs = ["omikuji-parabel", "omikuji-bonsai", "napkinxc-plt"]
+            if PECOS_PYTHON.exists():
+                jobs.insert(0, "pecos-xlinear")
+            for job in jobs:
+                r, p = _run_reference(job, name, threads)
                 _line(name, job, r["fit_seconds"], r["predict_seconds"],
-                      r["latency_ms_median"], [100 * r[f"P@{k}"] for k in KS])
+                      r["latency_ms_median"], p)
 
 
 def main(argv=None):

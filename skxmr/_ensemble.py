@@ -13,10 +13,9 @@ This module holds the two steps that are the ensemble's own; the estimator
 """
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import clone
 
-from skxmr._cython._topk import _csr_row_topk
+from skxmr._cython._topk import _merge_row_lists
 from skxmr._indexer import LabelIndexer
 
 COMBINATIONS = ("average", "rank", "softmax", "sigmoid")
@@ -124,20 +123,11 @@ def combine_topk(results, n_labels, k, combination, n_threads=1):
     found.
     """
     n_rows = results[0][0].shape[0]
-    rows, cols, data = [], [], []
-    for labels, scores in results:
-        values = _member_values(labels, scores, combination)
-        keep = labels >= 0
-        rows.append(np.broadcast_to(np.arange(n_rows)[:, None], labels.shape)[keep])
-        cols.append(labels[keep])
-        data.append(values[keep])
-    rows, cols, data = (np.concatenate(part) for part in (rows, cols, data))
-    S = sp.csr_matrix((data / len(results), (rows, cols)), shape=(n_rows, n_labels))
-    S.sum_duplicates()
-    S.sort_indices()
+    # the lists side by side: the kernel sums each label's values in list order
+    labels = np.ascontiguousarray(np.hstack([r[0] for r in results]), dtype=np.intp)
+    values = np.ascontiguousarray(np.hstack(
+        [_member_values(r[0], r[1], combination) for r in results]), dtype=np.float64)
     out_val = np.zeros((n_rows, k), dtype=np.float64)
     out_idx = np.full((n_rows, k), -1, dtype=np.intp)
-    indices = S.indices.astype(np.int64, copy=False)
-    indptr = S.indptr.astype(np.int64, copy=False)
-    _csr_row_topk(S.data, indices, indptr, out_val, out_idx, n_threads)
+    _merge_row_lists(labels, values, 1.0 / len(results), out_val, out_idx, n_threads)
     return out_idx, out_val.astype(np.float32)

@@ -513,7 +513,9 @@ class XRLinearClassifier(XMRClassifierBase):
 
     def _predict_topk_ensemble(self, X, k):
         """Every member's beam search, then the merge of their lists."""
-        X = self._check_X(X, reset=False)
+        one_row = _is_single_csr_row(X, self.n_features_in_)
+        if not one_row:
+            X = self._check_X(X, reset=False)
         n_threads = effective_n_threads(self.n_jobs)
         results = []
         for member in self.estimators_:
@@ -521,7 +523,14 @@ class XRLinearClassifier(XMRClassifierBase):
             beam, k_out, code, power = searcher._params(
                 self.beam_size, k, self.post_processor)
             k_member = min(_ensemble.CANDIDATE_FACTOR * k_out, searcher.n_labels)
-            results.append(searcher._search(X, beam, k_member, code, power, n_threads))
+            if one_row:  # the one-query fast path of each tree
+                labels, scores = searcher._predict_one_fast(
+                    X.indices, X.data, beam_size=self.beam_size, top_k=k_member,
+                    post_processor=self.post_processor)
+                results.append((labels[None, :], scores[None, :]))
+            else:
+                results.append(searcher._search(X, beam, k_member, code, power,
+                                                n_threads))
         return _ensemble.combine_topk(results, len(self.classes_), k_out,
                                       self.combination, n_threads)
 

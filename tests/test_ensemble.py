@@ -143,9 +143,10 @@ def test_bit_identical_for_any_n_jobs(data):
             assert np.array_equal(Wa.indices, Wb.indices)
             assert np.array_equal(Wa.data, Wb.data)
     la, sa = a.predict_topk(Xt)
-    b.set_params(n_jobs=1)
-    lb, sb = b.predict_topk(Xt)
+    lb, sb = b.predict_topk(Xt)  # searched and merged on 2 threads
     assert np.array_equal(la, lb) and np.array_equal(sa, sb)
+    rows = np.vstack([a.predict_topk(Xt[i:i + 1])[1] for i in range(20)])
+    assert np.array_equal(rows, sa[:20])  # the one-query path
 
 
 def test_ensemble_ranks_better_than_its_trees():
