@@ -146,7 +146,7 @@ def _line(name, who, fit_s, predict_s, latency_ms, p):
           flush=True)
 
 
-def report(names, sizes, threads, refs):
+def report(names, sizes, threads, refs, jobs=None):
     for name in names:
         X, Y, Xt, Yt = _data(name)
         for n in sizes:
@@ -160,9 +160,10 @@ def report(names, sizes, threads, refs):
             _line(name, f"skxmr {n} tree{'s' if n > 1 else ''}", fit_s, predict_s,
                   _latency_ms(model, Xt), p)
         if refs and not name.startswith("synthetic"):
-            jobs = ["omikuji-parabel", "omikuji-bonsai", "napkinxc-plt"]
-            if PECOS_PYTHON.exists():
-                jobs.insert(0, "pecos-xlinear")
+            if jobs is None:
+                jobs = ["omikuji-parabel", "omikuji-bonsai", "napkinxc-plt"]
+                if PECOS_PYTHON.exists():
+                    jobs.insert(0, "pecos-xlinear")
             for job in jobs:
                 r, p = _run_reference(job, name, threads)
                 _line(name, job, r["fit_seconds"], r["predict_seconds"],
@@ -181,14 +182,18 @@ def main(argv=None):
                    help="(--report) the ensemble sizes to fit")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--refs", action="store_true",
-                   help="also run Omikuji and napkinXC (the refs venv)")
+                   help="also run libpecos, Omikuji and napkinXC (their venvs)")
+    p.add_argument("--jobs", nargs="+", default=None,
+                   choices=["pecos-xlinear", "omikuji-parabel", "omikuji-bonsai",
+                            "napkinxc-plt"],
+                   help="(--refs) only these reference jobs")
     a = p.parse_args(argv)
     if a.select:
         _summary(select(a.data, a.n_estimators, a.threads))
     else:
         if a.refs and not REFS_PYTHON.exists():
             sys.exit("no refs venv: bash benchmarks/references/make_refs_env.sh")
-        report(a.data, a.sizes, a.threads, a.refs)
+        report(a.data, a.sizes, a.threads, a.refs, a.jobs)
 
 
 if __name__ == "__main__":
