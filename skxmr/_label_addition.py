@@ -224,28 +224,43 @@ def _pieces(vectors, nodes, max_size, rng):
 
 def split_large_leaves(tree, coef, max_leaf_size, rng):
     """Split every leaf of more than ``max_leaf_size`` labels; returns the tree,
-    the weights (new lists) and the number of leaves split."""
+    the weights (new lists) and the number of leaves split.
+
+    The leaves are split one at a time (the tree is rebuilt after each), but the
+    weight matrices are permuted once at the end: the column orders of the
+    splits are composed, and a leaf's weight vectors are read through them. The
+    2-means runs on the features the leaf's vectors use (the others are zero in
+    every vector and change no score)."""
     n_split = 0
     if tree.n_levels < 2:
         return tree, coef, n_split
+    # Column j of the current last two levels is column cluster_index[j] /
+    # label_index[j] of coef[-2] / coef[-1] as given.
+    cluster_index = np.arange(coef[-2].shape[1])
+    label_index = np.arange(coef[-1].shape[1])
+    W = sp.csc_matrix(coef[-1][:-1])  # without the bias row
     while True:
         sizes = tree.leaf_sizes()
         big = np.flatnonzero(sizes > max_leaf_size)
         if big.size == 0:
-            return tree, coef, n_split
+            break
         leaf = int(big[0])
         start = int(tree.child_ptr[tree.level_ptr[-3] + leaf] - tree.level_ptr[-2])
         nodes = np.arange(start, start + int(sizes[leaf]))
-        W = coef[-1][:-1]  # without the bias row
-        vectors = sp.csr_matrix(W[:, nodes].T)
+        vectors = sp.csr_matrix(W[:, label_index[nodes]].T)
+        vectors = vectors[:, np.unique(vectors.indices)]
         norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
         vectors = sp.diags(1 / np.maximum(norms, 1e-12)) @ vectors
         groups = _pieces(vectors.toarray(), np.arange(nodes.size), max_leaf_size, rng)
         tree, cluster_order, label_order = tree.split_leaf(
             leaf, [nodes[g] for g in groups])
-        coef = list(coef[:-2]) + [_columns(coef[-2], cluster_order),
-                                  _columns(coef[-1], label_order)]
+        cluster_index = cluster_index[cluster_order]
+        label_index = label_index[label_order]
         n_split += 1
+    if n_split:
+        coef = list(coef[:-2]) + [_columns(coef[-2], cluster_index),
+                                  _columns(coef[-1], label_index)]
+    return tree, coef, n_split
 
 
 def add_labels_to_tree(model, X, y, sample_weight=None, *, max_leaf_size=None,

@@ -246,3 +246,45 @@ def test_add_labels_fast_path_matches_reference(data, monkeypatch, negative_samp
     assert len(fast.coef_) == len(slow.coef_)
     for a, b in zip(fast.coef_, slow.coef_):
         assert a.shape == b.shape and (a != b).nnz == 0
+
+
+def _split_large_leaves_reference(tree, coef, max_leaf_size, rng):
+    """The plain computation: one leaf at a time, the weights permuted after each
+    split, 2-means on the leaf's dense weight vectors over every feature."""
+    import skxmr._label_addition as la
+
+    while True:
+        sizes = tree.leaf_sizes()
+        big = np.flatnonzero(sizes > max_leaf_size)
+        if big.size == 0:
+            return tree, coef
+        leaf = int(big[0])
+        start = int(tree.child_ptr[tree.level_ptr[-3] + leaf] - tree.level_ptr[-2])
+        nodes = np.arange(start, start + int(sizes[leaf]))
+        vectors = sp.csr_matrix(coef[-1][:-1][:, nodes].T)
+        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+        vectors = sp.diags(1 / np.maximum(norms, 1e-12)) @ vectors
+        groups = la._pieces(vectors.toarray(), np.arange(nodes.size), max_leaf_size, rng)
+        tree, clusters, labels = tree.split_leaf(leaf, [nodes[g] for g in groups])
+        coef = list(coef[:-2]) + [la._columns(coef[-2], clusters),
+                                  la._columns(coef[-1], labels)]
+
+
+def test_split_large_leaves_matches_reference(data):
+    import skxmr._label_addition as la
+    from skxmr import LabelIndexer
+
+    X, Y = data
+    model = XRLinearClassifier(
+        random_state=0, indexer=LabelIndexer(branching_factor=4, max_leaf_size=30)
+    ).fit(X, Y)
+    for max_leaf_size in (7, 3):
+        tree, coef, n_split = la.split_large_leaves(
+            model.tree_, model.coef_, max_leaf_size, np.random.RandomState(1))
+        ref_tree, ref_coef = _split_large_leaves_reference(
+            model.tree_, model.coef_, max_leaf_size, np.random.RandomState(1))
+        assert n_split > 1
+        np.testing.assert_array_equal(tree.label_perm, ref_tree.label_perm)
+        np.testing.assert_array_equal(tree.child_ptr, ref_tree.child_ptr)
+        for a, b in zip(coef, ref_coef):
+            assert a.shape == b.shape and (a != b).nnz == 0
