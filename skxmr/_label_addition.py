@@ -10,6 +10,8 @@ The algorithm, on ONE fitted tree model (``tree_``, ``coef_``, ``_targets``,
    own beam search (its ``beam_size``); a new label joins the leaf cluster that
    collects the largest summed path score over its rows -- the leaf that beam
    search reaches for the rows of that label, so that prediction finds it.
+   (Under teacher forcing only the rows with a new label are routed: no other
+   route is read.)
 3. Its linear model is trained on that leaf's matching set among the given
    rows, as the model's ``negative_sampling`` defines it: the rows with a
    label in the leaf ("tfn"), the rows beam search routes to the leaf ("man"),
