@@ -10,6 +10,8 @@ The algorithm, on ONE fitted tree model (``tree_``, ``coef_``, ``_targets``,
    own beam search (its ``beam_size``); a new label joins the leaf cluster that
    collects the largest summed path score over its rows -- the leaf that beam
    search reaches for the rows of that label, so that prediction finds it.
+   (Under teacher forcing only the rows with a new label are routed: no other
+   route is read.)
 3. Its linear model is trained on that leaf's matching set among the given
    rows, as the model's ``negative_sampling`` defines it: the rows with a
    label in the leaf ("tfn"), the rows beam search routes to the leaf ("man"),
@@ -84,22 +86,28 @@ def refresh_ancestors(model, tree, coef, X, Y, leaves, weights, seed, n_threads)
     for t in range(T - 2, 0, -1):
         nodes_at[t] = np.unique(tree.parents(t + 1)[nodes_at[t + 1]])
     X_rows = solver_rows(X)
+    tfn = model.negative_sampling == "tfn"
     n_iter = 0
     for t in range(1, T):
         nodes = nodes_at[t]
         clusters, local, counts = np.unique(tree.parents(t)[nodes], return_inverse=True,
                                             return_counts=True)
-        routed = sp.csc_matrix(_route(model, X, n_threads, coef, tree, t - 1))
-        if t == 1:
-            matching = binary_csc(routed)
+        if t == 1:  # the top level: every row (no beam search needed)
+            matching = sp.csc_matrix(np.ones((X.shape[0], 1), dtype=np.int8))
         else:
-            taught = sp.csc_matrix(tree.transform(Y, t - 1))
-            matching = _matching(model, taught[:, clusters], routed[:, clusters])
+            taught = sp.csc_matrix(tree.transform(Y, t - 1))[:, clusters]
+            # Teacher forcing needs no routing: only "man" reads the routes.
+            routed = None if tfn else sp.csc_matrix(
+                _route(model, X, n_threads, coef, tree, t - 1))[:, clusters]
+            matching = _matching(model, taught, routed)
         Y_level = sp.csc_matrix(tree.transform(Y, t))[:, nodes]
+        # Siblings share their rows at the top level and under teacher forcing
+        # (a node's positives are rows of its parent's matching set), so the
+        # solver builds each parent's rows once; the weights do not change.
         W, it = train_level_nodes(
             X_rows, matching, Y_level, counts, local.astype(np.int64),
             model._solver_params(), weights=weights, seed=seed + t,
-            n_threads=n_threads, shared_rows=False)
+            n_threads=n_threads, shared_rows=t == 1 or tfn)
         coef[t - 1] = replace_columns(coef[t - 1], nodes, W)
         n_iter = max(n_iter, it)
     return coef, n_iter
@@ -119,26 +127,36 @@ def place_labels(routes, Y_new, leaf_sizes):
 
 
 def train_label_columns(model, tree, X, Y, label_nodes, routes, weights, seed,
-                        n_threads):
+                        n_threads, shared_rows=None):
     """Weights (CSC, one column per label node of ``label_nodes``, sorted) of the
     labels at those nodes of ``tree``, each trained on its leaf's matching set
     among the rows ``X``: rows with a label of the leaf (``Y``: rows x labels of
-    ``tree``) or routed to the leaf (``routes``, rows x leaf clusters). Returns
-    the weights and the most solver iterations of a node."""
+    ``tree``) or routed to the leaf (``routes``, rows x leaf clusters; not read,
+    and may be None, under teacher forcing). Returns the weights and the most
+    solver iterations of a node.
+
+    ``shared_rows`` (None: when it holds, i.e. for "tfn" or a tree without
+    cluster levels): let the solver build the rows of a leaf once for all its
+    new labels (they train on the same rows); the weights are the same either
+    way."""
     label_nodes = np.asarray(label_nodes, dtype=np.int64)
     parents = tree.parents(tree.n_levels)[label_nodes]
     clusters, local, counts = np.unique(parents, return_inverse=True,
                                         return_counts=True)
+    tfn = model.negative_sampling == "tfn"
     if tree.n_levels == 1:
-        matching = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=np.float32))
+        matching = sp.csc_matrix(np.ones((X.shape[0], 1), dtype=np.int8))
     else:
-        matching = _matching(model, sp.csc_matrix(tree.transform(Y, -1))[:, clusters],
-                             sp.csc_matrix(routes)[:, clusters])
+        taught = sp.csc_matrix(tree.transform(Y, -1))[:, clusters]
+        routed = None if tfn else sp.csc_matrix(routes)[:, clusters]
+        matching = _matching(model, taught, routed)
+    if shared_rows is None:
+        shared_rows = tfn or tree.n_levels == 1
     Y_level = sp.csc_matrix(Y)[:, tree.label_perm[label_nodes]]
     return train_level_nodes(
         solver_rows(X), matching, Y_level, counts, local.astype(np.int64),
         model._solver_params(), weights=weights, seed=seed, n_threads=n_threads,
-        shared_rows=False)
+        shared_rows=shared_rows)
 
 
 def _matching(model, taught, routed):
@@ -208,28 +226,43 @@ def _pieces(vectors, nodes, max_size, rng):
 
 def split_large_leaves(tree, coef, max_leaf_size, rng):
     """Split every leaf of more than ``max_leaf_size`` labels; returns the tree,
-    the weights (new lists) and the number of leaves split."""
+    the weights (new lists) and the number of leaves split.
+
+    The leaves are split one at a time (the tree is rebuilt after each), but the
+    weight matrices are permuted once at the end: the column orders of the
+    splits are composed, and a leaf's weight vectors are read through them. The
+    2-means runs on the features the leaf's vectors use (the others are zero in
+    every vector and change no score)."""
     n_split = 0
     if tree.n_levels < 2:
         return tree, coef, n_split
+    # Column j of the current last two levels is column cluster_index[j] /
+    # label_index[j] of coef[-2] / coef[-1] as given.
+    cluster_index = np.arange(coef[-2].shape[1])
+    label_index = np.arange(coef[-1].shape[1])
+    W = sp.csc_matrix(coef[-1][:-1])  # without the bias row
     while True:
         sizes = tree.leaf_sizes()
         big = np.flatnonzero(sizes > max_leaf_size)
         if big.size == 0:
-            return tree, coef, n_split
+            break
         leaf = int(big[0])
         start = int(tree.child_ptr[tree.level_ptr[-3] + leaf] - tree.level_ptr[-2])
         nodes = np.arange(start, start + int(sizes[leaf]))
-        W = coef[-1][:-1]  # without the bias row
-        vectors = sp.csr_matrix(W[:, nodes].T)
+        vectors = sp.csr_matrix(W[:, label_index[nodes]].T)
+        vectors = vectors[:, np.unique(vectors.indices)]
         norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
         vectors = sp.diags(1 / np.maximum(norms, 1e-12)) @ vectors
         groups = _pieces(vectors.toarray(), np.arange(nodes.size), max_leaf_size, rng)
         tree, cluster_order, label_order = tree.split_leaf(
             leaf, [nodes[g] for g in groups])
-        coef = list(coef[:-2]) + [_columns(coef[-2], cluster_order),
-                                  _columns(coef[-1], label_order)]
+        cluster_index = cluster_index[cluster_order]
+        label_index = label_index[label_order]
         n_split += 1
+    if n_split:
+        coef = list(coef[:-2]) + [_columns(coef[-2], cluster_index),
+                                  _columns(coef[-1], label_index)]
+    return tree, coef, n_split
 
 
 def add_labels_to_tree(model, X, y, sample_weight=None, *, max_leaf_size=None,
@@ -265,9 +298,20 @@ def add_labels_to_tree(model, X, y, sample_weight=None, *, max_leaf_size=None,
             f"{empty.size} new label(s) have no row (e.g. "
             f"{targets.classes_[n_old + empty[0]]!r}): they join the smallest leaf "
             "and are trained on negatives only.", UserWarning, stacklevel=3)
-    routes = route_to_leaves(model, X, n_threads)
+    tfn = model.negative_sampling == "tfn"
     leaf_sizes = tree.leaf_sizes() if tree.n_levels > 1 else np.array([n_old])
-    leaves = place_labels(routes, Y_new, leaf_sizes)
+    if tfn:
+        # Placement reads the routes of the rows with a new label only, and
+        # teacher forcing trains on no route: beam search runs on those rows
+        # alone (each row's beam is its own, so the placement is the same).
+        carry = np.flatnonzero(np.diff(sp.csr_matrix(Y_new).indptr) > 0)
+        routes = None
+        routed = (route_to_leaves(model, X[carry], n_threads) if carry.size
+                  else sp.csr_matrix((0, leaf_sizes.size), dtype=np.float32))
+        leaves = place_labels(routed, sp.csr_matrix(Y_new)[carry], leaf_sizes)
+    else:
+        routes = route_to_leaves(model, X, n_threads)
+        leaves = place_labels(routes, Y_new, leaf_sizes)
     grown, order = tree.with_labels(leaves)
     rng = check_random_state(model.random_state)
     seed = rng.randint(np.iinfo(np.int32).max)
@@ -277,7 +321,8 @@ def add_labels_to_tree(model, X, y, sample_weight=None, *, max_leaf_size=None,
     if refresh == "path" and grown.n_levels > 1:
         coef, n_iter = refresh_ancestors(model, grown, coef, X, Y, leaves, weights,
                                          seed + 1, n_threads)
-        routes = route_to_leaves(model, X, n_threads, coef=coef, tree=grown)
+        if not tfn:  # "man" trains on the routes of the refreshed clusters
+            routes = route_to_leaves(model, X, n_threads, coef=coef, tree=grown)
     W_new, it = train_label_columns(model, grown, X, Y, new_nodes, routes,
                                     weights, seed, n_threads)
     n_iter = max(n_iter, it)

@@ -200,3 +200,91 @@ def test_calibrated_model_follows(data):
     labels, p = model.predict_topk(X[:20])
     np.testing.assert_array_equal(labels, model.estimator_.predict_topk(X[:20])[0])
     assert np.all((p >= 0) & (p <= 1))
+
+
+@pytest.mark.parametrize("negative_sampling", ["tfn", "tfn+man"])
+@pytest.mark.parametrize("refresh", ["none", "path"])
+def test_add_labels_fast_path_matches_reference(data, monkeypatch, negative_sampling,
+                                                refresh):
+    """The shortcuts of add_labels (beam search on the rows with a new label
+    only, no routing under teacher forcing, a leaf's rows built once for all its
+    new labels) give the model of the exhaustive computation: every row routed,
+    every node's rows built on their own."""
+    import skxmr._label_addition as la
+    from skxmr import LabelIndexer
+
+    X, Y = data
+    Yp, n_old = _split(Y, 8)
+    params = dict(random_state=0, negative_sampling=negative_sampling,
+                  indexer=LabelIndexer(branching_factor=2, max_leaf_size=8))
+    base = XRLinearClassifier(**params).fit(X, Yp[:, :n_old])
+    assert base.tree_.n_levels >= 3  # refresh="path" then crosses a middle level
+    placed = []
+    place = la.place_labels
+    monkeypatch.setattr(la, "place_labels",
+                        lambda *a: placed.append(place(*a)) or placed[-1])
+    fast = XRLinearClassifier(**params).fit(X, Yp[:, :n_old])
+    fast.add_labels(X, Yp, refresh=refresh)
+    # The reference placement: every row routed, as the full training set.
+    Xc = sp.csr_matrix(base._check_X(X, reset=False))
+    reference = place(la.route_to_leaves(base, Xc, 1), Yp[:, n_old:],
+                      base.tree_.leaf_sizes())
+    np.testing.assert_array_equal(placed[0], reference)
+    # The reference training: each node builds its own rows, routes everywhere.
+    train, route = la.train_level_nodes, la._route
+    routed = []
+    monkeypatch.setattr(la, "train_level_nodes",
+                        lambda *a, **k: train(*a, **{**k, "shared_rows": False}))
+    monkeypatch.setattr(la, "_route",
+                        lambda *a: routed.append(a[1].shape[0]) or route(*a))
+    slow = XRLinearClassifier(**params).fit(X, Yp[:, :n_old])
+    slow.add_labels(X, Yp, refresh=refresh)
+    if negative_sampling == "tfn":  # only the rows with a new label are routed
+        n_carry = int((np.diff(Yp[:, n_old:].indptr) > 0).sum())
+        assert routed == [n_carry] and n_carry < X.shape[0]
+    np.testing.assert_array_equal(fast.tree_.label_perm, slow.tree_.label_perm)
+    assert len(fast.coef_) == len(slow.coef_)
+    for a, b in zip(fast.coef_, slow.coef_):
+        assert a.shape == b.shape and (a != b).nnz == 0
+
+
+def _split_large_leaves_reference(tree, coef, max_leaf_size, rng):
+    """The plain computation: one leaf at a time, the weights permuted after each
+    split, 2-means on the leaf's dense weight vectors over every feature."""
+    import skxmr._label_addition as la
+
+    while True:
+        sizes = tree.leaf_sizes()
+        big = np.flatnonzero(sizes > max_leaf_size)
+        if big.size == 0:
+            return tree, coef
+        leaf = int(big[0])
+        start = int(tree.child_ptr[tree.level_ptr[-3] + leaf] - tree.level_ptr[-2])
+        nodes = np.arange(start, start + int(sizes[leaf]))
+        vectors = sp.csr_matrix(coef[-1][:-1][:, nodes].T)
+        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+        vectors = sp.diags(1 / np.maximum(norms, 1e-12)) @ vectors
+        groups = la._pieces(vectors.toarray(), np.arange(nodes.size), max_leaf_size, rng)
+        tree, clusters, labels = tree.split_leaf(leaf, [nodes[g] for g in groups])
+        coef = list(coef[:-2]) + [la._columns(coef[-2], clusters),
+                                  la._columns(coef[-1], labels)]
+
+
+def test_split_large_leaves_matches_reference(data):
+    import skxmr._label_addition as la
+    from skxmr import LabelIndexer
+
+    X, Y = data
+    model = XRLinearClassifier(
+        random_state=0, indexer=LabelIndexer(branching_factor=4, max_leaf_size=30)
+    ).fit(X, Y)
+    for max_leaf_size in (7, 3):
+        tree, coef, n_split = la.split_large_leaves(
+            model.tree_, model.coef_, max_leaf_size, np.random.RandomState(1))
+        ref_tree, ref_coef = _split_large_leaves_reference(
+            model.tree_, model.coef_, max_leaf_size, np.random.RandomState(1))
+        assert n_split > 1
+        np.testing.assert_array_equal(tree.label_perm, ref_tree.label_perm)
+        np.testing.assert_array_equal(tree.child_ptr, ref_tree.child_ptr)
+        for a, b in zip(coef, ref_coef):
+            assert a.shape == b.shape and (a != b).nnz == 0
