@@ -72,6 +72,20 @@ def _topk_of(S, k):
     return np.argsort(-S, axis=1, kind="stable")[:, :k]
 
 
+def _held_out_labels(train, seed):
+    """``(rng, names, held_out)``: 10% of the labels, at random (``seed``) among
+    those with >= 2 training rows, sorted; ``rng`` continues the same stream."""
+    rng = np.random.RandomState(seed)
+    names = np.asarray(train.target_names)
+    counts = {name: 0 for name in names}
+    for tags in train.target:
+        for tag in tags:
+            counts[tag] += 1
+    eligible = np.array([name for name in names if counts[name] >= 2])
+    new = sorted(rng.choice(eligible, int(round(0.1 * len(names))), replace=False).tolist())
+    return rng, names, new
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=4000)
@@ -95,14 +109,7 @@ def main(argv=None):
     from skxmr.metrics import precision_at_k
 
     train, test = (load_debian_debtags(subset=s) for s in ("train", "test"))
-    rng = np.random.RandomState(args.seed)
-    names = np.asarray(train.target_names)
-    counts = {name: 0 for name in names}
-    for tags in train.target:
-        for tag in tags:
-            counts[tag] += 1
-    eligible = np.array([name for name in names if counts[name] >= 2])
-    new = sorted(rng.choice(eligible, int(round(0.1 * len(names))), replace=False).tolist())
+    rng, names, new = _held_out_labels(train, args.seed)
     new_set = set(new)
     rows = rng.permutation(len(train.data))[:args.n_train]
     texts = [train.data[i] for i in rows]
@@ -215,15 +222,8 @@ def bank_check(args):
     from skxmr.metrics import precision_at_k
 
     train, test = (load_debian_debtags(subset=s) for s in ("train", "test"))
-    rng = np.random.RandomState(args.seed)
-    names = np.asarray(train.target_names)
-    counts = {name: 0 for name in names}
-    for tags in train.target:
-        for tag in tags:
-            counts[tag] += 1
-    eligible = np.array([name for name in names if counts[name] >= 2])
-    new_set = set(rng.choice(eligible, int(round(0.1 * len(names))),
-                             replace=False).tolist())
+    rng, names, new = _held_out_labels(train, args.seed)
+    new_set = set(new)
     rows = rng.permutation(len(train.data))
     fit_rows, add_rows = rows[:args.n_train], rows[args.n_train:args.n_train * 3 // 2]
     texts = [train.data[i] for i in fit_rows]
