@@ -268,7 +268,7 @@ class XTransformerClassifier(XMRClassifierBase):
         The columns of ``classes_`` of the zero-shot labels: labels added by
         ``add_labels(label_texts=...)`` that have no rows yet (empty after
         ``fit``).
-    zero_shot_embeddings_ : ndarray of shape (n_zero_shot, embedding_dim_)
+    zero_shot_embeddings_ : ndarray of shape (n_zero_shot, ``embedding_dim_``)
         The encoder's L2-normalised embeddings of their label texts.
     zero_shot_offsets_ : ndarray of shape (n_zero_shot,), float32
         The similarity offset of each (one shared value; see ``add_labels``).
