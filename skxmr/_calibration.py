@@ -410,9 +410,7 @@ class CalibratedXMRClassifier(MetaEstimatorMixin, XMRClassifierBase):
         ranker = self.estimator_
         if isinstance(ranker, FrozenEstimator) or not hasattr(ranker, "add_labels"):
             raise TypeError(f"the ranker ({type(ranker).__name__}) has no add_labels.")
-        work = self._scratch()
-        work.__dict__.update({name: value for name, value in vars(self).items()
-                              if self._is_fitted_name(name)})
+        work = self._fitted_copy()
         work.estimator_ = copy.copy(ranker)  # its add_labels replaces its __dict__
         work.estimator_.add_labels(X, y, sample_weight, **kwargs)
         work.classes_ = np.asarray(work.estimator_.classes_)

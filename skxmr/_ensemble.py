@@ -78,11 +78,6 @@ def _member_branching(branching, i, clustering):
     return b
 
 
-def shared_label_vectors(base, X, Y, weights):
-    """The label vectors ``base`` (a LabelIndexer) would cluster, computed once."""
-    return base.label_vectors(X, Y, sample_weight=weights)
-
-
 def _member_values(labels, scores, combination):
     """Each entry's contribution to its label's ensemble score (0 where the
     member returned no label)."""

@@ -397,7 +397,7 @@ class XRLinearClassifier(XMRClassifierBase):
         if _ensemble.shares_representation(self.indexer):
             if base.random_state is None:  # the representation's own seed
                 base.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
-            vectors = _ensemble.shared_label_vectors(base, X, Y, weights)
+            vectors = base.label_vectors(X, Y, sample_weight=weights)  # computed once
         members = []
         for seed, indexer in zip(seeds, indexers):
             if vectors is not None:
@@ -480,14 +480,6 @@ class XRLinearClassifier(XMRClassifierBase):
             work.n_iter_ = max(member.n_iter_ for member in work.estimators_)
         self._publish_from(work)
         return self
-
-    def _fitted_copy(self):
-        """A scratch copy holding this model's fitted state (its attributes are
-        shared, not copied: replace them, do not modify them in place)."""
-        work = self._scratch()
-        work.__dict__.update({name: value for name, value in vars(self).items()
-                              if self._is_fitted_name(name)})
-        return work
 
     def _solver_params(self):
         """The per-node solver settings, as the training module takes them."""

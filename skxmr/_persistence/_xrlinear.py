@@ -100,32 +100,34 @@ def get_weights(reader, prefix, shape):
 
 
 def dump(model, writer, weights="float32"):
-    if model.n_estimators > 1:
-        return _dump_ensemble(model, writer, weights)
-    check_fitted(model, ("tree_", "coef_", "classes_", "n_features_in_"))
+    ensemble = model.n_estimators > 1
+    check_fitted(model, (("estimators_",) if ensemble else ("tree_", "coef_"))
+                 + ("classes_", "n_features_in_"))
     params = params_to_json(model, "XRLinearClassifier",
                             indexer=lambda v: indexer_to_json(v, model, writer))
     n_features = int(model.n_features_in_)
-    n_levels, n_iter = _dump_tree(model, writer, n_features, weights)
+    if ensemble:
+        trees = {"members": _dump_members(model, writer, n_features, weights)}
+        n_labels = len(model.classes_)
+    else:
+        trees = {"n_levels": _dump_tree(model, writer, n_features, weights)["n_levels"]}
+        n_labels = model.tree_.n_labels
+    n_iter = getattr(model, "n_iter_", None)
     attributes = {
         "n_features_in_": n_features,
         "feature_names_in_": names_to_json(model, n_features),
-        "n_levels": n_levels,
-        "n_iter_": n_iter,
-        "targets": targets_to_json(model._get_target_state(), writer,
-                                   model.tree_.n_labels),
+        **trees,
+        "n_iter_": None if n_iter is None else plain(n_iter, "n_iter_"),
+        "targets": targets_to_json(model._get_target_state(), writer, n_labels),
     }
     return params, attributes
 
 
-def _dump_ensemble(model, writer, weights):
-    check_fitted(model, ("estimators_", "classes_", "n_features_in_"))
+def _dump_members(model, writer, n_features, weights):
+    """Write every tree of an ensemble under ``member.<i>.``; their entries."""
     members = model.estimators_
     if not isinstance(members, list) or len(members) != model.n_estimators:
         raise ValueError(f"estimators_ must be a list of {model.n_estimators} models.")
-    params = params_to_json(model, "XRLinearClassifier",
-                            indexer=lambda v: indexer_to_json(v, model, writer))
-    n_features = int(model.n_features_in_)
     entries = []
     for i, member in enumerate(members):
         check_fitted(member, ("tree_", "coef_"))
@@ -135,24 +137,14 @@ def _dump_ensemble(model, writer, weights):
         seed = member.random_state
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"estimators_[{i}].random_state must be an int seed.")
-        n_levels, n_iter = _dump_tree(member, writer.prefixed(f"member.{i}."),
-                                      n_features, weights)
-        entries.append({"random_state": int(seed), "n_levels": n_levels,
-                        "n_iter_": n_iter})
-    n_iter = getattr(model, "n_iter_", None)
-    attributes = {
-        "n_features_in_": n_features,
-        "feature_names_in_": names_to_json(model, n_features),
-        "members": entries,
-        "n_iter_": None if n_iter is None else plain(n_iter, "n_iter_"),
-        "targets": targets_to_json(model._get_target_state(), writer,
-                                   len(model.classes_)),
-    }
-    return params, attributes
+        entry = _dump_tree(member, writer.prefixed(f"member.{i}."), n_features,
+                           weights)
+        entries.append({"random_state": int(seed), **entry})
+    return entries
 
 
 def _dump_tree(model, writer, n_features, weights):
-    """Write one tree and its level weights; returns ``(n_levels, n_iter_)``."""
+    """Write one tree and its level weights; returns ``{n_levels, n_iter_}``."""
     tree = model.tree_
     put_tree(writer, "tree", tree)
     coef = model.coef_
@@ -172,7 +164,8 @@ def _dump_tree(model, writer, n_features, weights):
             W.sum_duplicates()
         put_weights(writer, f"coef.{t}", W, weights)
     n_iter = getattr(model, "n_iter_", None)
-    return int(tree.n_levels), None if n_iter is None else plain(n_iter, "n_iter_")
+    return {"n_levels": int(tree.n_levels),
+            "n_iter_": None if n_iter is None else plain(n_iter, "n_iter_")}
 
 
 def load(meta, reader):
@@ -188,7 +181,7 @@ def load(meta, reader):
                            2**31 - 2)
     if ensemble:
         model, members = _load_members(meta, reader, attributes["members"], n_features)
-        n_labels = members[0][0][0].n_labels
+        n_labels = members[0][0].n_labels
     else:
         tree, coef = _load_tree(reader, attributes["n_levels"], n_features, where)
         model = params_from_json(XRLinearClassifier, meta["params"], f"{where}: params",
@@ -211,7 +204,7 @@ def load(meta, reader):
         model.coef_ = coef
         return model
     model.estimators_ = []
-    for (tree, coef, member_n_iter), seed in members:
+    for tree, coef, member_n_iter, seed in members:
         member = model._member(seed)
         member.tree_, member.coef_ = tree, coef
         if member_n_iter is not None:
@@ -232,7 +225,7 @@ def _load_tree(reader, n_levels, n_features, where):
 
 
 def _load_members(meta, reader, entries, n_features):
-    """The ensemble's parameters and its members' ``((tree, coef, n_iter_),
+    """The ensemble's parameters and its members' ``(tree, coef, n_iter_,
     seed)``, checked against each other."""
     where = reader.meta_file
     if not isinstance(entries, list) or not 2 <= len(entries) <= 10_000:
@@ -247,10 +240,10 @@ def _load_members(meta, reader, entries, n_features):
             n_iter = check_int(n_iter, f"{name}.n_iter_")
         tree, coef = _load_tree(reader.prefixed(f"member.{i}."), entry["n_levels"],
                                 n_features, name)
-        if i and tree.n_labels != members[0][0][0].n_labels:
+        if i and tree.n_labels != members[0][0].n_labels:
             raise ModelFormatError(f"{name}: its tree has {tree.n_labels} labels, the "
-                                   f"first member's {members[0][0][0].n_labels}.")
-        members.append(((tree, coef, n_iter), seed))
+                                   f"first member's {members[0][0].n_labels}.")
+        members.append((tree, coef, n_iter, seed))
     model = params_from_json(XRLinearClassifier, meta["params"], f"{where}: params",
                              check=_check_params,
                              indexer=lambda v: indexer_from_json(v, reader, None))

@@ -842,9 +842,7 @@ class XTransformerClassifier(XMRClassifierBase):
         if label_texts is not None:
             label_texts = check_label_texts(label_texts)
         import_sentence_transformers()
-        work = self._scratch()
-        work.__dict__.update({name: value for name, value in vars(self).items()
-                              if self._is_fitted_name(name)})
+        work = self._fitted_copy()
         with torch_threads(effective_n_threads(self.n_jobs)):
             if X is not None:
                 work._add_rows(X, y, sample_weight, ranker_kwargs)

@@ -45,6 +45,16 @@ class TransactionalFitMixin:
                               if not self._is_fitted_name(name)})
         return work
 
+    def _fitted_copy(self):
+        """A scratch estimator holding this one's fitted state, for changes to
+        a fitted model that must not be seen half-done (publish it with
+        :meth:`_publish_from`). The attributes are shared, not copied: replace
+        them on the copy, do not modify them in place."""
+        work = self._scratch()
+        work.__dict__.update({name: value for name, value in vars(self).items()
+                              if self._is_fitted_name(name)})
+        return work
+
     def _publish_from(self, work):
         """Take the fitted state of ``work`` (a fitted scratch estimator) in one
         step, dropping every fitted attribute of the previous fit."""
