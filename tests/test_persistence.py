@@ -502,7 +502,7 @@ def test_missing_files(fresh_copy):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda m: m.update(format_version=3), "newer skxmr"),
+    (lambda m: m.update(format_version=4), "newer skxmr"),
     (lambda m: m.update(format_version=1), "older skxmr"),
     (lambda m: m.update(format_version="1"), "invalid format_version"),
     (lambda m: m.update(format="other"), "not skxmr model metadata"),

@@ -17,6 +17,17 @@ exactly its files).
 Reading (:class:`Reader`) refuses every entry that is not a regular file
 (symbolic links, FIFOs, devices, directories where a file is expected) before
 opening it, and checks each array's header, size, dtype, shape and checksum.
+
+A sparse matrix is stored as ``<prefix>.data/indices/indptr``, or, with
+``index_coding="varint"``, as ``<prefix>.data`` and ``<prefix>.indices_varint``:
+one uint8 stream of LEB128 varints holding, per column (CSC) or row (CSR), its
+number of entries and the gaps between its consecutive indices (the layout is
+described in ``skxmr._cython._varint``); about 1.1 to 1.4 bytes an entry on the
+benchmark models instead of 4 (int32) or 8 (int64). The reader decodes it into
+the usual int32 arrays (int64 when the shape or the number of entries needs
+it), in memory, whatever ``mmap_mode`` says. Format version 3 is version 2 plus
+these streams; a directory without one is written as version 2, so that older
+skxmr releases still read it.
 """
 
 import hashlib
@@ -32,12 +43,20 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.lib import format as npy_format
 
+from skxmr._cython._varint import (
+    VARINT_ERRORS,
+    decode_index_stream,
+    encode_index_stream,
+)
 from skxmr._persistence._codec import dtype_name, parse_dtype
 from skxmr._persistence._errors import ModelFormatError, check_int, check_keys
 from skxmr._version import __version__
 
 FORMAT = "skxmr-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest this skxmr writes; it reads 2 and 3
+OLDEST_VERSION = 2
+VARINT_VERSION = 3  # the first version with ``<prefix>.indices_varint`` streams
+INDEX_CODINGS = ("plain", "varint")
 METADATA = "skxmr_model.json"
 TOP_KEYS = ("format", "format_version", "skxmr_version", "class", "params",
             "attributes", "arrays", "folders", "digest")
@@ -230,14 +249,16 @@ def check_header(meta, meta_file):
     if version > FORMAT_VERSION:
         raise ModelFormatError(
             f"{meta_file}: format version {version} was written by a newer skxmr; "
-            f"this skxmr ({__version__}) reads format version {FORMAT_VERSION}. "
+            f"this skxmr ({__version__}) reads format versions {OLDEST_VERSION} to "
+            f"{FORMAT_VERSION}. "
             "Upgrade skxmr to load it."
         )
-    if version < FORMAT_VERSION:
+    if version < OLDEST_VERSION:
         raise ModelFormatError(
             f"{meta_file}: format version {version} was written by an older skxmr "
             f"(skxmr_version {str(meta.get('skxmr_version'))[:40]!r}); this skxmr "
-            f"({__version__}) reads format version {FORMAT_VERSION} only (version 1 "
+            f"({__version__}) reads format versions {OLDEST_VERSION} to "
+            f"{FORMAT_VERSION} only (version 1 "
             "kept the weights twice and did not checksum the metadata). Re-train the "
             "model, or load it with the skxmr that wrote it and save it again with "
             "this one (e.g. through a pickle you trust)."
@@ -260,6 +281,7 @@ class Writer:
     def __init__(self):
         self.arrays = {}
         self.folders = {}
+        self.format_version = OLDEST_VERSION  # raised by what the model needs
 
     def add(self, name, array):
         if not _NAME.match(name) or name in self.arrays:
@@ -268,12 +290,34 @@ class Writer:
         dtype_name(array.dtype, name)  # raises for dtypes the format lacks
         self.arrays[name] = array
 
-    def add_sparse(self, prefix, M):
-        """A CSR or CSC matrix as ``<prefix>.data/indices/indptr``."""
+    def add_sparse(self, prefix, M, *, data=None, index_coding="plain"):
+        """A CSR or CSC matrix as ``<prefix>.data/indices/indptr``, or with
+        ``index_coding="varint"`` as ``<prefix>.data/indices_varint`` (then its
+        indices must be sorted and unique within each column or row, else
+        ``ValueError``). ``data``, when given, is stored in place of ``M.data``
+        (values of a dtype scipy.sparse cannot hold, e.g. float16)."""
+        data = M.data if data is None else data
+        if data.shape != M.data.shape:
+            raise ValueError(f"{prefix}: data must have shape {M.data.shape}.")
         index_dtype = np.result_type(M.indices.dtype, M.indptr.dtype)
-        self.add(f"{prefix}.data", M.data)
-        self.add(f"{prefix}.indices", M.indices.astype(index_dtype, copy=False))
-        self.add(f"{prefix}.indptr", M.indptr.astype(index_dtype, copy=False))
+        indices = M.indices.astype(index_dtype, copy=False)
+        indptr = M.indptr.astype(index_dtype, copy=False)
+        if index_coding == "plain":
+            self.add(f"{prefix}.data", data)
+            self.add(f"{prefix}.indices", indices)
+            self.add(f"{prefix}.indptr", indptr)
+            return
+        if index_coding != "varint":
+            raise ValueError(f"index_coding must be one of {INDEX_CODINGS}, got "
+                             f"{index_coding!r:.40}.")
+        stream, (code, entry) = encode_index_stream(np.ascontiguousarray(indptr),
+                                                    np.ascontiguousarray(indices))
+        if code:
+            raise ValueError(f"{prefix}: {VARINT_ERRORS[code]} (entry {entry}); "
+                             "sort the indices (sum_duplicates) first.")
+        self.add(f"{prefix}.data", data)
+        self.add(f"{prefix}.indices_varint", stream)
+        self.format_version = max(self.format_version, VARINT_VERSION)
 
     def add_folder(self, name, fill):
         """``fill(directory)`` writes the files of the sub-directory ``name``."""
@@ -298,8 +342,8 @@ class _Prefixed:
     def add(self, name, array):
         self._inner.add(self._prefix + name, array)
 
-    def add_sparse(self, prefix, M):
-        self._inner.add_sparse(self._prefix + prefix, M)
+    def add_sparse(self, prefix, M, **kwargs):
+        self._inner.add_sparse(self._prefix + prefix, M, **kwargs)
 
     def array(self, name, *args, **kwargs):
         return self._inner.array(self._prefix + name, *args, **kwargs)
@@ -475,7 +519,7 @@ def write_model_dir(path, writer, meta):
             continue
     old = tmp[: -len(".new")] + ".old"
     try:
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
+        meta = {"format": FORMAT, "format_version": writer.format_version,
                 "skxmr_version": __version__, **meta}
         meta["arrays"] = {key: write_array(os.path.join(tmp, key + ".npy"), array)
                           for key, array in writer.arrays.items()}
@@ -654,7 +698,10 @@ class Reader:
     def sparse(self, prefix, fmt, shape, data_dtypes, finite=True, canonical=False):
         """A CSR or CSC matrix from ``<prefix>.data/indices/indptr``, fully
         checked: pointers, indices in range, finite values (``finite``), and
-        sorted indices without duplicates (``canonical``)."""
+        sorted indices without duplicates (``canonical``); or from
+        ``<prefix>.data/indices_varint`` (always canonical), decoded."""
+        if f"{prefix}.indices_varint" in self.table:
+            return self._varint_sparse(prefix, fmt, shape, data_dtypes, finite)
         data = self.array(f"{prefix}.data", data_dtypes, 1, finite=finite)
         indices = self.array(f"{prefix}.indices", _INDEX_DTYPES, 1, data.shape)
         n_ptr = shape[1] if fmt == "csc" else shape[0]
@@ -684,6 +731,37 @@ class Reader:
         except (ValueError, TypeError, IndexError, OverflowError) as exc:
             raise ModelFormatError(f"{file}: not a valid {fmt.upper()} matrix of shape "
                                    f"{shape}: {exc}") from None
+        return M
+
+    def _varint_sparse(self, prefix, fmt, shape, data_dtypes, finite):
+        file = os.path.join(self.path, f"{prefix}.indices_varint.npy")
+        if self.meta["format_version"] < VARINT_VERSION:
+            raise ModelFormatError(f"{file}: varint-coded indices need format version "
+                                   f"{VARINT_VERSION}; the manifest says "
+                                   f"{self.meta['format_version']}.")
+        data = self.array(f"{prefix}.data", data_dtypes, 1, finite=finite)
+        stream = self.array(f"{prefix}.indices_varint", (np.dtype(np.uint8),), 1)
+        n_major, n_minor = (shape[1], shape[0]) if fmt == "csc" else shape
+        nnz = data.shape[0]
+        if stream.shape[0] < n_major + nnz:  # a byte per count and per gap at least
+            raise ModelFormatError(f"{file}: corrupt index stream: {stream.shape[0]} "
+                                   f"bytes cannot hold {n_major} counts and {nnz} "
+                                   "indices.")
+        # scipy's choice: int32 when the shape and the entries fit, else int64
+        fits = max(n_major, n_minor, nnz) <= np.iinfo(np.int32).max
+        index_dtype = np.int32 if fits else np.int64
+        indptr = np.empty(n_major + 1, dtype=index_dtype)
+        indices = np.empty(nnz, dtype=index_dtype)
+        code, where = decode_index_stream(np.asarray(stream), n_minor, indptr, indices)
+        if code:
+            raise ModelFormatError(f"{file}: corrupt index stream: "
+                                   f"{VARINT_ERRORS[code]} (byte {where} of "
+                                   f"{stream.shape[0]}).")
+        if data.dtype == np.float16:  # scipy.sparse has no float16 matrices
+            data = data.astype(np.float32)
+        cls = sp.csc_matrix if fmt == "csc" else sp.csr_matrix
+        M = cls((data, indices, indptr), shape=shape, copy=False)
+        M.has_canonical_format = True  # strictly increasing by construction
         return M
 
     # ------------------------------------------------------------ folders

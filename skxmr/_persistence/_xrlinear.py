@@ -52,8 +52,9 @@ WEIGHT_DTYPES = ("float32", "float16", "int8")
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-def put_weights(writer, prefix, W, weights):
-    """Write the float32 CSC ``W`` as ``<prefix>.*`` in ``weights`` precision.
+def put_weights(writer, prefix, W, weights, index_coding="plain"):
+    """Write the canonical float32 CSC ``W`` as ``<prefix>.*`` in ``weights``
+    precision, its indices as ``index_coding`` says (see ``Writer.add_sparse``).
 
     ``"float32"``: as is. ``"float16"``: the values rounded to float16 (an
     overflow raises). ``"int8"``: ``round(127 * w / s_j)`` with the per-column
@@ -62,16 +63,14 @@ def put_weights(writer, prefix, W, weights):
     reads all three back as float32.
     """
     if weights == "float32":
-        writer.add_sparse(prefix, W)
+        writer.add_sparse(prefix, W, index_coding=index_coding)
         return
     if weights == "float16":
         data = W.data.astype(np.float16)
         if not np.isfinite(data).all():
             raise ValueError(f"weights above {_FLOAT16_MAX:g} in magnitude overflow "
                              "float16; save with weights='int8' or 'float32'.")
-        writer.add(f"{prefix}.data", data)  # scipy.sparse has no float16 matrix
-        writer.add(f"{prefix}.indices", W.indices)
-        writer.add(f"{prefix}.indptr", W.indptr.astype(W.indices.dtype))
+        writer.add_sparse(prefix, W, data=data, index_coding=index_coding)
         return
     col = np.repeat(np.arange(W.shape[1]), np.diff(W.indptr))
     scale = np.zeros(W.shape[1], dtype=np.float32)
@@ -80,7 +79,7 @@ def put_weights(writer, prefix, W, weights):
     q = np.rint(W.data / safe[col] * 127).astype(np.int8)
     Q = sp.csc_matrix((q, W.indices, W.indptr), shape=W.shape)
     Q.eliminate_zeros()
-    writer.add_sparse(prefix, Q)
+    writer.add_sparse(prefix, Q, index_coding=index_coding)
     writer.add(f"{prefix}.scale", scale)
 
 
@@ -99,7 +98,7 @@ def get_weights(reader, prefix, shape):
     return sp.csc_matrix((data, W.indices, W.indptr), shape=shape)
 
 
-def dump(model, writer, weights="float32"):
+def dump(model, writer, weights="float32", index_coding="plain"):
     ensemble = model.n_estimators > 1
     check_fitted(model, (("estimators_",) if ensemble else ("tree_", "coef_"))
                  + ("classes_", "n_features_in_"))
@@ -107,10 +106,12 @@ def dump(model, writer, weights="float32"):
                             indexer=lambda v: indexer_to_json(v, model, writer))
     n_features = int(model.n_features_in_)
     if ensemble:
-        trees = {"members": _dump_members(model, writer, n_features, weights)}
+        trees = {"members": _dump_members(model, writer, n_features, weights,
+                                          index_coding)}
         n_labels = len(model.classes_)
     else:
-        trees = {"n_levels": _dump_tree(model, writer, n_features, weights)["n_levels"]}
+        entry = _dump_tree(model, writer, n_features, weights, index_coding)
+        trees = {"n_levels": entry["n_levels"]}
         n_labels = model.tree_.n_labels
     n_iter = getattr(model, "n_iter_", None)
     attributes = {
@@ -123,7 +124,7 @@ def dump(model, writer, weights="float32"):
     return params, attributes
 
 
-def _dump_members(model, writer, n_features, weights):
+def _dump_members(model, writer, n_features, weights, index_coding):
     """Write every tree of an ensemble under ``member.<i>.``; their entries."""
     members = model.estimators_
     if not isinstance(members, list) or len(members) != model.n_estimators:
@@ -138,12 +139,12 @@ def _dump_members(model, writer, n_features, weights):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"estimators_[{i}].random_state must be an int seed.")
         entry = _dump_tree(member, writer.prefixed(f"member.{i}."), n_features,
-                           weights)
+                           weights, index_coding)
         entries.append({"random_state": int(seed), **entry})
     return entries
 
 
-def _dump_tree(model, writer, n_features, weights):
+def _dump_tree(model, writer, n_features, weights, index_coding):
     """Write one tree and its level weights; returns ``{n_levels, n_iter_}``."""
     tree = model.tree_
     put_tree(writer, "tree", tree)
@@ -162,7 +163,7 @@ def _dump_tree(model, writer, n_features, weights):
         if not W.has_canonical_format:  # a sorted copy: the files are canonical
             W = W.copy()
             W.sum_duplicates()
-        put_weights(writer, f"coef.{t}", W, weights)
+        put_weights(writer, f"coef.{t}", W, weights, index_coding)
     n_iter = getattr(model, "n_iter_", None)
     return {"n_levels": int(tree.n_levels),
             "n_iter_": None if n_iter is None else plain(n_iter, "n_iter_")}
