@@ -214,3 +214,17 @@ def ensure_env(python):
 def peak_rss_mb():
     """Peak resident memory of this process in MB (ru_maxrss)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb():
+    """Resident memory of this process now, in MB (Linux ``/proc/self/statm``;
+    None elsewhere), after a garbage collection."""
+    import gc
+
+    gc.collect()
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

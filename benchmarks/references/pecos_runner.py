@@ -12,7 +12,12 @@ index    Hierarchical k-means label indexing of a label-feature matrix Z (L x d)
          timed alone; the cluster chain is written to an ``.npz``.
 xlinear  PIFA + hierarchical k-means + XR-Linear training, batch prediction,
          single-query latency, model size and P@1/3/5 on a data folder holding
-         ``X.trn.npz, Y.trn.npz, X.tst.npz, Y.tst.npz`` (scipy sparse npz).
+         ``X.trn.npz, Y.trn.npz, X.tst.npz, Y.tst.npz`` (scipy sparse npz);
+         ``--save-dir`` keeps the saved model.
+load     Memory of a saved model in this (fresh) process: resident memory before
+         and after ``XLinearModel.load`` (Python-side or ``--predict-only 1``) and
+         after one batch prediction of the test split, the nbytes of the loaded
+         matrices (Python-side only), the load time and P@1/3/5.
 versions Print the installed libpecos, numpy, scipy and torch versions (JSON).
 
 Cluster-chain npz layout (written by ``index``; read back with :func:`load_chain`,
@@ -40,7 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 # Shared with the other reference runners (importable from every venv: numpy/scipy only).
-from benchmarks._common import row_latencies, timed
+from benchmarks._common import current_rss_mb, row_latencies, timed
 from benchmarks.references.refs_runner import (
     dir_size_bytes,
     emit,
@@ -218,7 +223,7 @@ def run_xlinear(a):
     nq = len(lat)
 
     # --- model size on disk, and latency of the C++ predict-only loaded model
-    tmp = tempfile.mkdtemp(prefix="pecos_xlm_")
+    tmp = a.save_dir or tempfile.mkdtemp(prefix="pecos_xlm_")
     try:
         model.save(tmp)
         size = dir_size_bytes(tmp)
@@ -233,7 +238,8 @@ def run_xlinear(a):
             lat_po = row_latencies(one_query(po), X_tst, a.latency_queries, warmup=20)
             del po, Y_pred_po
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not a.save_dir:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     res = {
         "job": "xlinear",
@@ -264,6 +270,33 @@ def run_xlinear(a):
     res.update(chain_summary([level.C for level in model.model.model_chain]))
     res.update(scores)
     res["params"] = {k: v for k, v in vars(a).items() if k not in ("func",)}
+    emit(res)
+
+
+def _matrix_nbytes(M):
+    return sum(getattr(M, part).nbytes for part in ("data", "indices", "indptr"))
+
+
+def run_load(a):
+    from pecos.xmc.xlinear.model import XLinearModel
+
+    X_tst = load_csr(os.path.join(a.data_dir, "X.tst.npz"), a.normalize)
+    Y_tst = sp.load_npz(os.path.join(a.data_dir, "Y.tst.npz")).tocsr().astype(np.float32)
+    before = current_rss_mb()
+    model, seconds = timed(XLinearModel.load, a.model_dir,
+                           is_predict_only=bool(a.predict_only))
+    after_load = current_rss_mb()
+    nbytes = None
+    if not a.predict_only:  # the scipy matrices of every level: W and the chain C
+        nbytes = sum(_matrix_nbytes(level.W) + _matrix_nbytes(level.C)
+                     for level in model.model.model_chain)
+    Y_pred = model.predict(X_tst, threads=a.threads, beam_size=a.beam_size,
+                           only_topk=a.only_topk, post_processor=a.post_processor)
+    after_predict = current_rss_mb()
+    res = {"job": "load", "predict_only": bool(a.predict_only), "load_seconds": seconds,
+           "rss_mb_before": before, "rss_mb_after_load": after_load,
+           "rss_mb_after_predict": after_predict, "model_nbytes": nbytes}
+    res.update(precision_at_k(Y_tst, Y_pred))
     emit(res)
 
 
@@ -300,8 +333,21 @@ def main(argv=None):
     q.add_argument("--latency-queries", type=int, default=300)
     q.add_argument("--predict-only", type=int, default=1,
                    help="also time batch and one-row predict with the C++ predict-only loaded model")
+    q.add_argument("--save-dir", help="save the model there (kept; default: a temporary folder)")
     common(q)
     q.set_defaults(func=run_xlinear)
+
+    q = sub.add_parser("load", help="memory of a saved model after loading and one prediction")
+    q.add_argument("--model-dir", required=True)
+    q.add_argument("--data-dir", required=True)
+    q.add_argument("--normalize", action="store_true", help="L2-normalise rows of X")
+    q.add_argument("--predict-only", type=int, default=0,
+                   help="load the C++ predict-only model (default: the Python-side model)")
+    q.add_argument("--beam-size", type=int, default=10)
+    q.add_argument("--only-topk", type=int, default=10)
+    q.add_argument("--post-processor", default="l3-hinge")
+    q.add_argument("--threads", type=int, default=2)
+    q.set_defaults(func=run_load)
 
     q = sub.add_parser("versions", help="print the versions of this venv's packages as JSON")
     q.set_defaults(func=lambda a: emit(package_versions(["libpecos", "numpy", "scipy", "torch"])))

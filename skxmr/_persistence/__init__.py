@@ -19,8 +19,8 @@ Modules (each does one job; none imports the one above it):
   own state methods (``TargetEncoder.get_state``/``from_state``);
 * ``_registry``: ``{class name: codec}``; ``_api``: :func:`save`, :func:`load`.
 
-On-disk layout (format version 2)
----------------------------------
+On-disk layout (format versions 2 and 3)
+----------------------------------------
 ::
 
     model/                         # the directory given to save()
@@ -31,15 +31,25 @@ On-disk layout (format version 2)
         coef.<t>.data.npy          # float32   coef_[t - 1] (CSC), t = 1 .. n_levels,
         coef.<t>.indices.npy       # int32 or int64 (same dtype for both)
         coef.<t>.indptr.npy        #   shape (n_features + 1, n_nodes_t)
+        coef.<t>.indices_varint.npy  # uint8, in place of indices + indptr with
+                                   #   index_coding="varint" (format version 3)
+        coef.<t>.scale.npy         # float32, one per column, weights="int8" only
         classes.npy                # classes_, when it is not an object array
         indexer.*.npy              # only for a LabelTree or chain ``indexer``
 
 ``coef_`` is the one source of truth for the weights: the beam-search layout
 is built from it at the first prediction (version 1 also stored that layout,
 ``search.*.npy``, which could disagree with ``coef_`` and doubled the size).
+``coef.<t>.data`` is float32, float16 (``weights="float16"``) or int8 (then
+``w = data * scale / 127`` per column). ``coef.<t>.indices_varint`` holds, for
+each column in order, LEB128 varints: its number of weights, then the gaps
+``row_k - row_{k-1} - 1`` (``row_0 = -1``) between its row indices; it is
+decoded in memory by ``skxmr._cython._varint`` (every byte bounds-checked, a
+corrupt stream raises ModelFormatError). An ensemble stores each tree under
+``member.<i>.`` (``member.<i>.tree.*``, ``member.<i>.coef.<t>.*``).
 ``skxmr_model.json`` holds exactly these keys::
 
-    {"format": "skxmr-model", "format_version": 2, "skxmr_version": "...",
+    {"format": "skxmr-model", "format_version": 2 or 3, "skxmr_version": "...",
      "class": "XRLinearClassifier",
      "params": {...get_params(deep=False), JSON scalars...},
      "attributes": {"n_features_in_": ..., "feature_names_in_": [...] or null,
@@ -61,8 +71,11 @@ object of the labels given to ``fit`` as collections or 1-D labels, its array
 ``label_encoder.classes``). The XTransformerClassifier's parts are described
 in :mod:`skxmr._persistence._xtransformer`.
 
-Format versions: a directory of another version raises ModelFormatError
-saying so (newer: upgrade skxmr; older: re-train, or re-save with this skxmr).
+Format versions: version 3 is version 2 plus the varint streams, and is
+written only for a directory that has one (the others stay version 2, which
+older skxmr releases read). A directory of another version raises
+ModelFormatError saying so (newer: upgrade skxmr; version 1: re-train, or
+re-save with this skxmr).
 
 What is guaranteed
 ------------------
@@ -78,7 +91,9 @@ What is guaranteed
   directories are refused.
 * Validation, with or without ``verify``: dtypes and shapes against the
   manifest and against each other, ``.npy`` headers and file sizes, CSR/CSC
-  pointers, indices in range (sorted and unique in ``coef_``), finite
+  pointers, indices in range (sorted and unique in ``coef_``), varint streams
+  (no read past their end, no varint over 64 bits, counts and indices in
+  range, no trailing bytes), finite
   weights, centroids, idf and embeddings, LabelTree's own validators, labels
   consistent with the number of labels and unique, parameters through the
   estimators' own constraints. A damaged or hostile directory raises

@@ -137,8 +137,9 @@ def load(path, *, mmap_mode=None, verify=True):
         None reads the arrays into memory. ``"r"`` memory-maps them read-only:
         ``coef_`` and the other large arrays are used in place from the files,
         shared by every process mapping them (weights saved as ``"float16"``
-        or ``"int8"`` are read into memory as float32 ``coef_``; the other
-        arrays are still mapped). ``"c"`` maps them copy-on-write
+        or ``"int8"`` are read into memory as float32 ``coef_``, and indices
+        saved with ``index_coding="varint"`` are decoded into memory; the
+        other arrays are still mapped). ``"c"`` maps them copy-on-write
         (changes stay in memory). The beam-search layout is built from
         ``coef_`` at the first prediction, in each process's own memory.
     verify : bool, default=True

@@ -1,7 +1,9 @@
 """Codec of a fitted :class:`~skxmr.XRLinearClassifier`.
 
-The weights have one source of truth on disk, ``coef_`` (one float32 CSC matrix
-per tree level, ``coef.<t>.*``): the beam-search layout is not stored; the
+The weights have one source of truth on disk, ``coef_`` (one CSC matrix per
+tree level, ``coef.<t>.*``, its values in float32, float16 or int8 with a
+per-column scale, its indices plain or varint-coded, see :func:`put_weights`;
+always float32 once loaded): the beam-search layout is not stored; the
 estimator builds it from ``coef_`` at the first prediction, as after ``fit`` or
 unpickling. Loading checks everything that layout relies on: the shapes against
 the tree, finite weights, indices in range, sorted and unique within a column.
