@@ -107,6 +107,18 @@ def test_kernel_huge_indices(dtype):
     assert _varint.VARINT_ERRORS[code].startswith("an index gap leads past")
 
 
+def test_kernel_checks_its_buffers():
+    stream = _leb128([1, 0])
+    for indptr, n_rows in ((np.empty(0, np.int32), 5),
+                           (np.empty(2, np.int32), 2**31 + 1),
+                           (np.empty(2, np.int32), -1)):
+        with pytest.raises(ValueError):
+            _varint.decode_index_stream(stream, n_rows, indptr,
+                                        np.empty(1, np.int32))
+    code, _, _, indices = _decode(stream, 2**31, 1, 1)  # row 2**31 - 1 fits int32
+    assert code == 0 and indices.tolist() == [0]
+
+
 def test_kernel_refuses_unsorted_indices():
     indptr = np.array([0, 3], dtype=np.int32)
     for bad in ([0, 2, 2], [3, 1, 5], [-1, 0, 1]):
@@ -317,6 +329,11 @@ def test_varint_with_mmap(fitted, tmp_path):
         assert _memmapped(W.data)  # float32 values: mapped in place
         assert not _memmapped(W.indices) and not _memmapped(W.indptr)  # decoded
         _same_predictions(model, loaded, X)
+        # a mapped model (read-only arrays) saves again in either coding
+        for coding in ("varint", "plain"):
+            skxmr.save(loaded, tmp_path / f"again_{mode}_{coding}",
+                       index_coding=coding)
+            _same_coef(model, skxmr.load(tmp_path / f"again_{mode}_{coding}"))
         del loaded, W
 
 

@@ -204,9 +204,16 @@ def decode_index_stream(const uint8_t[::1] stream,  # IN  the varint stream
     """Fill ``indptr`` (n_cols + 1) and ``indices`` (nnz) from ``stream``;
     returns ``(code, byte offset)``, code 0 when the stream is valid (then the
     indices of every column are strictly increasing and below ``n_rows``).
-    ``n_rows`` must fit ``indices``' dtype, and ``indptr`` hold at least 1."""
+    ``ValueError`` when ``indptr`` is empty or the dtype cannot hold ``n_rows``
+    or the number of entries."""
     cdef intp_t where = 0
     cdef int code
+    cdef int64_t largest = 2147483647 if sizeof(index_t) == 4 else 9223372036854775807
+    if indptr.shape[0] < 1:
+        raise ValueError("indptr must hold at least one pointer.")
+    if n_rows < 0 or n_rows - 1 > largest or indices.shape[0] > largest:
+        raise ValueError(f"{n_rows} rows or {indices.shape[0]} entries do not fit "
+                         "the index dtype.")
     with nogil:
         code = _decode(stream, n_rows, indptr, indices, &where)
     return code, where
