@@ -128,6 +128,10 @@ def test_kernel_refuses_unsorted_indices():
     with pytest.raises(ValueError, match="unsorted or repeated"):
         M = sp.csc_matrix((np.ones(2), [3, 1], [0, 2]), shape=(5, 1))
         Writer().add_sparse("m", M, index_coding="varint")
+    indices = np.array([0, 1, 2], np.int32)
+    for bad in ([1, 3], [0, 4], [0, 2, 1, 3], [0, 2]):  # never read past indices
+        _, (code, _) = _varint.encode_index_stream(np.array(bad, np.int32), indices)
+        assert "pointers do not run" in _varint.VARINT_ERRORS[code]
 
 
 def _error(stream, n_rows=100, n_cols=2, nnz=3):
@@ -317,6 +321,9 @@ def test_auto_coding(fitted, tmp_path):
         assert ("coef.1.indices.npy" in names) == (coding == "plain")
         version = json.loads((path / "skxmr_model.json").read_text())["format_version"]
         assert version == (3 if coding == "varint" else 2)
+    # a varint directory is a complete model: a later save replaces it
+    skxmr.save(model, tmp_path / "int8", weights="float16", index_coding="plain")
+    assert "coef.1.indices.npy" in os.listdir(tmp_path / "int8")
 
 
 def test_varint_with_mmap(fitted, tmp_path):

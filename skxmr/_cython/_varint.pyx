@@ -35,6 +35,7 @@ cdef enum:
     VARINT_TRAILING = 5    # bytes left after the last column
     VARINT_SHORT = 6       # fewer entries than announced
     VARINT_UNSORTED = 7    # (encoding) indices not strictly increasing, or negative
+    VARINT_POINTERS = 8    # (encoding) pointers not from 0 to nnz, or decreasing
 
 VARINT_ERRORS = {
     VARINT_TRUNCATED: "the stream ends inside a varint or before the last column",
@@ -44,6 +45,7 @@ VARINT_ERRORS = {
     VARINT_TRAILING: "bytes left after the last column",
     VARINT_SHORT: "the columns hold fewer entries than the matrix",
     VARINT_UNSORTED: "indices are negative, unsorted or repeated within a column",
+    VARINT_POINTERS: "the pointers do not run from 0 to the number of entries",
 }
 
 
@@ -69,11 +71,19 @@ cdef int _encoded_size(const index_t[::1] indptr,  # IN  column pointers
                        const index_t[::1] indices,  # IN  row indices
                        intp_t* size,                # OUT stream bytes
                        intp_t* where) noexcept nogil:  # OUT first bad entry
-    """Count the stream's bytes; VARINT_UNSORTED for a column whose indices
-    are not strictly increasing and non-negative."""
+    """Count the stream's bytes; VARINT_POINTERS for pointers that do not
+    run from 0 to nnz without decreasing, VARINT_UNSORTED for a column whose
+    indices are not strictly increasing and non-negative."""
     cdef intp_t j, p, total = 0
     cdef int64_t prev, idx
+    if indptr.shape[0] < 1 or indptr[0] != 0 or (
+            indptr[indptr.shape[0] - 1] != indices.shape[0]):
+        where[0] = 0
+        return VARINT_POINTERS
     for j in range(indptr.shape[0] - 1):
+        if indptr[j + 1] < indptr[j]:
+            where[0] = j
+            return VARINT_POINTERS
         total += _varint_size(<uint64_t> (indptr[j + 1] - indptr[j]))
         prev = -1
         for p in range(indptr[j], indptr[j + 1]):
@@ -104,8 +114,8 @@ cdef void _encode(const index_t[::1] indptr,  # IN  column pointers
 def encode_index_stream(const index_t[::1] indptr,    # IN column pointers
                         const index_t[::1] indices):  # IN row indices
     """``(stream, status)``: the uint8 stream of a canonical CSC matrix's
-    ``indptr`` and ``indices`` (pointers assumed valid), and ``(code, entry)``
-    where ``code`` is 0, or VARINT_UNSORTED at the entry ``entry``."""
+    ``indptr`` and ``indices``, and ``(code, where)``: code 0, VARINT_POINTERS
+    (``where``: the column) or VARINT_UNSORTED (``where``: the entry)."""
     cdef intp_t size = 0, where = 0
     cdef int code
     with nogil:

@@ -313,8 +313,9 @@ class Writer:
         stream, (code, entry) = encode_index_stream(np.ascontiguousarray(indptr),
                                                     np.ascontiguousarray(indices))
         if code:
-            raise ValueError(f"{prefix}: {VARINT_ERRORS[code]} (entry {entry}); "
-                             "sort the indices (sum_duplicates) first.")
+            raise ValueError(f"{prefix}: {VARINT_ERRORS[code]} (at {entry}); "
+                             "only valid matrices with sorted indices (sum_duplicates) "
+                             "can be varint-coded.")
         self.add(f"{prefix}.data", data)
         self.add(f"{prefix}.indices_varint", stream)
         self.format_version = max(self.format_version, VARINT_VERSION)
