@@ -47,19 +47,20 @@ Per group, then per node of the group:
      outer iteration (gradient taken before each update), or after ``max_iter``
      outer iterations. No shrinking (no variable sits at a bound).
 
-   Visiting orders: with the log loss, per outer iteration a Fisher-Yates
-   shuffle driven by a splitmix64 stream seeded from ``seed`` and the node's
-   index. With the (squared) hinge losses, outer iteration ``t`` visits the
-   (active) rows in the ``t``-th order of one stream seeded from ``seed`` alone,
-   the same for every node: so the nodes of a group (same rows) can be solved in
-   lockstep, chunks of up to LOCKSTEP_MAX_NODES nodes whose weights are stored
+   Visiting orders: per outer iteration a Fisher-Yates shuffle driven by a
+   splitmix64 stream seeded from ``seed`` and the node's index, of the node's
+   active variables; except for (squared) hinge groups whose rows use at least
+   LOCKSTEP_MIN_FEATURES features: there outer iteration ``t`` visits the
+   active rows in the ``t``-th order of one stream seeded from ``seed`` alone,
+   the same for every node, so that the group's nodes are solved in lockstep,
+   in chunks of up to LOCKSTEP_MAX_NODES nodes whose weights are stored
    row-major side by side (``W[j * K + k]``). At each row, the row's entries are
    read once and multiply the K contiguous weights of feature ``j`` (a loop
    the compiler vectorises) instead of K scattered ones, then every node that
    moved updates its column. A node's arithmetic is the same as alone (same
    order, same partial sums), so its weights do not depend on the chunk, the
-   grouping or the threads. Groups with few nodes or few features (their
-   weights stay in the L1 cache node by node) are solved one node at a time.
+   grouping or the threads. (Narrow groups keep a node's weights in the L1
+   cache node by node: lockstep does not pay there, measured.)
 
 3. output: weights kept where ``w_j != 0 and |w_j| >= threshold`` (compared in
    float32; the bias weight follows the same rule), written in increasing global
@@ -87,9 +88,11 @@ cdef enum:
     # (Squared) hinge nodes that share their rows are solved in lockstep chunks
     # of at most this many nodes, whose weights take at most LOCKSTEP_MAX_BYTES.
     LOCKSTEP_MAX_NODES = 32
-    # Smaller groups, or groups whose rows use fewer features, run one node at a time.
-    LOCKSTEP_MIN_NODES = 4
+    # Groups whose rows use fewer features run one node at a time, each node
+    # with its own stream (as the log loss).
     LOCKSTEP_MIN_FEATURES = 4096
+    # Chunks of fewer nodes than this take the nodes one at a time through a row.
+    BLOCK_MIN_NODES = 4
 
 
 # Weights of one lockstep chunk at most (bytes; a chunk has at least one node).
@@ -384,7 +387,7 @@ cdef int _svm_scratch(SvmScratch* sc, intp_t n, intp_t K) noexcept nogil:
     sc.n_active = <intp_t*> malloc(K * sizeof(intp_t))
     sc.done = <unsigned char*> malloc(K)
     sc.listed = <intp_t*> malloc(K * sizeof(intp_t))
-    sc.dots = <double*> malloc(2 * K * sizeof(double))
+    sc.dots = <double*> calloc(2 * K, sizeof(double))
     sc.acc = <double*> malloc(4 * K * sizeof(double))
     if (sc.order == NULL or sc.sq_norm == NULL or sc.alpha == NULL
             or sc.active == NULL or sc.y == NULL or sc.cost == NULL
@@ -414,6 +417,98 @@ cdef void _free_svm_scratch(SvmScratch* sc) noexcept nogil:
     free(sc.acc)
 
 
+cdef inline bint _svm_step(double G, double old, double upper, double qbar,
+                           double pg_max_old, double pg_min_old, double* PG,
+                           double* a) noexcept nogil:
+    """One coordinate of Hsieh et al.'s dual CD, at gradient ``G`` of a variable
+    of value ``old`` in ``[0, upper]`` (``qbar``: its diagonal). True: shrink
+    it. Else its projected gradient ``PG`` and new value ``a`` (``old``: no move)."""
+    PG[0] = 0
+    a[0] = old
+    if old == 0:
+        if G > pg_max_old:
+            return True
+        if G < 0:
+            PG[0] = G
+    elif old >= upper:
+        if G < pg_min_old:
+            return True
+        if G > 0:
+            PG[0] = G
+    else:
+        PG[0] = G
+    if fabs(PG[0]) > 1e-12:
+        if qbar > 0:
+            a[0] = old - G / qbar
+            if a[0] < 0:
+                a[0] = 0
+            elif a[0] > upper:
+                a[0] = upper
+        else:
+            # Hinge loss, empty row, no bias: the dual is linear in a_i.
+            a[0] = upper if G < 0 else 0
+    return False
+
+
+cdef void _solve_svm_node(const LocalProblem* lp, const int8_t* y, const double* cost,
+                          double bias, bint hinge, double tol, int max_iter,
+                          uint64_t* state, double* w, int* n_iter, double* alpha,
+                          intp_t* index) noexcept nogil:
+    """Hsieh et al. (2008) dual CD with shrinking for one node, visiting its
+    active variables in the orders of its own stream ``state``; ``w`` zero on
+    entry. Scratch: ``alpha`` (4 n_rows doubles) and ``index`` (n_rows)."""
+    cdef intp_t n = lp.n_rows, i, s, active = n, tmp
+    cdef double* diag = alpha + n
+    cdef double* qbar = alpha + 2 * n
+    cdef double* upper = alpha + 3 * n
+    cdef double G, PG, pg_max, pg_min, a, d
+    cdef double pg_max_old = INFINITY, pg_min_old = -INFINITY
+    cdef int it = 0
+    for i in range(n):
+        alpha[i] = 0
+        index[i] = i
+        diag[i] = 0 if hinge else 0.5 / cost[i]
+        upper[i] = cost[i] if hinge else INFINITY
+        qbar[i] = _sq_norm(lp, i, bias) + diag[i]
+    while it < max_iter:
+        it += 1
+        _shuffle(index, active, state)
+        pg_max = -INFINITY
+        pg_min = INFINITY
+        s = 0
+        while s < active:
+            i = index[s]
+            G = y[i] * _dot(lp, i, w, 1, bias) - 1 + diag[i] * alpha[i]
+            if _svm_step(G, alpha[i], upper[i], qbar[i], pg_max_old, pg_min_old,
+                         &PG, &a):
+                # Shrink: swap with the last active variable, revisit slot s.
+                active -= 1
+                tmp = index[s]
+                index[s] = index[active]
+                index[active] = tmp
+                continue
+            if PG > pg_max:
+                pg_max = PG
+            if PG < pg_min:
+                pg_min = PG
+            d = (a - alpha[i]) * y[i]
+            alpha[i] = a
+            if d != 0:
+                _axpy(lp, i, d, w, 1, bias)
+            s += 1
+        if pg_max - pg_min <= tol:
+            if active == n:
+                break
+            # Converged on the shrunk problem: check again with every variable.
+            active = n
+            pg_max_old = INFINITY
+            pg_min_old = -INFINITY
+            continue
+        pg_max_old = pg_max if pg_max > 0 else INFINITY
+        pg_min_old = pg_min if pg_min < 0 else -INFINITY
+    n_iter[0] = it
+
+
 cdef void _solve_svm(const LocalProblem* lp, intp_t K, const int8_t* y,
                      const double* cost, const intp_t* entry, double bias, bint hinge,
                      double tol, int max_iter, uint64_t seed, double* W, int* n_iter,
@@ -426,13 +521,14 @@ cdef void _solve_svm(const LocalProblem* lp, intp_t K, const int8_t* y,
     Outer iteration ``t`` visits the rows in one order (a shuffle of the
     previous order, driven by a stream seeded by ``seed`` alone) and, at each
     row, every node for which the row is still active; nodes stop on their own
-    criterion. A node's updates depend only on the order and its own variables,
-    so its weights are the same whichever nodes share its chunk, K = 1 included.
-    ``sc.sq_norm`` must hold the rows' squared norms.
+    criterion. A node's updates depend only on the order and its own variables
+    (:func:`_dot_block` and :func:`_dot` do the same arithmetic), so its weights
+    are the same whichever nodes share its chunk. ``sc.sq_norm`` must hold the rows'
+    squared norms.
     """
-    cdef intp_t n = lp.n_rows, i, s, k, j, m, n_listed, n_steps, n_done = 0
+    cdef intp_t n = lp.n_rows, i, s, k, j, n_listed, n_moved, n_done = 0
     cdef uint64_t state = _node_seed(seed, 0)
-    cdef double G, PG, a, old, d, diag, upper, qbar
+    cdef double G, PG, a, old, d, diag, upper
     cdef int it = 0
     cdef int8_t yi
     for s in range(n):
@@ -440,6 +536,7 @@ cdef void _solve_svm(const LocalProblem* lp, intp_t K, const int8_t* y,
     memset(sc.alpha, 0, n * K * sizeof(double))
     memset(sc.active, 1, n * K)
     memset(sc.done, 0, K)
+    memset(sc.steps, 0, K * sizeof(double))
     for i in range(n):
         for k in range(K):
             sc.y[i * K + k] = y[entry[k] + i]
@@ -448,7 +545,6 @@ cdef void _solve_svm(const LocalProblem* lp, intp_t K, const int8_t* y,
         sc.n_active[k] = n
         sc.pg_max_old[k] = INFINITY
         sc.pg_min_old[k] = -INFINITY
-        sc.steps[k] = 0
         n_iter[k] = 0
     while n_done < K and it < max_iter:
         it += 1
@@ -465,73 +561,49 @@ cdef void _solve_svm(const LocalProblem* lp, intp_t K, const int8_t* y,
                     n_listed += 1
             if n_listed == 0:
                 continue
-            if K > 1 and 8 * n_listed >= K:
+            if K >= BLOCK_MIN_NODES and 8 * n_listed >= K:
                 _dot_block(lp, i, W, K, bias, sc.acc, sc.dots)
             else:
-                for m in range(n_listed):
-                    k = sc.listed[m]
+                for j in range(n_listed):
+                    k = sc.listed[j]
                     sc.dots[k] = _dot(lp, i, W + k, K, bias)
-            n_steps = 0
-            for m in range(n_listed):
-                k = sc.listed[m]
-                j = i * K + k
-                yi = sc.y[j]
+            n_moved = 0
+            for j in range(n_listed):
+                k = sc.listed[j]
+                yi = sc.y[i * K + k]
                 if hinge:
                     diag = 0
-                    upper = sc.cost[j]
+                    upper = sc.cost[i * K + k]
                 else:
-                    diag = 0.5 / sc.cost[j]
+                    diag = 0.5 / sc.cost[i * K + k]
                     upper = INFINITY
-                old = sc.alpha[j]
+                old = sc.alpha[i * K + k]
                 G = yi * sc.dots[k] - 1 + diag * old
-                PG = 0
-                if old == 0:
-                    if G > sc.pg_max_old[k]:
-                        sc.active[j] = 0  # shrink
-                        sc.n_active[k] -= 1
-                        continue
-                    if G < 0:
-                        PG = G
-                elif old >= upper:
-                    if G < sc.pg_min_old[k]:
-                        sc.active[j] = 0
-                        sc.n_active[k] -= 1
-                        continue
-                    if G > 0:
-                        PG = G
-                else:
-                    PG = G
+                if _svm_step(G, old, upper, sc.sq_norm[i] + diag, sc.pg_max_old[k],
+                             sc.pg_min_old[k], &PG, &a):
+                    sc.active[i * K + k] = 0  # shrink
+                    sc.n_active[k] -= 1
+                    continue
                 if PG > sc.pg_max[k]:
                     sc.pg_max[k] = PG
                 if PG < sc.pg_min[k]:
                     sc.pg_min[k] = PG
-                if fabs(PG) > 1e-12:
-                    qbar = sc.sq_norm[i] + diag
-                    if qbar > 0:
-                        a = old - G / qbar
-                        if a < 0:
-                            a = 0
-                        elif a > upper:
-                            a = upper
-                    else:
-                        # Hinge loss, empty row, no bias: the dual is linear in a_i.
-                        a = upper if G < 0 else 0
-                    sc.alpha[j] = a
-                    d = (a - old) * yi
-                    if d != 0:
-                        sc.steps[k] = d
-                        n_steps += 1
-            if n_steps == 0:
+                d = (a - old) * yi
+                sc.alpha[i * K + k] = a
+                if d != 0:
+                    sc.steps[k] = d
+                    n_moved += 1
+            if n_moved == 0:
                 continue
-            if K > 1 and 8 * n_steps >= K:
+            if K >= BLOCK_MIN_NODES and 8 * n_moved >= K:
                 _axpy_block(lp, i, W, K, sc.steps, bias)
             else:
-                for m in range(n_listed):
-                    k = sc.listed[m]
+                for j in range(n_listed):
+                    k = sc.listed[j]
                     if sc.steps[k] != 0:
                         _axpy(lp, i, sc.steps[k], W + k, K, bias)
-            for m in range(n_listed):
-                sc.steps[sc.listed[m]] = 0
+            for j in range(n_listed):
+                sc.steps[sc.listed[j]] = 0
         for k in range(K):
             if sc.done[k]:
                 continue
@@ -667,15 +739,11 @@ cdef intp_t _train_svm_group(intp_t first, intp_t last, const intp_t* node_ptr,
     ``LOCKSTEP_MAX_BYTES``). Return the number of nodes that ran out of memory."""
     cdef SvmScratch sc
     cdef intp_t n = lp.n_rows, c0, c1, k, i, node, failed = 0
-    cdef intp_t per_node = (lp.n_local + 1) * sizeof(double) + n * (sizeof(double) + 1)
+    cdef intp_t per_node = (lp.n_local + 1) * sizeof(double) + n * (sizeof(double) + 10)
     cdef intp_t K = last - first
     cdef double* W = NULL
     cdef intp_t* entry = NULL
-    if K < LOCKSTEP_MIN_NODES or lp.n_local < LOCKSTEP_MIN_FEATURES:
-        # Few nodes, or weights that stay in the L1 cache one node at a time:
-        # lockstep does not pay (measured), solve the nodes one by one.
-        K = 1
-    elif K > LOCKSTEP_MAX_NODES:
+    if K > LOCKSTEP_MAX_NODES:
         K = LOCKSTEP_MAX_NODES
     if K * per_node > LOCKSTEP_MAX_BYTES:
         K = LOCKSTEP_MAX_BYTES // per_node
@@ -716,20 +784,20 @@ cdef intp_t _train_svm_group(intp_t first, intp_t last, const intp_t* node_ptr,
     return failed
 
 
-cdef intp_t _train_log_group(intp_t first, intp_t last, const intp_t* node_ptr,
-                             const LocalProblem* lp, const int8_t* y,
-                             const double* cost, double bias, double tol,
-                             int max_iter, double threshold, uint64_t seed,
-                             int32_t n_features, int32_t** out_idx, float** out_val,
-                             intp_t* out_cnt, int* n_iter,
-                             intp_t node_offset) noexcept nogil:
-    """Train the logistic nodes ``first..last-1`` one after the other on their
-    shared local copy ``lp`` (at least one row); node ``node`` draws the random
-    stream of node ``node_offset + node``. Return the number that ran out of memory."""
+cdef intp_t _train_one_by_one(intp_t first, intp_t last, const intp_t* node_ptr,
+                              const LocalProblem* lp, const int8_t* y,
+                              const double* cost, int loss, double bias, double tol,
+                              int max_iter, double threshold, uint64_t seed,
+                              int32_t n_features, int32_t** out_idx, float** out_val,
+                              intp_t* out_cnt, int* n_iter,
+                              intp_t node_offset) noexcept nogil:
+    """Train nodes ``first..last-1`` one after the other on their shared local
+    copy ``lp`` (at least one row); node ``node`` draws the random stream of node
+    ``node_offset + node``. Return the number that ran out of memory."""
     cdef intp_t n = lp.n_rows, node, start, failed = 0
     cdef uint64_t state
     cdef double* w = <double*> malloc((lp.n_local + 1) * sizeof(double))
-    cdef double* alpha = <double*> malloc(3 * n * sizeof(double))
+    cdef double* alpha = <double*> malloc(4 * n * sizeof(double))
     cdef intp_t* index = <intp_t*> malloc(n * sizeof(intp_t))
     for node in range(first, last):
         start = node_ptr[node]
@@ -740,8 +808,12 @@ cdef intp_t _train_log_group(intp_t first, intp_t last, const intp_t* node_ptr,
             continue
         state = _node_seed(seed, node_offset + node)
         memset(w, 0, (lp.n_local + 1) * sizeof(double))
-        _solve_log(lp, y + start, cost + start, bias, tol, max_iter, &state, w,
-                   &n_iter[node], alpha, index)
+        if loss == LOSS_LOG:
+            _solve_log(lp, y + start, cost + start, bias, tol, max_iter, &state, w,
+                       &n_iter[node], alpha, index)
+        else:
+            _solve_svm_node(lp, y + start, cost + start, bias, loss == LOSS_HINGE, tol,
+                            max_iter, &state, w, &n_iter[node], alpha, index)
         if _keep_weights(lp, w, 1, bias, threshold, n_features, &out_idx[node],
                          &out_val[node], &out_cnt[node]) != 0:
             failed += 1
@@ -778,10 +850,12 @@ cdef intp_t _train_group(intp_t first, intp_t last, const intp_t* node_ptr,
             n_iter[node] = 0
             out_cnt[node] = 0
         failed = last - first
-    elif loss == LOSS_LOG:
-        failed = _train_log_group(first, last, node_ptr, &lp, y, cost, bias, tol,
-                                  max_iter, threshold, seed, n_features, out_idx,
-                                  out_val, out_cnt, n_iter, node_offset)
+    elif loss == LOSS_LOG or lp.n_local < LOCKSTEP_MIN_FEATURES:
+        # Weights that stay in the L1 cache one node at a time: lockstep does
+        # not pay (measured).
+        failed = _train_one_by_one(first, last, node_ptr, &lp, y, cost, loss, bias,
+                                   tol, max_iter, threshold, seed, n_features,
+                                   out_idx, out_val, out_cnt, n_iter, node_offset)
     else:
         failed = _train_svm_group(first, last, node_ptr, &lp, y, cost,
                                   loss == LOSS_HINGE, bias, tol, max_iter, threshold,
