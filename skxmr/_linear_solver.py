@@ -81,8 +81,12 @@ def train_binary_nodes(
         Weights with ``|w_j| < threshold`` are dropped, the bias weight included
         (the comparison uses the float32 value). Exact zeros are never stored.
     random_state : int, RandomState instance or None, default=None
-        Seeds the random visiting orders; node ``k``'s stream depends only on this
-        seed and ``k``, so the result does not depend on ``n_threads``.
+        Seeds the random visiting orders. Node ``k``'s stream depends on this
+        seed and ``k``, except for (squared) hinge nodes whose rows use at least
+        4096 distinct features: those visit their rows in the orders of one
+        stream that depends on the seed alone (nodes with the same rows see the
+        same orders and are solved together, see ``groups``). Either way the
+        result does not depend on ``n_threads``.
     n_threads : int or None, default=1
         OpenMP threads (``None``: all CPUs; negative: as ``n_jobs``).
     return_n_iter : bool, default=False
@@ -92,15 +96,19 @@ def train_binary_nodes(
         ``groups[-1] == n_nodes``; the nodes ``groups[g]..groups[g + 1] - 1`` must
         all have the same row list (same ``rows`` slice; only ``y`` and ``cost``
         differ), as the children of one parent in XR-Linear. Each group then
-        builds its local copy of the rows once and trains its nodes on it in turn
+        builds its local copy of the rows once and trains its nodes on it
         (groups run in parallel; when there are fewer groups than threads, groups
         are split into runs of consecutive nodes so that every thread has work).
-        The result is bit-identical to ``groups=None``. ``None``: one group per
-        node.
+        With the (squared) hinge loss, the nodes of a group whose rows use at
+        least 4096 distinct features are solved in lockstep: the weights of up to
+        32 nodes are stored side by side, so that each row's entries multiply
+        contiguous weights of all of them. The result is bit-identical to
+        ``groups=None``. ``None``: one group per node.
     node_offset : int, default=0
-        Node ``k`` draws the random stream of node ``node_offset + k``: training
-        the nodes of a larger problem in consecutive batches, each with its
-        offset and the same ``random_state``, gives the same weights as one call.
+        Node ``k`` draws the random stream of node ``node_offset + k`` (where its
+        stream depends on the node, see ``random_state``): training the nodes of
+        a larger problem in consecutive batches, each with its offset and the
+        same ``random_state``, gives the same weights as one call.
 
     Returns
     -------

@@ -70,13 +70,17 @@ def binary_csc(M):
                          shape=M.shape)
 
 
-def _balanced_runs(sizes, rows_per_node, n_threads, runs_per_thread=8):
+def _balanced_runs(sizes, rows_per_node, n_threads, runs_per_thread=8,
+                   lockstep_nodes=16):
     """Boundaries of runs of consecutive nodes for the solver's ``groups``.
 
     Group ``g`` has ``sizes[g]`` nodes of ``rows_per_node[g]`` training rows each
     (siblings share their parent's rows). Each group is cut into runs of about
-    ``total work / (runs_per_thread * n_threads)`` rows (at least one node), so
-    that the threads share the work evenly even when parents differ a lot in size.
+    ``total work / (runs_per_thread * n_threads)`` rows, so that the threads share
+    the work evenly even when parents differ a lot in size; but a run keeps at
+    least ``lockstep_nodes`` nodes (or the group's share of one thread, if less),
+    since the solver trains the nodes of a run together, faster the more there
+    are (lockstep). The weights do not depend on the cut.
     """
     sizes = np.asarray(sizes, dtype=np.int64)
     work = sizes * np.maximum(np.asarray(rows_per_node, dtype=np.int64), 1)
@@ -84,7 +88,7 @@ def _balanced_runs(sizes, rows_per_node, n_threads, runs_per_thread=8):
     bounds = [0]
     for size, rows in zip(sizes.tolist(), np.maximum(rows_per_node, 1).tolist()):
         start = bounds[-1]
-        longest = max(1, target // rows)
+        longest = max(1, target // rows, min(lockstep_nodes, -(-size // n_threads)))
         bounds.extend(range(start + longest, start + size, longest))
         bounds.append(start + size)
     return np.asarray(bounds, dtype=np.int64)

@@ -453,6 +453,69 @@ def test_groups_give_bit_identical_models(loss, n_threads):
     _assert_same(Wa, Wb)
 
 
+def _wide_group(seed=0, n_nodes=40, n=250, d=6000):
+    """One group of ``n_nodes`` nodes on the same rows, whose rows use more
+    distinct features than the solver's lockstep threshold (4096), so that the
+    group is solved in lockstep chunks; labels from random sparse directions,
+    from balanced to a few positives, so that the nodes stop at different
+    iterations."""
+    rng = np.random.RandomState(seed)
+    X = sp.random(n, d, density=0.03, format="csr", random_state=rng)
+    X.data = rng.uniform(0.1, 1.0, X.nnz)
+    r = rng.permutation(n)[: n - 7]
+    node_ptr, y = [0], []
+    for k in range(n_nodes):
+        s = X[r] @ sp.random(d, 1, density=0.01, random_state=rng).toarray().ravel()
+        y.append(np.where(s > np.quantile(s, rng.uniform(0.5, 0.98)), 1, -1))
+        node_ptr.append(node_ptr[-1] + len(r))
+    y = np.concatenate(y)
+    rows = np.tile(r, n_nodes)
+    cost = np.where(y > 0, 2.0, 1.0) * rng.uniform(0.5, 1.5, len(y))
+    return X, np.array(node_ptr), rows, y, cost
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "hinge"])
+def test_lockstep_chunks_give_bit_identical_models(loss):
+    """A group of 40 wide nodes runs in lockstep chunks (32 + 8 nodes, or
+    smaller under a memory cap): every node's weights and iteration count are
+    those it gets alone, for any chunking and thread count."""
+    X, node_ptr, rows, y, cost = _wide_group(seed=1)
+    assert len(np.unique(X[rows[: node_ptr[1]]].indices)) > 4096
+    kw = dict(loss=loss, random_state=3, threshold=0.01, return_n_iter=True)
+    W0, it0 = train_binary_nodes(X, node_ptr, rows, y, cost, n_threads=1, **kw)
+    assert len(np.unique(it0)) > 1  # nodes leave the lockstep at different times
+    assert W0.nnz > 0
+    for n_threads in (1, 2):
+        W1, it1 = train_binary_nodes(X, node_ptr, rows, y, cost, groups=[0, 40],
+                                     n_threads=n_threads, **kw)
+        _assert_same(W0, W1)
+        np.testing.assert_array_equal(it0, it1)
+    per_node = (6000 + 1) * 8 + len(rows) // 40 * 9
+    for nodes_per_chunk in (1, 3):
+        previous = _solver._set_lockstep_max_bytes(nodes_per_chunk * per_node)
+        try:
+            W2, it2 = train_binary_nodes(X, node_ptr, rows, y, cost, groups=[0, 40],
+                                         n_threads=1, **kw)
+        finally:
+            _solver._set_lockstep_max_bytes(previous)
+        _assert_same(W0, W2)
+        np.testing.assert_array_equal(it0, it2)
+    # Wide groups share one stream: the node offset does not change the orders.
+    W3 = train_binary_nodes(X, node_ptr, rows, y, cost, node_offset=17, **kw)[0]
+    _assert_same(W0, W3)
+
+
+def test_lockstep_nodes_reach_the_liblinear_optimum():
+    """Nodes solved in lockstep reach the optimum of each node alone."""
+    X, node_ptr, rows, y, cost = _wide_group(seed=2, n_nodes=6)
+    W = train_binary_nodes(X, node_ptr, rows, y, cost, groups=[0, 6], random_state=0,
+                           **TIGHT).toarray()
+    for k in (0, 5):
+        sl = slice(node_ptr[k], node_ptr[k + 1])
+        alone = _one_node(X[rows[sl]], y[sl], cost[sl], random_state=7, **TIGHT)
+        assert _rel_err(alone, W[:, k]) < 1e-4
+
+
 @pytest.mark.skipif(not openmp_enabled(), reason="built without OpenMP")
 def test_groups_threads_give_bit_identical_models():
     X, node_ptr, rows, y, cost, group_ptr = _grouped_batch(seed=2, sizes=(4, 7, 1, 9, 3, 2))
