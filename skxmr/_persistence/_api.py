@@ -60,9 +60,9 @@ def save(model, path, *, weights="float32", index_coding="auto"):
         ``"int8"`` weights, whose directories are meant to be small (about
         0.4x and 0.3x of the float32 one with it), and ``"plain"`` for
         ``"float32"``, which stays memory-mappable. A directory with varint
-        indices is written in format version 3, which skxmr releases before
-        it refuse with a message asking for an upgrade; the others stay in
-        version 2. Other models take only ``"auto"`` and ``"plain"``.
+        indices is written in format version 3, which earlier skxmr releases
+        refuse to load, with a message asking for an upgrade; the others stay
+        in version 2. Other models take only ``"auto"`` and ``"plain"``.
 
     Raises
     ------
