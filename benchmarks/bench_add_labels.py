@@ -11,7 +11,8 @@ rows that have them (ranking among the new labels only) and of the old labels.
     python -m benchmarks.bench_add_labels --data debian-debtags --n-estimators 3
     python -m benchmarks.bench_add_labels --data debian-deps --rounds 5
 
-``--rounds R`` adds the held-out labels in R successive calls (``refresh="none"``)
+``--validate`` measures on a split of the training rows (80/20) instead of the
+test split: design choices are made there. ``--rounds R`` adds the held-out labels in R successive calls (``refresh="none"``)
 and, after each, compares the model with a refit on the labels known so far.
 
 The model fitted without the held-out labels is fitted once and copied for each
@@ -81,6 +82,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-estimators", type=int, default=1,
                         help="trees of XRLinearClassifier (an ensemble when > 1)")
+    parser.add_argument("--validate", action="store_true",
+                        help="measure on a validation split of the training rows "
+                             "(80/20, seed 1) instead of the test split")
     parser.add_argument("--rounds", type=int, default=1,
                         help="add the held-out labels in this many calls, each "
                              "compared with a refit")
@@ -94,6 +98,11 @@ def main(argv=None):
         X_tr, Y_tr, X_te, Y_te = X[:10000], Y[:10000], X[10000:], Y[10000:]
     else:
         X_tr, Y_tr, X_te, Y_te = load_split(args.data)
+    if args.validate:  # the split that design choices were made on
+        r = np.random.RandomState(1).permutation(X_tr.shape[0])
+        cut = int(0.8 * X_tr.shape[0])
+        X_tr, Y_tr, X_te, Y_te = (X_tr[r[:cut]], sp.csr_matrix(Y_tr)[r[:cut]],
+                                  X_tr[r[cut:]], sp.csr_matrix(Y_tr)[r[cut:]])
     rng = np.random.RandomState(args.seed)
     counts = np.asarray((Y_tr > 0).sum(axis=0)).ravel()
     eligible = np.flatnonzero(counts >= 2)
@@ -104,7 +113,7 @@ def main(argv=None):
     n_old = old.size
     new_cols, old_cols = np.arange(n_old, Y_tr.shape[1]), np.arange(n_old)
     params = dict(random_state=0, n_jobs=args.threads, n_estimators=args.n_estimators)
-    out = {"data": args.data, "n_estimators": args.n_estimators,
+    out = {"data": args.data, "validate": args.validate, "n_estimators": args.n_estimators,
            "n_labels": int(Y_tr.shape[1]), "n_new": int(new.size)}
     t = time.perf_counter()
     full = XRLinearClassifier(**params).fit(X_tr, Y_tr)
