@@ -12,8 +12,8 @@ rows that have them (ranking among the new labels only) and of the old labels.
     python -m benchmarks.bench_add_labels --data debian-deps --rounds 5
 
 ``--validate`` measures on a split of the training rows (80/20) instead of the
-test split: design choices are made there. ``--rounds R`` adds the held-out labels in R successive calls (``refresh="none"``)
-and, after each, compares the model with a refit on the labels known so far.
+test split: design choices are made there. ``--rounds R`` adds the held-out
+labels in R successive calls (``refresh="none"``) and, after each, compares the model with a refit on the labels known so far.
 
 The model fitted without the held-out labels is fitted once and copied for each
 ``refresh`` (``add_labels`` changes the model it is called on).
@@ -113,7 +113,8 @@ def main(argv=None):
     n_old = old.size
     new_cols, old_cols = np.arange(n_old, Y_tr.shape[1]), np.arange(n_old)
     params = dict(random_state=0, n_jobs=args.threads, n_estimators=args.n_estimators)
-    out = {"data": args.data, "validate": args.validate, "n_estimators": args.n_estimators,
+    out = {"data": args.data, "validate": args.validate,
+           "n_estimators": args.n_estimators,
            "n_labels": int(Y_tr.shape[1]), "n_new": int(new.size)}
     t = time.perf_counter()
     full = XRLinearClassifier(**params).fit(X_tr, Y_tr)
