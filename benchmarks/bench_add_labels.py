@@ -9,11 +9,12 @@ rows that have them (ranking among the new labels only) and of the old labels.
     python -m benchmarks.bench_add_labels --data debian-debtags --threads 1
     python -m benchmarks.bench_add_labels --data synthetic
     python -m benchmarks.bench_add_labels --data debian-debtags --n-estimators 3
-    python -m benchmarks.bench_add_labels --data debian-deps --rounds 5
+    python -m benchmarks.bench_add_labels --data debian-deps --rounds 3
 
 ``--validate`` measures on a split of the training rows (80/20) instead of the
 test split: design choices are made there. ``--rounds R`` adds the held-out
-labels in R successive calls (``refresh="none"``) and, after each, compares the model with a refit on the labels known so far.
+labels in R successive calls (``refresh="none"``) and, after each, compares
+the model with a refit on the labels known so far.
 
 The model fitted without the held-out labels is fitted once and copied for each
 ``refresh`` (``add_labels`` changes the model it is called on).
