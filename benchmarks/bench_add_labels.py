@@ -9,6 +9,12 @@ rows that have them (ranking among the new labels only) and of the old labels.
     python -m benchmarks.bench_add_labels --data debian-debtags --threads 1
     python -m benchmarks.bench_add_labels --data synthetic
     python -m benchmarks.bench_add_labels --data debian-debtags --n-estimators 3
+    python -m benchmarks.bench_add_labels --data debian-deps --rounds 3
+
+``--validate`` measures on a split of the training rows (80/20) instead of the
+test split: design choices are made there. ``--rounds R`` adds the held-out
+labels in R successive calls (``refresh="none"``) and, after each, compares
+the model with a refit on the labels known so far.
 
 The model fitted without the held-out labels is fitted once and copied for each
 ``refresh`` (``add_labels`` changes the model it is called on).
@@ -40,6 +46,36 @@ def _restricted_pk(model, X, Y, columns, ks=(1, 5)):
             for k in ks]
 
 
+def _rounds(base, params, X_tr, Y_tr, X_te, Y_te, n_old, n_rounds):
+    """Add the held-out labels in ``n_rounds`` calls; after each, the added
+    labels' and the old labels' P@k against a refit on the labels so far."""
+    from skxmr import XRLinearClassifier
+
+    model = copy.deepcopy(base)
+    cuts = np.linspace(n_old, Y_tr.shape[1], n_rounds + 1).round().astype(int)
+    rows, added_s = [], 0.0
+    for r, known in enumerate(cuts[1:], start=1):
+        t = time.perf_counter()
+        model.add_labels(X_tr, Y_tr[:, :known])
+        added_s += time.perf_counter() - t
+        t = time.perf_counter()
+        refit = XRLinearClassifier(**params).fit(X_tr, Y_tr[:, :known])
+        refit_s = time.perf_counter() - t
+        added, old = np.arange(n_old, known), np.arange(n_old)
+        Y_r = sp.csr_matrix(Y_te)[:, :known]
+        rows.append({
+            "round": r, "labels": int(known), "added": int(known - n_old),
+            "add_s_total": round(added_s, 3), "refit_s": round(refit_s, 3),
+            "leaves": int(model.tree_.level_sizes[-2]),
+            "refit_leaves": int(refit.tree_.level_sizes[-2]),
+            "added_P@1,5": _restricted_pk(model, X_te, Y_r, added),
+            "refit_added_P@1,5": _restricted_pk(refit, X_te, Y_r, added),
+            "old_P@1,5": _restricted_pk(model, X_te, Y_r, old),
+            "refit_old_P@1,5": _restricted_pk(refit, X_te, Y_r, old)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="debian-debtags")
@@ -47,6 +83,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-estimators", type=int, default=1,
                         help="trees of XRLinearClassifier (an ensemble when > 1)")
+    parser.add_argument("--validate", action="store_true",
+                        help="measure on a validation split of the training rows "
+                             "(80/20, seed 1) instead of the test split")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="add the held-out labels in this many calls, each "
+                             "compared with a refit")
     args = parser.parse_args(argv)
     from skxmr import XRLinearClassifier
     from skxmr.datasets import make_xmc_classification
@@ -57,6 +99,11 @@ def main(argv=None):
         X_tr, Y_tr, X_te, Y_te = X[:10000], Y[:10000], X[10000:], Y[10000:]
     else:
         X_tr, Y_tr, X_te, Y_te = load_split(args.data)
+    if args.validate:  # the split that design choices were made on
+        r = np.random.RandomState(1).permutation(X_tr.shape[0])
+        cut = int(0.8 * X_tr.shape[0])
+        X_tr, Y_tr, X_te, Y_te = (X_tr[r[:cut]], sp.csr_matrix(Y_tr)[r[:cut]],
+                                  X_tr[r[cut:]], sp.csr_matrix(Y_tr)[r[cut:]])
     rng = np.random.RandomState(args.seed)
     counts = np.asarray((Y_tr > 0).sum(axis=0)).ravel()
     eligible = np.flatnonzero(counts >= 2)
@@ -67,7 +114,8 @@ def main(argv=None):
     n_old = old.size
     new_cols, old_cols = np.arange(n_old, Y_tr.shape[1]), np.arange(n_old)
     params = dict(random_state=0, n_jobs=args.threads, n_estimators=args.n_estimators)
-    out = {"data": args.data, "n_estimators": args.n_estimators,
+    out = {"data": args.data, "validate": args.validate,
+           "n_estimators": args.n_estimators,
            "n_labels": int(Y_tr.shape[1]), "n_new": int(new.size)}
     t = time.perf_counter()
     full = XRLinearClassifier(**params).fit(X_tr, Y_tr)
@@ -78,6 +126,10 @@ def main(argv=None):
     base = XRLinearClassifier(**params).fit(X_tr, Y_tr[:, :n_old])
     out["base_fit_s"] = time.perf_counter() - t
     out["base_old_P@1,5"] = _restricted_pk(base, X_te, Y_te, old_cols)
+    if args.rounds > 1:
+        out["rounds"] = _rounds(base, params, X_tr, Y_tr, X_te, Y_te, n_old, args.rounds)
+        print(json.dumps(out, indent=1))
+        return
     for refresh in ("none", "path"):
         model = copy.deepcopy(base)
         t = time.perf_counter()

@@ -3,9 +3,10 @@
 A catalogue that grows: adding labels
 =================================================
 
-New labels arrive after a model is fitted. ``add_labels`` places each new
-label in the leaf cluster that the model's beam search reaches for its rows
-and trains its linear model there, without refitting the rest. This example
+New labels arrive after a model is fitted. ``add_labels`` puts the new
+labels in new leaf clusters, next to the leaves that the model's beam search
+reaches for their rows, and trains their cluster and linear models there,
+without refitting the rest. This example
 fits a model on 70% of the labels, adds the rest in three rounds, and
 compares, after each round, the precision on the added labels with that of a
 model refitted from scratch on the same labels.

@@ -6,25 +6,29 @@ The algorithm, on ONE fitted tree model (``tree_``, ``coef_``, ``_targets``,
 1. ``y`` is read in the form ``fit`` took; labels the model does not know are
    new and get the next columns (``TargetEncoder.extended``: the old labels
    keep theirs).
-2. Placement: the given rows are routed down the cluster levels by the model's
-   own beam search (its ``beam_size``); a new label joins the leaf cluster that
-   collects the largest summed path score over its rows -- the leaf that beam
-   search reaches for the rows of that label, so that prediction finds it.
-   (Under teacher forcing only the rows with a new label are routed: no other
-   route is read.)
-3. Its linear model is trained on that leaf's matching set among the given
-   rows, as the model's ``negative_sampling`` defines it: the rows with a
-   label in the leaf ("tfn"), the rows beam search routes to the leaf ("man"),
-   or both; with the model's solver settings. Rows with only old labels are negatives where they land; they
-   change no old model.
-4. A leaf that grows beyond ``max_leaf_size`` labels is split locally, by
-   balanced 2-means on its labels' weight vectors; the new leaf clusters take
-   the upper-level weights of the leaf they come from.
+2. Placement: the rows with a new label are routed down the cluster levels by
+   the model's own beam search (its ``beam_size``); a new label goes below the
+   leaf cluster that collects the largest summed path score over its rows.
+3. New leaves: the new labels are not added to that leaf but to NEW leaf
+   clusters, siblings of it under its parent: the new labels that land under
+   one parent are cut by balanced 2-means on their PIFA vectors into groups of
+   at most ``max_leaf_size``, one new leaf each. No leaf overflows, and no old
+   leaf changes. Each new leaf gets its own cluster model, trained as ``fit``
+   trains a node of that level: on its parent's matching set among the given
+   rows, its positives the rows with one of its labels.
+4. Each new label's model is trained on its leaf's matching set among the
+   given rows, as the model's ``negative_sampling`` defines it: the rows with a
+   label in the leaf ("tfn": rows of the new labels of that leaf), the rows
+   beam search routes to the leaf ("man"), or both; with the model's solver
+   settings. Rows with only old labels are the negatives of the new leaves
+   under the parents they reach; they change no old model.
 
-The models of the old labels and of the cluster nodes stay as they were.
-Everything here builds new arrays: the caller's model is changed only by the
-attribute assignments of :func:`add_labels_to_tree`, which the estimator runs
-on a scratch copy (see ``XRLinearClassifier.add_labels``).
+The models of the old labels and of the old cluster nodes stay as they were
+(``refresh="none"``); ``refresh="path"`` also retrains the ancestors of the new
+leaves on the given rows. A tree without cluster levels has no leaf to add: its
+new labels join the root. Everything here builds new arrays: the caller's model
+is changed only by the attribute assignments of :func:`add_labels_to_tree`,
+which the estimator runs on a scratch copy (see ``XRLinearClassifier.add_labels``).
 """
 
 import warnings
@@ -40,7 +44,8 @@ from skxmr.utils import effective_n_threads
 from skxmr.utils.validation import check_sample_weight
 
 __all__ = ["add_labels_to_tree", "route_to_leaves", "place_labels",
-           "train_label_columns", "replace_columns", "default_max_leaf_size"]
+           "group_new_labels", "train_label_columns", "replace_columns",
+           "default_max_leaf_size"]
 
 
 def route_to_leaves(model, X, n_threads, coef=None, tree=None):
@@ -71,7 +76,8 @@ def _route(model, X, n_threads, coef, tree, level):
          (rows, found[keep])), shape=(X.shape[0], upper.n_labels))
 
 
-def refresh_ancestors(model, tree, coef, X, Y, leaves, weights, seed, n_threads):
+def refresh_ancestors(model, tree, coef, X, Y, leaves, weights, seed, n_threads,
+                      top=1):
     """Retrain the cluster models of ``leaves`` (indices within the last
     cluster level of ``tree``) and of their ancestors on the rows ``X`` (labels
     ``Y`` over ``tree``'s labels), level by level from the top, each on its
@@ -83,12 +89,12 @@ def refresh_ancestors(model, tree, coef, X, Y, leaves, weights, seed, n_threads)
     if T < 2:
         return coef, 0
     nodes_at = {T - 1: np.unique(leaves)}
-    for t in range(T - 2, 0, -1):
+    for t in range(T - 2, top - 1, -1):
         nodes_at[t] = np.unique(tree.parents(t + 1)[nodes_at[t + 1]])
     X_rows = solver_rows(X)
     tfn = model.negative_sampling == "tfn"
     n_iter = 0
-    for t in range(1, T):
+    for t in range(max(top, 1), T):
         nodes = nodes_at[t]
         clusters, local, counts = np.unique(tree.parents(t)[nodes], return_inverse=True,
                                             return_counts=True)
@@ -113,6 +119,22 @@ def refresh_ancestors(model, tree, coef, X, Y, leaves, weights, seed, n_threads)
     return coef, n_iter
 
 
+def _rows_below(tree, Y, parents):
+    """Rows of ``Y`` with a label below one of ``parents`` (nodes of the level
+    above the leaves; every row for a tree with one cluster level)."""
+    if tree.n_levels <= 2:
+        return None
+    below = sp.csc_matrix(tree.transform(Y, tree.n_levels - 2))[:, np.unique(parents)]
+    return np.flatnonzero(np.asarray(below.sum(axis=1)).ravel() > 0)
+
+
+def _take_rows(X, Y, weights, rows):
+    """``X``, ``Y`` and ``weights`` restricted to ``rows`` (None: all)."""
+    if rows is None:
+        return X, Y, weights
+    return X[rows], sp.csr_matrix(Y)[rows], None if weights is None else weights[rows]
+
+
 def place_labels(routes, Y_new, leaf_sizes):
     """Leaf cluster of each new label: the one with the largest summed routing
     score over the label's rows (``Y_new``: rows x new labels); a label whose
@@ -124,6 +146,39 @@ def place_labels(routes, Y_new, leaf_sizes):
         best = np.asarray(S[np.flatnonzero(has)].argmax(axis=1)).ravel()
         leaves[has] = best
     return leaves
+
+
+def new_label_vectors(X, Y_new):
+    """PIFA vectors (CSR, unit rows) of the new labels on the rows that have
+    one (``X``, ``Y_new``: those rows, the new labels' columns): what their
+    leaves are grouped by."""
+    from skxmr._embedding import _pifa
+
+    if X.shape[0] == 0:
+        return sp.csr_matrix((Y_new.shape[1], X.shape[1]), dtype=np.float32)
+    return sp.csr_matrix(_pifa(X, sp.csr_matrix(binary_csc(Y_new), dtype=np.float64)))
+
+
+def group_new_labels(parents, Z_new, max_leaf_size, rng):
+    """New leaf clusters for the new labels: those placed under one parent
+    (``parents``, a node of the level above the leaves per new label) are cut
+    by balanced 2-means on their PIFA vectors (``Z_new``) into groups of at
+    most ``max_leaf_size``. Returns the parent of each new leaf and the new
+    leaf of each new label."""
+    leaf_parents = []
+    label_leaves = np.empty(parents.size, dtype=np.int64)
+    for parent in np.unique(parents):
+        members = np.flatnonzero(parents == parent)
+        vectors = Z_new[members]
+        vectors = vectors[:, np.unique(vectors.indices)]
+        if members.size > max_leaf_size:
+            groups = _pieces(vectors, np.arange(members.size), max_leaf_size, rng)
+        else:
+            groups = [np.arange(members.size)]
+        for group in groups:
+            label_leaves[members[group]] = len(leaf_parents)
+            leaf_parents.append(int(parent))
+    return np.asarray(leaf_parents, dtype=np.int64), label_leaves
 
 
 def train_label_columns(model, tree, X, Y, label_nodes, routes, weights, seed,
@@ -201,13 +256,16 @@ def _bisect(vectors, rng, n_iter=10):
     of the second half (sizes differ by at most one)."""
     n = vectors.shape[0]
     centers = vectors[rng.choice(n, 2, replace=False)]
+    if sp.issparse(centers):
+        centers = centers.toarray()
     second = np.zeros(n, dtype=bool)
     for _ in range(n_iter):
         gap = np.asarray(vectors @ (centers[1] - centers[0])).ravel()
         order = np.argsort(-gap, kind="stable")
         second = np.zeros(n, dtype=bool)
         second[order[: n // 2]] = True
-        new = np.vstack([vectors[~second].sum(axis=0), vectors[second].sum(axis=0)])
+        new = np.vstack([np.asarray(vectors[~second].sum(axis=0)),
+                         np.asarray(vectors[second].sum(axis=0))])
         new /= np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
         if np.allclose(new, centers):
             break
@@ -222,47 +280,6 @@ def _pieces(vectors, nodes, max_size, rng):
     second = _bisect(vectors[nodes], rng)
     return (_pieces(vectors, nodes[~second], max_size, rng)
             + _pieces(vectors, nodes[second], max_size, rng))
-
-
-def split_large_leaves(tree, coef, max_leaf_size, rng):
-    """Split every leaf of more than ``max_leaf_size`` labels; returns the tree,
-    the weights (new lists) and the number of leaves split.
-
-    The leaves are split one at a time (the tree is rebuilt after each), but the
-    weight matrices are permuted once at the end: the column orders of the
-    splits are composed, and a leaf's weight vectors are read through them. The
-    2-means runs on the features the leaf's vectors use (the others are zero in
-    every vector and change no score)."""
-    n_split = 0
-    if tree.n_levels < 2:
-        return tree, coef, n_split
-    # Column j of the current last two levels is column cluster_index[j] /
-    # label_index[j] of coef[-2] / coef[-1] as given.
-    cluster_index = np.arange(coef[-2].shape[1])
-    label_index = np.arange(coef[-1].shape[1])
-    W = sp.csc_matrix(coef[-1][:-1])  # without the bias row
-    while True:
-        sizes = tree.leaf_sizes()
-        big = np.flatnonzero(sizes > max_leaf_size)
-        if big.size == 0:
-            break
-        leaf = int(big[0])
-        start = int(tree.child_ptr[tree.level_ptr[-3] + leaf] - tree.level_ptr[-2])
-        nodes = np.arange(start, start + int(sizes[leaf]))
-        vectors = sp.csr_matrix(W[:, label_index[nodes]].T)
-        vectors = vectors[:, np.unique(vectors.indices)]
-        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
-        vectors = sp.diags(1 / np.maximum(norms, 1e-12)) @ vectors
-        groups = _pieces(vectors.toarray(), np.arange(nodes.size), max_leaf_size, rng)
-        tree, cluster_order, label_order = tree.split_leaf(
-            leaf, [nodes[g] for g in groups])
-        cluster_index = cluster_index[cluster_order]
-        label_index = label_index[label_order]
-        n_split += 1
-    if n_split:
-        coef = list(coef[:-2]) + [_columns(coef[-2], cluster_index),
-                                  _columns(coef[-1], label_index)]
-    return tree, coef, n_split
 
 
 def add_labels_to_tree(model, X, y, sample_weight=None, *, max_leaf_size=None,
@@ -291,47 +308,71 @@ def add_labels_to_tree(model, X, y, sample_weight=None, *, max_leaf_size=None,
     X = sp.csr_matrix(X, dtype=X.dtype)
     tree = model.tree_
     n_old = tree.n_labels
-    Y_new = Y[:, n_old:]
+    Y_new = sp.csr_matrix(Y[:, n_old:])
     empty = np.flatnonzero(np.diff(sp.csc_matrix(Y_new).indptr) == 0)
     if empty.size:
         warnings.warn(
             f"{empty.size} new label(s) have no row (e.g. "
-            f"{targets.classes_[n_old + empty[0]]!r}): they join the smallest leaf "
-            "and are trained on negatives only.", UserWarning, stacklevel=3)
+            f"{targets.classes_[n_old + empty[0]]!r}): they are trained on "
+            "negatives only.", UserWarning, stacklevel=3)
+    carry = np.flatnonzero(np.diff(Y_new.indptr) > 0)
+    if tree.n_levels > 1 and carry.size == X.shape[0]:
+        warnings.warn(
+            "every row of X has a new label: the new leaf clusters get no "
+            "negatives and will outscore the old ones. Pass the rows of the new "
+            "labels together with training rows of the old labels.",
+            UserWarning, stacklevel=3)
     tfn = model.negative_sampling == "tfn"
     leaf_sizes = tree.leaf_sizes() if tree.n_levels > 1 else np.array([n_old])
-    if tfn:
-        # Placement reads the routes of the rows with a new label only, and
-        # teacher forcing trains on no route: beam search runs on those rows
-        # alone (each row's beam is its own, so the placement is the same).
-        carry = np.flatnonzero(np.diff(sp.csr_matrix(Y_new).indptr) > 0)
-        routes = None
-        routed = (route_to_leaves(model, X[carry], n_threads) if carry.size
-                  else sp.csr_matrix((0, leaf_sizes.size), dtype=np.float32))
-        leaves = place_labels(routed, sp.csr_matrix(Y_new)[carry], leaf_sizes)
-    else:
-        routes = route_to_leaves(model, X, n_threads)
-        leaves = place_labels(routes, Y_new, leaf_sizes)
-    grown, order = tree.with_labels(leaves)
+    # Placement reads the routes of the rows with a new label only: beam search
+    # runs on those rows alone (each row's beam is its own).
+    routed = (route_to_leaves(model, X[carry], n_threads) if carry.size
+              else sp.csr_matrix((0, leaf_sizes.size), dtype=np.float32))
+    leaves = place_labels(routed, Y_new[carry], leaf_sizes)
     rng = check_random_state(model.random_state)
     seed = rng.randint(np.iinfo(np.int32).max)
-    new_nodes = np.flatnonzero(order >= n_old)
     coef = list(model.coef_)
     n_iter = 0
-    if refresh == "path" and grown.n_levels > 1:
-        coef, n_iter = refresh_ancestors(model, grown, coef, X, Y, leaves, weights,
-                                         seed + 1, n_threads)
-        if not tfn:  # "man" trains on the routes of the refreshed clusters
-            routes = route_to_leaves(model, X, n_threads, coef=coef, tree=grown)
-    W_new, it = train_label_columns(model, grown, X, Y, new_nodes, routes,
-                                    weights, seed, n_threads)
+    label_rows = None
+    if tree.n_levels == 1:  # no cluster level: the new labels join the root
+        grown, order = tree.with_labels(leaves)
+        routes = None
+    else:
+        above = (np.zeros(leaf_sizes.size, dtype=np.int64) if tree.n_levels == 2
+                 else tree.parents(tree.n_levels - 1))
+        leaf_parents, label_leaves = group_new_labels(
+            above[leaves], new_label_vectors(X[carry], Y_new[carry]),
+            max_leaf_size, rng)
+        grown, leaf_order, order = tree.with_new_leaves(leaf_parents, label_leaves)
+        blank = sp.csc_matrix((coef[-2].shape[0], leaf_parents.size), dtype=np.float32)
+        coef[-2] = _columns(sp.hstack([coef[-2], blank], format="csc"), leaf_order)
+        new_leaves = np.flatnonzero(leaf_order >= leaf_sizes.size)
+        # The new leaves' cluster models, on their parents' matching sets
+        # ("path": their ancestors' too). Under teacher forcing those are the
+        # rows with a label below the parents: the other rows change nothing
+        # (the solver sees the same rows in the same order).
+        rows = (_rows_below(grown, Y, leaf_parents) if tfn and refresh == "none"
+                else None)
+        Xc, Yc, wc = _take_rows(X, Y, weights, rows)
+        coef, n_iter = refresh_ancestors(
+            model, grown, coef, Xc, Yc, new_leaves, wc, seed + 1, n_threads,
+            top=1 if refresh == "path" else grown.n_levels - 1)
+        # "man" trains on the routes through the new leaves; under teacher
+        # forcing a new label's matching set is the rows of the new labels of
+        # its leaf, all of them rows with a new label.
+        routes = None if tfn else route_to_leaves(model, X, n_threads, coef=coef,
+                                                  tree=grown)
+        label_rows = carry if tfn else None
+    new_nodes = np.flatnonzero(order >= n_old)
+    Xc, Yc, wc = _take_rows(X, Y, weights, label_rows)
+    W_new, it = train_label_columns(model, grown, Xc, Yc, new_nodes, routes,
+                                    wc, seed, n_threads)
     n_iter = max(n_iter, it)
     # W_new is in node order; hstack wants the new labels in id order.
     by_id = np.empty(new_nodes.size, dtype=np.int64)
     by_id[order[new_nodes] - n_old] = np.arange(new_nodes.size)
     last = _columns(sp.hstack([coef[-1], W_new[:, by_id]], format="csc"), order)
     coef = coef[:-1] + [last]
-    grown, coef, _ = split_large_leaves(grown, coef, max_leaf_size, rng)
     model.coef_ = coef  # a new list: the cached searcher is rebuilt
     model.tree_ = grown
     model._targets = targets

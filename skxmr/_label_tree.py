@@ -302,6 +302,37 @@ class LabelTree:
         tree, orders = self._rebuilt(levels, self.n_labels)
         return tree, orders[-1]
 
+    def with_new_leaves(self, leaf_parents, label_leaves):
+        """The tree with new leaf clusters holding new labels: new leaf ``j``
+        is a child of node ``leaf_parents[j]`` of the level above the leaves
+        (0, the root, for a tree with one cluster level), after that node's
+        other children; label ``n_labels + i`` is a child of new leaf
+        ``label_leaves[i]``. Needs a tree with cluster levels.
+
+        Returns the tree, ``leaf_order`` (for each leaf cluster of the new tree,
+        its column in ``[this tree's leaf clusters, new leaves]``) and
+        ``label_order`` (likewise for the label nodes, as in
+        :meth:`with_labels`).
+        """
+        if self.n_levels < 2:
+            raise ValueError("a tree without cluster levels has no leaf level.")
+        leaf_parents = np.asarray(leaf_parents, dtype=np.int64).ravel()
+        label_leaves = np.asarray(label_leaves, dtype=np.int64).ravel()
+        n_above = 1 if self.n_levels == 2 else int(self.level_sizes[-3])
+        if leaf_parents.size and (leaf_parents.min() < 0 or leaf_parents.max() >= n_above):
+            raise ValueError(f"leaf parents must lie in [0, {n_above - 1}].")
+        if label_leaves.size and (label_leaves.min() < 0
+                                  or label_leaves.max() >= leaf_parents.size):
+            raise ValueError(f"new leaves must lie in [0, {leaf_parents.size - 1}].")
+        if np.any(np.bincount(label_leaves, minlength=leaf_parents.size) == 0):
+            raise ValueError("every new leaf must get a label.")
+        n_leaves = int(self.level_sizes[-2])
+        levels = [self.parents(t) for t in range(1, self.n_levels + 1)]
+        levels[-2] = np.concatenate([levels[-2], leaf_parents])
+        levels[-1] = np.concatenate([levels[-1], n_leaves + label_leaves])
+        tree, orders = self._rebuilt(levels, self.n_labels)
+        return tree, orders[-2], orders[-1]
+
     def split_leaf(self, leaf, groups):
         """The tree with leaf cluster ``leaf`` cut in pieces.
 

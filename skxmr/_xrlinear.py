@@ -422,18 +422,21 @@ class XRLinearClassifier(XMRClassifierBase):
                    refresh="none"):
         """Add new labels to the fitted model, without refitting it.
 
-        Each label of ``y`` that is not in ``classes_`` joins the leaf cluster
-        that the model's beam search reaches for its rows and gets its own
-        linear model, trained on that leaf's matching set among the rows of
-        ``X``; the old labels' models and the cluster models stay as they were.
-        See ``doc/adding_labels.rst`` (and ``skxmr._label_addition``).
+        The labels of ``y`` that are not in ``classes_`` go below the parent of
+        the leaf cluster that the model's beam search reaches for their rows,
+        in new leaf clusters of at most ``max_leaf_size`` labels (grouped by
+        their PIFA vectors); each new leaf gets a cluster model and each new
+        label a linear model, trained as ``fit`` trains them, on the rows of
+        ``X``. The old labels' models and the old cluster models stay as they
+        were. See ``doc/adding_labels.rst`` (and ``skxmr._label_addition``).
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Rows with the fitted features. Pass the rows of the new labels and,
-            for better negatives, other training rows too: rows with only old
-            labels are negatives of the new labels of the leaves they reach.
+            Rows with the fitted features. Pass the rows of the new labels
+            together with training rows of the old labels (e.g. the whole
+            training set): those are the negatives of the new leaf clusters,
+            which would otherwise outscore the old ones.
         y : as in ``fit``
             Their labels, in the form ``fit`` took: the new labels are those
             not in ``classes_`` (for an indicator, the columns after the old
@@ -441,14 +444,14 @@ class XRLinearClassifier(XMRClassifierBase):
         sample_weight : array-like of shape (n_samples,), default=None
             As in ``fit``.
         max_leaf_size : int, default=None
-            A leaf cluster that grows beyond this many labels is split locally.
-            None: the indexer's ``max_leaf_size`` (100 for the default one).
+            The most new labels in one new leaf cluster. None: the indexer's
+            ``max_leaf_size`` (100 for the default one).
         refresh : {"none", "path"}, default="none"
-            "none": the cluster models stay as they were. "path": the cluster
-            models of the leaves that get new labels, and of their ancestors,
-            are retrained on the rows of ``X`` (so that the new rows count as
-            their positives); only sound when ``X`` holds the training rows of
-            those clusters, e.g. the whole training set with the new labels.
+            "none": the old cluster models stay as they were. "path": the
+            ancestors of the new leaves are retrained too, on the rows of
+            ``X`` (so that the new rows count as their positives); only sound
+            when ``X`` holds the training rows of those clusters, e.g. the
+            whole training set with the new labels.
 
         Returns
         -------

@@ -38,6 +38,24 @@ def test_with_labels_appends_to_leaves_and_keeps_order():
         tree.with_labels([2])
 
 
+def test_with_new_leaves_appends_sibling_leaves():
+    # root -> 2 clusters -> 3 leaves (2 + 1) -> 5 labels (2, 2, 1)
+    tree = LabelTree(level_ptr=[0, 1, 3, 6, 11], child_ptr=[1, 3, 5, 6, 8, 10, 11],
+                     label_perm=[4, 0, 1, 3, 2])
+    # new leaf 0 under cluster 1, new leaf 1 under cluster 0; labels 5, 6, 7
+    grown, leaf_order, order = tree.with_new_leaves([1, 0], [1, 0, 0])
+    assert grown.level_sizes.tolist() == [2, 5, 8]
+    assert leaf_order.tolist() == [0, 1, 4, 2, 3]  # new leaves after their siblings
+    assert grown.leaf_sizes().tolist() == [2, 2, 1, 1, 2]
+    assert order.tolist() == [0, 1, 2, 3, 5, 4, 6, 7]
+    assert grown.label_perm.tolist() == [4, 0, 1, 3, 5, 2, 6, 7]
+    assert grown.label_to_cluster(1).tolist() == [0, 0, 1, 0, 0, 0, 1, 1]
+    with pytest.raises(ValueError, match="leaf parents"):
+        tree.with_new_leaves([2], [0])
+    with pytest.raises(ValueError, match="every new leaf"):
+        tree.with_new_leaves([0, 1], [0])
+
+
 def test_add_labels_matches_model_on_old_labels_and_finds_new(data):
     X, Y = data
     Yp, n_old = _split(Y, 6)
@@ -58,8 +76,18 @@ def test_add_labels_matches_model_on_old_labels_and_finds_new(data):
         a = model.coef_[-1][:, position[label]].toarray()
         b = old_coef[-1][:, before[label]].toarray()
         np.testing.assert_array_equal(a, b)
-    for W_new, W_old in zip(model.coef_[:-1], old_coef[:-1]):
+    for W_new, W_old in zip(model.coef_[:-2], old_coef[:-2]):
         assert (W_new != W_old).nnz == 0
+    # the old leaves keep their labels and cluster weights; the new labels sit
+    # in new leaves
+    T = base.tree_.n_levels
+    was = base.tree_.label_to_cluster(T - 1)
+    now = model.tree_.label_to_cluster(T - 1)
+    leaf_map = np.full(base.tree_.level_sizes[-2], -1)
+    leaf_map[was] = now[:n_old]
+    assert np.array_equal(leaf_map[was], now[:n_old])  # one new leaf per old one
+    assert not np.isin(now[n_old:], leaf_map).any()
+    assert (model.coef_[-2][:, leaf_map] != old_coef[-2]).nnz == 0
     # the new labels are predicted on their rows (training rows here)
     new_rows = np.flatnonzero(np.asarray(Yp[:, n_old:].sum(axis=1)).ravel())
     labels, _ = model.predict_topk(X[new_rows], k=10)
@@ -110,18 +138,76 @@ def test_add_labels_errors_leave_model_unchanged(data):
         XRLinearClassifier().add_labels(X, Yp)
 
 
-def test_add_labels_splits_large_leaves(data):
+def test_add_labels_new_leaves_hold_at_most_max_leaf_size(data):
+    """No leaf overflows: the new labels go to new leaves (cut to at most
+    max_leaf_size before any training); the old leaves keep their sizes."""
     X, Y = data
     Yp, n_old = _split(Y, 10)
     model = XRLinearClassifier(random_state=0).fit(X, Yp[:, :n_old])
+    old_sizes = model.tree_.leaf_sizes().copy()
     n_leaves = model.tree_.level_sizes[-2]
-    largest = int(model.tree_.leaf_sizes().max())
-    model.add_labels(X, Yp, max_leaf_size=largest)
-    assert model.tree_.leaf_sizes().max() <= largest
-    assert model.tree_.level_sizes[-2] > n_leaves
+    model.add_labels(X, Yp, max_leaf_size=3)
+    sizes = model.tree_.leaf_sizes()
+    T = model.tree_.n_levels
+    leaf_of = model.tree_.label_to_cluster(T - 1)
+    new_leaves = np.unique(leaf_of[n_old:])
+    assert new_leaves.size >= 4 and sizes[new_leaves].max() <= 3
+    assert sorted(sizes[np.setdiff1d(np.arange(sizes.size), new_leaves)]) == sorted(
+        old_sizes)
+    assert model.tree_.level_sizes[-2] == n_leaves + new_leaves.size
     assert model.coef_[-2].shape[1] == model.tree_.level_sizes[-2]
     labels, _ = model.predict_topk(X[:30])
     assert labels.max() < Yp.shape[1]
+
+
+def test_old_labels_scores_unchanged_with_refresh_none(data):
+    """With a beam that keeps every leaf, the old labels' scores are exactly
+    those of the model before the addition."""
+    X, Y = data
+    Yp, n_old = _split(Y, 8)
+    params = dict(random_state=0, beam_size=200)
+    base = XRLinearClassifier(**params).fit(X, Yp[:, :n_old])
+    model = XRLinearClassifier(**params).fit(X, Yp[:, :n_old])
+    model.add_labels(X, Yp)
+    assert model.tree_.level_sizes[-2] <= 200
+    k = Yp.shape[1]
+    lb, sb = base.predict_topk(X[:40], k=n_old)
+    lm, sm = model.predict_topk(X[:40], k=k)
+    for i in range(40):
+        keep = (lm[i] >= 0) & (lm[i] < n_old)
+        mine = dict(zip(lm[i][keep].tolist(), sm[i][keep].tolist()))
+        theirs = dict(zip(lb[i][lb[i] >= 0].tolist(), sb[i][lb[i] >= 0].tolist()))
+        assert mine == theirs
+
+
+def test_failed_add_labels_leaves_model_as_it_was(data, monkeypatch):
+    import skxmr._label_addition as la
+
+    X, Y = data
+    Yp, n_old = _split(Y, 4)
+    model = XRLinearClassifier(random_state=0).fit(X, Yp[:, :n_old])
+    coef, tree, classes = model.coef_, model.tree_, model.classes_
+    before = model.predict_topk(X[:20])
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("solver failed")
+
+    monkeypatch.setattr(la, "train_label_columns", fail)
+    with pytest.raises(RuntimeError, match="solver failed"):
+        model.add_labels(X, Yp)
+    assert model.coef_ is coef and model.tree_ is tree and model.classes_ is classes
+    after = model.predict_topk(X[:20])
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_add_labels_warns_without_old_rows(data):
+    X, Y = data
+    Yp, n_old = _split(Y, 4)
+    model = XRLinearClassifier(random_state=0).fit(X, Yp[:, :n_old])
+    rows = np.flatnonzero(np.diff(Yp[:, n_old:].tocsr().indptr) > 0)
+    with pytest.warns(UserWarning, match="negatives"):
+        model.add_labels(X[rows], Yp[rows])
 
 
 def test_add_labels_refresh_path_and_repeated(data):
@@ -207,9 +293,10 @@ def test_calibrated_model_follows(data):
 def test_add_labels_fast_path_matches_reference(data, monkeypatch, negative_sampling,
                                                 refresh):
     """The shortcuts of add_labels (beam search on the rows with a new label
-    only, no routing under teacher forcing, a leaf's rows built once for all its
-    new labels) give the model of the exhaustive computation: every row routed,
-    every node's rows built on their own."""
+    only, no routing under teacher forcing, the solver on the rows that can
+    be in a matching set only, a leaf's rows built once for all its new
+    labels) give the model of the exhaustive computation: every row routed
+    and passed to the solver, every node's rows built on their own."""
     import skxmr._label_addition as la
     from skxmr import LabelIndexer
 
@@ -218,7 +305,7 @@ def test_add_labels_fast_path_matches_reference(data, monkeypatch, negative_samp
     params = dict(random_state=0, negative_sampling=negative_sampling,
                   indexer=LabelIndexer(branching_factor=2, max_leaf_size=8))
     base = XRLinearClassifier(**params).fit(X, Yp[:, :n_old])
-    assert base.tree_.n_levels >= 3  # refresh="path" then crosses a middle level
+    assert base.tree_.n_levels >= 3  # the new leaves' parents are not the root
     placed = []
     place = la.place_labels
     monkeypatch.setattr(la, "place_labels",
@@ -230,9 +317,11 @@ def test_add_labels_fast_path_matches_reference(data, monkeypatch, negative_samp
     reference = place(la.route_to_leaves(base, Xc, 1), Yp[:, n_old:],
                       base.tree_.leaf_sizes())
     np.testing.assert_array_equal(placed[0], reference)
-    # The reference training: each node builds its own rows, routes everywhere.
+    # The reference training: every row given to the solver, each node
+    # building its own rows, routes everywhere.
     train, route = la.train_level_nodes, la._route
     routed = []
+    monkeypatch.setattr(la, "_take_rows", lambda X, Y, w, rows: (X, Y, w))
     monkeypatch.setattr(la, "train_level_nodes",
                         lambda *a, **k: train(*a, **{**k, "shared_rows": False}))
     monkeypatch.setattr(la, "_route",
@@ -243,48 +332,8 @@ def test_add_labels_fast_path_matches_reference(data, monkeypatch, negative_samp
         n_carry = int((np.diff(Yp[:, n_old:].indptr) > 0).sum())
         assert routed == [n_carry] and n_carry < X.shape[0]
     np.testing.assert_array_equal(fast.tree_.label_perm, slow.tree_.label_perm)
+    np.testing.assert_array_equal(fast.tree_.child_ptr, slow.tree_.child_ptr)
+    assert fast.tree_.level_sizes[-2] > base.tree_.level_sizes[-2]
     assert len(fast.coef_) == len(slow.coef_)
     for a, b in zip(fast.coef_, slow.coef_):
         assert a.shape == b.shape and (a != b).nnz == 0
-
-
-def _split_large_leaves_reference(tree, coef, max_leaf_size, rng):
-    """The plain computation: one leaf at a time, the weights permuted after each
-    split, 2-means on the leaf's dense weight vectors over every feature."""
-    import skxmr._label_addition as la
-
-    while True:
-        sizes = tree.leaf_sizes()
-        big = np.flatnonzero(sizes > max_leaf_size)
-        if big.size == 0:
-            return tree, coef
-        leaf = int(big[0])
-        start = int(tree.child_ptr[tree.level_ptr[-3] + leaf] - tree.level_ptr[-2])
-        nodes = np.arange(start, start + int(sizes[leaf]))
-        vectors = sp.csr_matrix(coef[-1][:-1][:, nodes].T)
-        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
-        vectors = sp.diags(1 / np.maximum(norms, 1e-12)) @ vectors
-        groups = la._pieces(vectors.toarray(), np.arange(nodes.size), max_leaf_size, rng)
-        tree, clusters, labels = tree.split_leaf(leaf, [nodes[g] for g in groups])
-        coef = list(coef[:-2]) + [la._columns(coef[-2], clusters),
-                                  la._columns(coef[-1], labels)]
-
-
-def test_split_large_leaves_matches_reference(data):
-    import skxmr._label_addition as la
-    from skxmr import LabelIndexer
-
-    X, Y = data
-    model = XRLinearClassifier(
-        random_state=0, indexer=LabelIndexer(branching_factor=4, max_leaf_size=30)
-    ).fit(X, Y)
-    for max_leaf_size in (7, 3):
-        tree, coef, n_split = la.split_large_leaves(
-            model.tree_, model.coef_, max_leaf_size, np.random.RandomState(1))
-        ref_tree, ref_coef = _split_large_leaves_reference(
-            model.tree_, model.coef_, max_leaf_size, np.random.RandomState(1))
-        assert n_split > 1
-        np.testing.assert_array_equal(tree.label_perm, ref_tree.label_perm)
-        np.testing.assert_array_equal(tree.child_ptr, ref_tree.child_ptr)
-        for a, b in zip(coef, ref_coef):
-            assert a.shape == b.shape and (a != b).nnz == 0
