@@ -9,7 +9,8 @@ CSR matrix Z with unit-norm rows for the spherical mode). Each node is split int
 1. initial centroids: ``f`` distinct random items of the node (a per-node seed
    derived from ``seed`` and the node's position, so results do not depend on the
    number of threads);
-2. similarities: cosine (spherical) or ``2 x.c - |c|^2`` (Euclidean);
+2. similarities: cosine (spherical) or ``2 x.c - |c|^2`` (Euclidean); for two
+   children only their difference, ``x . (c_0 - c_1)`` (one product a nonzero);
 3. balanced assignment: for two children, the optimal cut of the items sorted by
    ``sim_0 - sim_1``; otherwise candidate (item, child) pairs among each item's best
    ``N_CANDIDATES`` children are taken greedily by decreasing similarity (ties:
@@ -107,21 +108,43 @@ cdef void _similarities(const float* vals, const int32_t* cols, const intp_t* pt
                 out[c] = 2 * out[c] - c_sqnorm[c]
 
 
+cdef void _gap_similarities(const float* vals, const int32_t* cols, const intp_t* ptr,
+                            intp_t n_items, const float* centroids, const float* c_sqnorm,
+                            intp_t n_local, bint spherical, float* gap, float* sims,
+                            int n_threads) noexcept nogil:
+    # Two children: only sim_0 - sim_1 matters, which is x . (c_0 - c_1) (minus
+    # |c_0|^2 - |c_1|^2, doubled, for Euclidean): one product per nonzero.
+    cdef intp_t i, p
+    cdef float s, offset = 0
+    for p in range(n_local):
+        gap[p] = centroids[2 * p] - centroids[2 * p + 1]
+    if not spherical:
+        offset = c_sqnorm[0] - c_sqnorm[1]
+    for i in prange(n_items, num_threads=n_threads, schedule="static"):
+        s = 0
+        for p in range(ptr[i], ptr[i + 1]):
+            s = s + vals[p] * gap[cols[p]]
+        sims[i] = s if spherical else 2 * s - offset
+
+
+cdef void _assign_two(const float* gaps, intp_t n_items, intp_t capacity_0,
+                      uint64_t* keys, uint64_t* tmp, int32_t* assign) noexcept nogil:
+    # The optimal balanced split into two children: a cut of the items ordered
+    # by how much more they prefer child 0 (ties: item order).
+    cdef intp_t i, j
+    for i in range(n_items):
+        keys[i] = _descending_key(gaps[i], i)
+    _sort_keys(keys, tmp, n_items)
+    for j in range(n_items):
+        assign[keys[j] & 0xFFFFFFFFu] = 0 if j < capacity_0 else 1
+
+
 cdef void _assign_balanced(const float* sims, intp_t n_items, intp_t f,
                            const intp_t* capacity, intp_t* room, uint64_t* keys,
                            uint64_t* tmp, int32_t* cand_child,
                            int32_t* assign) noexcept nogil:
     cdef intp_t i, c, j, m, n_cands = 0, best, pos
     cdef float best_sim = 0
-    if f == 2:
-        # Two children: the optimal balanced split is a cut of the items ordered
-        # by how much more they prefer child 0 (ties: item order).
-        for i in range(n_items):
-            keys[i] = _descending_key(sims[2 * i] - sims[2 * i + 1], i)
-        _sort_keys(keys, tmp, n_items)
-        for j in range(n_items):
-            assign[keys[j] & 0xFFFFFFFFu] = 0 if j < capacity[0] else 1
-        return
     m = f if f < N_CANDIDATES else N_CANDIDATES
     for c in range(f):
         room[c] = capacity[c]
@@ -215,6 +238,7 @@ cdef int _split_node(const float* data, const int32_t* indices,
     cdef float* centroids = NULL
     cdef float* c_sqnorm = NULL
     cdef float* sims = NULL
+    cdef float* gap = NULL
     cdef intp_t* capacity = NULL
     cdef intp_t* room = NULL
     cdef intp_t* pick = NULL
@@ -263,7 +287,8 @@ cdef int _split_node(const float* data, const int32_t* indices,
             for p in range(indptr[items[i]], indptr[items[i] + 1]):
                 feature_map[indices[p]] = -1
         centroids = <float*> calloc(f * n_local + 1, sizeof(float))
-        if centroids == NULL:
+        gap = <float*> malloc((n_local + 1) * sizeof(float)) if f == 2 else NULL
+        if centroids == NULL or (f == 2 and gap == NULL):
             status = -1
     if status == 0:
         for c in range(f):
@@ -280,10 +305,15 @@ cdef int _split_node(const float* data, const int32_t* indices,
             for p in range(ptr[pick[c]], ptr[pick[c] + 1]):
                 c_sqnorm[c] += vals[p] * vals[p]
         for it in range(max_iter):
-            _similarities(vals, cols, ptr, n_items, centroids, c_sqnorm, f,
-                          spherical, sims, n_threads)
-            _assign_balanced(sims, n_items, f, capacity, room, keys, key_tmp,
-                             cand_child, assign)
+            if f == 2:
+                _gap_similarities(vals, cols, ptr, n_items, centroids, c_sqnorm,
+                                  n_local, spherical, gap, sims, n_threads)
+                _assign_two(sims, n_items, capacity[0], keys, key_tmp, assign)
+            else:
+                _similarities(vals, cols, ptr, n_items, centroids, c_sqnorm, f,
+                              spherical, sims, n_threads)
+                _assign_balanced(sims, n_items, f, capacity, room, keys, key_tmp,
+                                 cand_child, assign)
             changed = 0
             for i in range(n_items):
                 if it == 0 or assign[i] != previous[i]:
@@ -297,7 +327,7 @@ cdef int _split_node(const float* data, const int32_t* indices,
             for i in range(n_items):
                 assign[i] = <int32_t> (i * f // n_items)
     free(ptr); free(cols); free(vals); free(sims); free(capacity); free(room)
-    free(pick); free(keys); free(key_tmp); free(cand_child); free(previous); free(c_sqnorm); free(centroids)
+    free(pick); free(keys); free(key_tmp); free(cand_child); free(previous); free(c_sqnorm); free(centroids); free(gap)
     return status
 
 
