@@ -49,7 +49,7 @@ from skxmr._cython._postprocess cimport pp_initial, pp_path_score, pp_valid
 
 # Re-exported: the layout used to live here (other modules import it from here).
 from skxmr._cython._chunked_weights import (  # noqa: F401
-    ENTRY_DTYPE, ChunkedWeights, _build_chunks, _fill_slots)
+    ChunkedWeights, _build_chunks)
 
 cnp.import_array()
 

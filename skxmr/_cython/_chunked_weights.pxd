@@ -1,10 +1,10 @@
 # The chunked weight layout of beam search (built by _chunked_weights.pyx, read by
 # the kernels without the GIL): per tree level, the columns of W_t cut into one
 # chunk per node of level t - 1 (its children), each stored row-major over the
-# features it uses, with an open-addressing hash table feature -> row. See
+# features it uses, with a bucket directory feature -> rows. See
 # skxmr/_cython/_chunked_weights.pyx for the layout and skxmr._beam.chunk_level
 # for the arrays.
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
 from skxmr._cython._typedefs cimport intp_t, int32_t, int64_t
 
@@ -12,26 +12,23 @@ from skxmr._cython._typedefs cimport intp_t, int32_t, int64_t
 cdef struct ChunkLevel:
     const int64_t* chunk_ptr    # (n_chunks + 1,) into the rows
     const int32_t* row_feat     # (n_rows_total,) row feature ids, sorted per chunk
-    const int64_t* row_ptr      # (n_rows_total + 1,) into the entries
-    const Entry* entries        # (nnz,) (child offset within the chunk, weight)
-    const int64_t* slot_ptr     # (n_chunks + 1,) into the slots; power-of-2 sizes
-    const Slot* slots           # per chunk, an open-addressing table feature -> row
+    const uint32_t* row_ptr     # (n_rows_total,) first entry of each row, relative
+                                #   to its chunk's entry_ptr (a row ends where the
+                                #   next row of the chunk, or the chunk, starts)
+    const int64_t* entry_ptr    # (n_chunks + 1,) into the entries
+    const float* vals           # (nnz,) weights
+    const void* child           # (nnz,) child offsets within the chunk: uint8,
+    int child_bytes             #   uint16 or int32 (1, 2 or 4 bytes)
+    const int64_t* dir_ptr      # (n_chunks + 1,) into dir; chunk c has
+                                #   dir_ptr[c + 1] - dir_ptr[c] - 1 buckets
+    const int32_t* dir_shift    # (n_chunks,) bucket of feature f: (f - first) >> s
+    const uint32_t* dir         # rows (relative to the chunk) where buckets start
     intp_t n_chunks
-
-
-cdef struct Entry:              # numpy: ENTRY_DTYPE
-    int32_t child
-    float val
 
 
 cdef struct Hit:
     intp_t row                  # a chunk row that matched a query item
     double val                  # the item's value
-
-
-cdef struct Slot:
-    int32_t feat                # -1: empty
-    int32_t row                 # row index relative to the chunk's first row
 
 
 cdef struct QueryItem:          # one nonzero of a query (queries sorted by idx)
@@ -72,15 +69,6 @@ cdef inline intp_t gallop_query(const QueryItem* q, intp_t lo, intp_t end,
     return lo
 
 
-cdef inline void add_row(const ChunkLevel* L, intp_t r, double v,
-                          double* acc) noexcept nogil:
-    cdef int64_t e
-    cdef const Entry* entry
-    for e in range(L.row_ptr[r], L.row_ptr[r + 1]):
-        entry = &L.entries[e]
-        acc[entry.child] += v * entry.val
-
-
 cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
@@ -92,53 +80,92 @@ cdef extern from *:
     void prefetch "SKXMR_PREFETCH"(const void* p) noexcept nogil
 
 
-cdef inline uint32_t hash_feature(int32_t key) noexcept nogil:
-    """Murmur3's 32-bit finaliser: a cheap, well-mixed hash of a feature id."""
-    cdef uint32_t h = <uint32_t> key
-    h ^= h >> 16
-    h *= 0x85ebca6bU
-    h ^= h >> 13
-    h *= 0xc2b2ae35U
-    h ^= h >> 16
-    return h
+cdef inline void add_row(const ChunkLevel* L, intp_t chunk, intp_t r, double v,
+                          double* acc) noexcept nogil:
+    """acc[child] += v * weight for the entries of row ``r`` of ``chunk``."""
+    cdef int64_t base = L.entry_ptr[chunk]
+    cdef int64_t e, start = base + L.row_ptr[r]
+    cdef int64_t end = (base + L.row_ptr[r + 1] if r + 1 < L.chunk_ptr[chunk + 1]
+                        else L.entry_ptr[chunk + 1])
+    cdef const float* vals = L.vals
+    cdef const uint8_t* c8
+    cdef const uint16_t* c16
+    cdef const int32_t* c32
+    if L.child_bytes == 1:
+        c8 = <const uint8_t*> L.child
+        for e in range(start, end):
+            acc[c8[e]] += v * vals[e]
+    elif L.child_bytes == 2:
+        c16 = <const uint16_t*> L.child
+        for e in range(start, end):
+            acc[c16[e]] += v * vals[e]
+    else:
+        c32 = <const int32_t*> L.child
+        for e in range(start, end):
+            acc[c32[e]] += v * vals[e]
+
+
+cdef inline void prefetch_row(const ChunkLevel* L, intp_t chunk,
+                              intp_t r) noexcept nogil:
+    cdef int64_t e = L.entry_ptr[chunk] + L.row_ptr[r]
+    prefetch(&L.vals[e])
+    prefetch(<const char*> L.child + e * L.child_bytes)
+
+
+cdef inline intp_t find_row(const ChunkLevel* L, intp_t chunk, intp_t r0,
+                            intp_t r1, int32_t f) noexcept nogil:
+    """The row of feature ``f`` in ``chunk`` (rows r0:r1), or -1: its bucket in
+    the directory, then a scan of the bucket's sorted rows."""
+    cdef int64_t d = L.dir_ptr[chunk]
+    cdef int64_t n_buckets = L.dir_ptr[chunk + 1] - d - 1
+    cdef int64_t b
+    cdef intp_t r, hi
+    if r0 == r1 or f < L.row_feat[r0]:
+        return -1
+    b = (<int64_t> (f - L.row_feat[r0])) >> L.dir_shift[chunk]
+    if b >= n_buckets:
+        return -1
+    r = r0 + L.dir[d + b]
+    hi = r0 + L.dir[d + b + 1]
+    while r < hi and L.row_feat[r] < f:
+        r += 1
+    if r < hi and L.row_feat[r] == f:
+        return r
+    return -1
+
+
+cdef inline void prefetch_bucket(const ChunkLevel* L, intp_t chunk, intp_t r0,
+                                 intp_t r1, int32_t f) noexcept nogil:
+    cdef int64_t d = L.dir_ptr[chunk]
+    if r0 < r1 and f >= L.row_feat[r0]:
+        prefetch(&L.dir[d + ((<int64_t> (f - L.row_feat[r0])) >> L.dir_shift[chunk])])
 
 
 cdef inline void chunk_scores(const ChunkLevel* L, intp_t chunk, const QueryItem* q,
                               intp_t m, double* acc, Hit* hits) noexcept nogil:
-    """acc[j] += W[:, child j of the chunk] . query, for every child j.
+    """acc[j] += W[:, child j of the chunk] . query, for every child j, in
+    increasing feature order for every child.
 
     ``hits`` is scratch for ``m`` items."""
     cdef intp_t r0 = L.chunk_ptr[chunk], r1 = L.chunk_ptr[chunk + 1]
     cdef intp_t i, r, h, n_hits = 0
-    cdef const Slot* table
-    cdef int64_t mask, pos
-    cdef int32_t f
     if m <= r1 - r0:
-        # Fewer query nonzeros than chunk rows: look each one up in the table. The
-        # passes touch the slots, then the matched rows' pointers, then their
-        # entries, each pass prefetching for the next, so the cache misses overlap.
-        table = L.slots + L.slot_ptr[chunk]
-        mask = L.slot_ptr[chunk + 1] - L.slot_ptr[chunk] - 1
+        # Fewer query nonzeros than chunk rows: look each one up in the bucket
+        # directory. The passes touch the buckets, then the matched rows' entries,
+        # each pass prefetching for the next, so the cache misses overlap.
         for i in range(m):
-            prefetch(&table[hash_feature(q[i].idx) & mask])
+            prefetch_bucket(L, chunk, r0, r1, q[i].idx)
         for i in range(m):
-            f = q[i].idx
-            pos = hash_feature(f) & mask
-            while True:
-                if table[pos].feat == f:
-                    r = r0 + table[pos].row
-                    prefetch(&L.row_ptr[r])
-                    hits[n_hits].row = r
-                    hits[n_hits].val = q[i].val
-                    n_hits += 1
-                    break
-                if table[pos].feat == -1:
-                    break
-                pos = (pos + 1) & mask
+            r = find_row(L, chunk, r0, r1, q[i].idx)
+            if r >= 0:
+                prefetch(&L.row_ptr[r])
+                hits[n_hits].row = r
+                hits[n_hits].val = q[i].val
+                n_hits += 1
         for h in range(n_hits):
-            prefetch(&L.entries[L.row_ptr[hits[h].row]])
+            prefetch_row(L, chunk, hits[h].row)
         for h in range(n_hits):
-            add_row(L, hits[h].row, hits[h].val, acc)
+            add_row(L, chunk, hits[h].row, hits[h].val, acc)
     else:
         i = 0
         for r in range(r0, r1):
@@ -146,6 +173,5 @@ cdef inline void chunk_scores(const ChunkLevel* L, intp_t chunk, const QueryItem
             if i >= m:
                 return
             if q[i].idx == L.row_feat[r]:
-                add_row(L, r, q[i].val, acc)
+                add_row(L, chunk, r, q[i].val, acc)
                 i += 1
-
