@@ -27,8 +27,10 @@ cdef struct ChunkLevel:
 
 
 cdef struct Hit:
-    intp_t row                  # a chunk row that matched a query item
+    intp_t row                  # a chunk row that matched a query item (while
+    intp_t end                  #   looking up: the bucket's rows row:end)
     double val                  # the item's value
+    int32_t feat                # the item's feature (while looking up)
 
 
 cdef struct QueryItem:          # one nonzero of a query (queries sorted by idx)
@@ -112,35 +114,6 @@ cdef inline void prefetch_row(const ChunkLevel* L, intp_t chunk,
     prefetch(<const char*> L.child + e * L.child_bytes)
 
 
-cdef inline intp_t find_row(const ChunkLevel* L, intp_t chunk, intp_t r0,
-                            intp_t r1, int32_t f) noexcept nogil:
-    """The row of feature ``f`` in ``chunk`` (rows r0:r1), or -1: its bucket in
-    the directory, then a scan of the bucket's sorted rows."""
-    cdef int64_t d = L.dir_ptr[chunk]
-    cdef int64_t n_buckets = L.dir_ptr[chunk + 1] - d - 1
-    cdef int64_t b
-    cdef intp_t r, hi
-    if r0 == r1 or f < L.row_feat[r0]:
-        return -1
-    b = (<int64_t> (f - L.row_feat[r0])) >> L.dir_shift[chunk]
-    if b >= n_buckets:
-        return -1
-    r = r0 + L.dir[d + b]
-    hi = r0 + L.dir[d + b + 1]
-    while r < hi and L.row_feat[r] < f:
-        r += 1
-    if r < hi and L.row_feat[r] == f:
-        return r
-    return -1
-
-
-cdef inline void prefetch_bucket(const ChunkLevel* L, intp_t chunk, intp_t r0,
-                                 intp_t r1, int32_t f) noexcept nogil:
-    cdef int64_t d = L.dir_ptr[chunk]
-    if r0 < r1 and f >= L.row_feat[r0]:
-        prefetch(&L.dir[d + ((<int64_t> (f - L.row_feat[r0])) >> L.dir_shift[chunk])])
-
-
 cdef inline void chunk_scores(const ChunkLevel* L, intp_t chunk, const QueryItem* q,
                               intp_t m, double* acc, Hit* hits) noexcept nogil:
     """acc[j] += W[:, child j of the chunk] . query, for every child j, in
@@ -148,23 +121,51 @@ cdef inline void chunk_scores(const ChunkLevel* L, intp_t chunk, const QueryItem
 
     ``hits`` is scratch for ``m`` items."""
     cdef intp_t r0 = L.chunk_ptr[chunk], r1 = L.chunk_ptr[chunk + 1]
-    cdef intp_t i, r, h, n_hits = 0
+    cdef intp_t i, r, h, n_hits = 0, n_found
+    cdef int64_t d = L.dir_ptr[chunk], n_buckets, b
+    cdef int32_t f0, f, shift
     if m <= r1 - r0:
         # Fewer query nonzeros than chunk rows: look each one up in the bucket
-        # directory. The passes touch the buckets, then the matched rows' entries,
-        # each pass prefetching for the next, so the cache misses overlap.
+        # directory. The passes touch the buckets, the buckets' rows, the matched
+        # rows' pointers, then their entries, each pass prefetching for the next,
+        # so the cache misses overlap.
+        f0 = L.row_feat[r0]
+        shift = L.dir_shift[chunk]
+        n_buckets = L.dir_ptr[chunk + 1] - d - 1
         for i in range(m):
-            prefetch_bucket(L, chunk, r0, r1, q[i].idx)
+            f = q[i].idx
+            if f >= f0:
+                b = (<int64_t> (f - f0)) >> shift
+                if b < n_buckets:
+                    prefetch(&L.dir[d + b])
         for i in range(m):
-            r = find_row(L, chunk, r0, r1, q[i].idx)
-            if r >= 0:
-                prefetch(&L.row_ptr[r])
-                hits[n_hits].row = r
-                hits[n_hits].val = q[i].val
+            f = q[i].idx
+            if f < f0:
+                continue
+            b = (<int64_t> (f - f0)) >> shift
+            if b >= n_buckets:
+                continue
+            hits[n_hits].row = r0 + L.dir[d + b]
+            hits[n_hits].end = r0 + L.dir[d + b + 1]
+            hits[n_hits].val = q[i].val
+            hits[n_hits].feat = f
+            if hits[n_hits].row < hits[n_hits].end:
+                prefetch(&L.row_feat[hits[n_hits].row])
                 n_hits += 1
+        n_found = 0
         for h in range(n_hits):
+            f = hits[h].feat
+            r = hits[h].row
+            while r < hits[h].end and L.row_feat[r] < f:
+                r += 1
+            if r < hits[h].end and L.row_feat[r] == f:
+                prefetch(&L.row_ptr[r])
+                hits[n_found].row = r
+                hits[n_found].val = hits[h].val
+                n_found += 1
+        for h in range(n_found):
             prefetch_row(L, chunk, hits[h].row)
-        for h in range(n_hits):
+        for h in range(n_found):
             add_row(L, chunk, hits[h].row, hits[h].val, acc)
     else:
         i = 0
