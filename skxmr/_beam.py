@@ -23,7 +23,7 @@ from skxmr._cython._chunked_weights import (
     LEVEL_DTYPES,
     ChunkedWeights,
     _build_chunks,
-    child_dtype,
+    _release_free_heap,
 )
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import check_post_processor
@@ -99,15 +99,16 @@ def chunk_level(W, children_counts, n_threads=1):
     Returns
     -------
     arrays : tuple
-        ``(chunk_ptr, row_feat, row_ptr, entry_ptr, vals, child, dir_ptr,
-        dir_shift, dir)``. Chunk ``j`` has the rows ``chunk_ptr[j]:chunk_ptr[j +
-        1]`` (int64), sorted by feature id ``row_feat`` (int32), and the entries
-        ``entry_ptr[j]:entry_ptr[j + 1]`` (int64) of ``vals`` (float32 weights)
-        and ``child`` (child offsets within the chunk: uint8, uint16 or int32, the
-        narrowest that holds the widest chunk). Row ``r`` of chunk ``j`` starts at
-        entry ``entry_ptr[j] + row_ptr[r]`` (``row_ptr``: uint32, relative to the
-        chunk) and ends where the chunk's next row (or the chunk) starts; its
-        entries go by increasing child offset. The directory: chunk ``j``'s
+        ``(chunk_ptr, row_feat, row_off, row_base, row_shift, entry_ptr, vals,
+        child, dir_ptr, dir_shift, dir)``. Chunk ``j`` has the rows
+        ``chunk_ptr[j]:chunk_ptr[j + 1]`` (int64), sorted by feature id
+        ``row_feat`` (int32), and the entries ``entry_ptr[j]:entry_ptr[j + 1]``
+        (int64) of ``vals`` (float32 weights) and ``child`` (child offsets within
+        the chunk: uint8, uint16 or int32, the narrowest that holds the widest
+        chunk). Row ``r`` has the entries ``start(r):start(r + 1)``, ``start(r) =
+        row_base[r >> s] + row_off[r]`` with ``s = row_shift[0]`` (int64 bases of
+        groups of ``2**s`` rows, uint16 offsets, ``s`` = 6 unless a group spans
+        2**16 entries), by increasing child offset. The directory: chunk ``j``'s
         feature range ``row_feat[first] ..`` is cut into ``n_b = dir_ptr[j + 1] -
         dir_ptr[j] - 1`` buckets of ``2**dir_shift[j]`` features, at most half as
         many buckets as rows; the rows of bucket ``b`` are ``dir[dir_ptr[j] + b]``
@@ -124,8 +125,29 @@ def chunk_level(W, children_counts, n_threads=1):
         col_ptr, indptr, np.asarray(W.indices, dtype=np.int32),
         np.asarray(W.data, dtype=np.float32), n_rows, max(1, max_width), n_threads)
     del indptr
-    return (chunk_ptr, row_feat, row_ptr, entry_ptr, vals, child,
-            *_bucket_directory(chunk_ptr, row_feat))
+    return (chunk_ptr, row_feat, *_row_offsets(chunk_ptr, row_ptr, entry_ptr),
+            entry_ptr, vals, child, *_bucket_directory(chunk_ptr, row_feat))
+
+
+def _row_starts(chunk_ptr, row_ptr, entry_ptr):
+    """Global first entry of every row, then the number of entries (int64)."""
+    starts = np.repeat(entry_ptr[:-1], np.diff(chunk_ptr))
+    starts += row_ptr
+    return np.append(starts, entry_ptr[-1])
+
+
+def _row_offsets(chunk_ptr, row_ptr, entry_ptr):
+    """``(row_off, row_base, row_shift)`` of :func:`chunk_level` from the builder's
+    chunk-relative uint32 row pointers: the largest group of ``2**s`` rows (s <=
+    6) whose entries span less than 2**16 from the group's first row."""
+    starts = _row_starts(chunk_ptr, row_ptr, entry_ptr)
+    for shift in range(6, -1, -1):
+        base = starts[::1 << shift]
+        off = starts - np.repeat(base, 1 << shift)[:starts.size]
+        if off.max(initial=0) < 2**16:
+            return (off.astype(np.uint16), base.copy(),
+                    np.array([shift], dtype=np.int32))
+    raise AssertionError("unreachable: a group of one row has offset 0")
 
 
 def _bucket_directory(chunk_ptr, row_feat):
@@ -161,15 +183,15 @@ def _bucket_directory(chunk_ptr, row_feat):
 def _check_chunked_level(level, counts, n_rows, t):
     """Validate one level of the chunked layout against the tree (see
     :func:`chunk_level`); raise ``ValueError`` naming what is wrong."""
-    if len(level) != 9:
-        raise ValueError(f"chunked level {t}: expected 9 arrays, got {len(level)}.")
+    if len(level) != 11:
+        raise ValueError(f"chunked level {t}: expected 11 arrays, got {len(level)}.")
     for a, kind in zip(level, LEVEL_DTYPES):
         if not isinstance(a, np.ndarray) or a.ndim != 1 or (
                 a.dtype not in CHILD_DTYPES if kind is None else a.dtype != kind):
             raise ValueError(f"chunked level {t}: expected 1-D arrays of dtypes "
                              f"{LEVEL_DTYPES} (child: one of {CHILD_DTYPES}).")
-    (chunk_ptr, row_feat, row_ptr, entry_ptr, vals, child, dir_ptr, dir_shift,
-     dirs) = level
+    (chunk_ptr, row_feat, row_off, row_base, row_shift, entry_ptr, vals, child,
+     dir_ptr, dir_shift, dirs) = level
     n_chunks = counts.size
     n_rows_total, nnz = row_feat.shape[0], vals.shape[0]
 
@@ -180,32 +202,28 @@ def _check_chunked_level(level, counts, n_rows, t):
             or chunk_ptr[-1] != n_rows_total or np.any(np.diff(chunk_ptr) < 0)):
         raise bad("chunk pointers do not match the tree or the rows")
     rows = np.diff(chunk_ptr)
-    chunk_nnz = np.diff(entry_ptr) if entry_ptr.shape == (n_chunks + 1,) else None
-    if (chunk_nnz is None or entry_ptr[0] != 0 or entry_ptr[-1] != nnz
-            or child.shape != (nnz,) or np.any(chunk_nnz < rows)):
+    if (entry_ptr.shape != (n_chunks + 1,) or entry_ptr[0] != 0
+            or entry_ptr[-1] != nnz or child.shape != (nnz,)
+            or np.any(np.diff(entry_ptr) < rows)):
         raise bad("entry pointers are out of range")
+    shift = int(row_shift[0]) if row_shift.shape == (1,) else -1
+    if (not 0 <= shift <= 6 or row_off.shape != (n_rows_total + 1,)
+            or row_base.shape != ((n_rows_total >> shift) + 1,)):
+        raise bad("row pointers are out of range")
+    starts = row_base[np.arange(n_rows_total + 1) >> shift] + row_off
+    # Every row has at least one entry and stays in its chunk.
+    if (starts[0] != 0 or starts[-1] != nnz or np.any(np.diff(starts) <= 0)
+            or not np.array_equal(starts[chunk_ptr], entry_ptr)):
+        raise bad("row pointers are out of range")
+    del starts
     row_chunk = np.repeat(np.arange(n_chunks), rows)
-    if row_ptr.shape != (n_rows_total,):
-        raise bad("row pointers are out of range")
-    # Global row starts; each row has at least one entry and stays in its chunk.
-    start = entry_ptr[:-1][row_chunk] + row_ptr
-    end = np.empty(n_rows_total, dtype=np.int64)
-    end[:-1] = start[1:]
-    if n_rows_total:
-        end[-1] = nnz
-    end[chunk_ptr[1:][rows > 0] - 1] = entry_ptr[1:][rows > 0]
-    if n_rows_total and (np.any(row_ptr[chunk_ptr[:-1][rows > 0]] != 0)
-                         or np.any(end <= start)):
-        raise bad("row pointers are out of range")
-    if np.any((rows == 0) & (chunk_nnz != 0)):
-        raise bad("entry pointers are out of range")
     if n_rows_total and (row_feat.min() < 0 or row_feat.max() >= n_rows):
         raise bad("feature ids are out of range")
     if n_rows_total > 1:
         same = row_chunk[1:] == row_chunk[:-1]
         if np.any(row_feat[1:][same] <= row_feat[:-1][same]):
             raise bad("feature ids are not sorted within a chunk")
-    entry_chunk = np.repeat(np.arange(n_chunks), chunk_nnz)
+    entry_chunk = np.repeat(np.arange(n_chunks), np.diff(entry_ptr))
     if nnz and (child.min() < 0 or np.any(child >= counts[entry_chunk])):
         raise bad("child offsets are out of range")
     expected = _bucket_directory(chunk_ptr, row_feat)
@@ -268,6 +286,8 @@ class BeamSearcher:
                 raise ValueError(f"weights have {n_rows} rows; need 1 .. 2**31 - 1.")
             levels.append(chunk_level(W, tree.children_counts(t - 1),
                                       _check_n_threads(n_threads)))
+            del W
+        _release_free_heap()  # the build's scratch, tens of MB on large models
         self.tree = tree
         self.bias = float(bias)
         self.n_features = n_rows - 1
@@ -383,8 +403,16 @@ class BeamSearcher:
             np.ascontiguousarray(X), self._table, lp, cp, perm, self.bias, beam,
             code, power, labels, scores, n_threads, self._block,
         )
+        self._after_batch(X.shape[0], beam, k)
         self._raise_bad(bad)
         return labels, scores
+
+    def _after_batch(self, n, beam, k):
+        """Return the batch workspace's pages to the system when it was large
+        (>= 4 MiB of candidates: glibc keeps freed memory in the heap once large
+        numpy arrays have raised its mmap threshold); about 1 ms."""
+        if n * max(beam, k) * self._table.max_width * 16 >= 4 * 2**20:
+            _release_free_heap()
 
     def _search_csr(self, data, indices, indptr, beam, k, code, power, n_threads):
         """Trusted: CSR arrays (float data; int32 or int64 indices and indptr of one
@@ -397,6 +425,8 @@ class BeamSearcher:
             np.ascontiguousarray(indptr), self._table, lp, cp, perm, self.bias,
             beam, code, power, labels, scores, n_threads, self._block,
         )
+        if indptr.shape[0] > 4:
+            self._after_batch(indptr.shape[0] - 1, beam, k)
         self._raise_bad(bad)
         return labels, scores
 

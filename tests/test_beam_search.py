@@ -427,8 +427,11 @@ def _rebuild_blocks(level, n_rows, counts):
     """Each chunk's dense block from the chunked layout, checking its invariants
     (sorted rows, one per feature, children increasing, the directory finds every
     row and only in its bucket)."""
-    (chunk_ptr, row_feat, row_ptr, entry_ptr, vals, child, dir_ptr, dir_shift,
-     dirs) = level
+    (chunk_ptr, row_feat, row_off, row_base, row_shift, entry_ptr, vals, child,
+     dir_ptr, dir_shift, dirs) = level
+    s = int(row_shift[0])
+    starts = [int(row_base[r >> s]) + int(row_off[r]) for r in range(row_off.size)]
+    np.testing.assert_array_equal(np.array(starts)[chunk_ptr], entry_ptr)
     blocks = []
     for c in range(counts.size):
         r0, r1 = chunk_ptr[c], chunk_ptr[c + 1]
@@ -436,8 +439,7 @@ def _rebuild_blocks(level, n_rows, counts):
         assert np.all(np.diff(feats) > 0)
         block = np.zeros((n_rows, counts[c]), dtype=np.float32)
         for r in range(r0, r1):
-            start = entry_ptr[c] + row_ptr[r]
-            end = entry_ptr[c] + row_ptr[r + 1] if r + 1 < r1 else entry_ptr[c + 1]
+            start, end = starts[r], starts[r + 1]
             assert end > start and np.all(np.diff(child[start:end].astype(int)) > 0)
             block[row_feat[r], child[start:end]] = vals[start:end]
         blocks.append(block)
@@ -465,8 +467,8 @@ def test_chunk_level_rebuilds_the_weights():
     first = np.concatenate([[0], np.cumsum(counts)])
     for n_threads in (1, 2):
         level = chunk_level(W, counts, n_threads=n_threads)
-        assert level[4].size == np.count_nonzero(dense)
-        assert level[2].dtype == np.uint32 and level[5].dtype == np.uint8
+        assert level[6].size == np.count_nonzero(dense)
+        assert level[2].dtype == np.uint16 and level[7].dtype == np.uint8
         for c, block in enumerate(_rebuild_blocks(level, n_rows, counts)):
             np.testing.assert_array_equal(block, dense[:, first[c]:first[c + 1]])
 
@@ -483,9 +485,28 @@ def test_chunk_level_child_dtypes(width, dtype):
                   dtype=np.float32).tolil()
     W[3, counts.sum() - 1] = 2.5  # the last child of the wide chunk
     level = chunk_level(W.tocsc(), counts)
-    assert level[5].dtype == dtype
+    assert level[7].dtype == dtype
     blocks = _rebuild_blocks(level, 12, counts)
     np.testing.assert_array_equal(np.hstack(blocks), W.toarray())
+
+
+def test_wide_dense_chunk_uses_smaller_row_groups():
+    """When 64 rows span 2**16 entries or more, the row groups shrink (uint16
+    offsets stay exact) and the search still equals brute force."""
+    rng = np.random.default_rng(8)
+    n_features, width = 70, 1200
+    tree = LabelTree.from_chain([np.ones((width, 1))])
+    W = sp.csc_matrix(rng.normal(size=(n_features + 1, width)).astype(np.float32))
+    searcher = BeamSearcher([W], tree)
+    level = searcher.chunked_levels[0]
+    assert int(level[4][0]) == 5  # 32 rows x 1200 entries < 2**16 <= 64 x 1200
+    assert level[7].dtype == np.uint16
+    X = random_X(rng, 9, n_features, density=0.9)
+    for post_processor in ("l3-hinge", "noop"):
+        got = searcher.search(X, beam_size=3, top_k=7, post_processor=post_processor)
+        expected = exhaustive_reference(X, [W], tree, post_processor, 1.0, 7)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-6)
 
 
 def test_chunk_level_edge_cases():
@@ -504,7 +525,10 @@ def test_chunk_level_edge_cases():
     np.testing.assert_array_equal(np.diff(chunk_ptr), [2, 3, 0, 1, 0])
     np.testing.assert_array_equal(row_feat[2:5], [5, 2**31 - 3, 2**31 - 2])
     # Check blocks on the used rows only (dense blocks of 2**31 rows are too big).
-    (_, _, row_ptr, entry_ptr, v, child, dir_ptr, dir_shift, dirs) = level
+    (_, _, row_off, row_base, row_shift, entry_ptr, v, child, dir_ptr, dir_shift,
+     dirs) = level
+    np.testing.assert_array_equal(row_off, np.arange(7))  # one group
+    np.testing.assert_array_equal(row_base, [0])
     np.testing.assert_array_equal(v, [1, 2, 3, 4, 5, 6])
     np.testing.assert_array_equal(child, [0, 0, 1, 1, 1, 1])
     assert dir_ptr[-1] == dirs.size == 2 * 5  # one bucket a chunk here
@@ -576,12 +600,14 @@ def test_searcher_from_chunked_levels():
     damages = [
         (0, lambda a: a.__setitem__(-1, a[-1] + 1)),           # chunk_ptr
         (1, lambda a: a.__setitem__(0, 10**6)),                # feature id
-        (2, lambda a: a.__setitem__(1, a[1] + 10**6)),         # row_ptr
-        (3, lambda a: a.__setitem__(-1, a[-1] + 1)),           # entry_ptr
-        (5, lambda a: a.__setitem__(0, 99)),                   # child offset
-        (6, lambda a: a.__setitem__(1, a[1] + 1)),             # dir_ptr
-        (7, lambda a: a.__setitem__(0, a[0] + 1)),             # dir_shift
-        (8, lambda a: a.__setitem__(1, 10**6)),                # dir
+        (2, lambda a: a.__setitem__(1, a[1] + 1000)),          # row_off
+        (3, lambda a: a.__setitem__(0, 1)),                    # row_base
+        (4, lambda a: a.__setitem__(0, 7)),                    # row_shift
+        (5, lambda a: a.__setitem__(-1, a[-1] + 1)),           # entry_ptr
+        (7, lambda a: a.__setitem__(0, 99)),                   # child offset
+        (8, lambda a: a.__setitem__(1, a[1] + 1)),             # dir_ptr
+        (9, lambda a: a.__setitem__(0, a[0] + 1)),             # dir_shift
+        (10, lambda a: a.__setitem__(1, 10**6)),               # dir
     ]
     for index, damage in damages:
         broken = [list(level) for level in levels]

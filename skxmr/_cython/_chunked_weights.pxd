@@ -12,10 +12,9 @@ from skxmr._cython._typedefs cimport intp_t, int32_t, int64_t
 cdef struct ChunkLevel:
     const int64_t* chunk_ptr    # (n_chunks + 1,) into the rows
     const int32_t* row_feat     # (n_rows_total,) row feature ids, sorted per chunk
-    const uint32_t* row_ptr     # (n_rows_total,) first entry of each row, relative
-                                #   to its chunk's entry_ptr (a row ends where the
-                                #   next row of the chunk, or the chunk, starts)
-    const int64_t* entry_ptr    # (n_chunks + 1,) into the entries
+    const uint16_t* row_off     # (n_rows_total + 1,) row r's entries start at
+    const int64_t* row_base     #   row_base[r >> row_shift] + row_off[r] and end
+    int row_shift               #   where row r + 1's start (groups of 2**row_shift)
     const float* vals           # (nnz,) weights
     const void* child           # (nnz,) child offsets within the chunk: uint8,
     int child_bytes             #   uint16 or int32 (1, 2 or 4 bytes)
@@ -85,10 +84,8 @@ cdef extern from *:
 cdef inline void add_row(const ChunkLevel* L, intp_t chunk, intp_t r, double v,
                           double* acc) noexcept nogil:
     """acc[child] += v * weight for the entries of row ``r`` of ``chunk``."""
-    cdef int64_t base = L.entry_ptr[chunk]
-    cdef int64_t e, start = base + L.row_ptr[r]
-    cdef int64_t end = (base + L.row_ptr[r + 1] if r + 1 < L.chunk_ptr[chunk + 1]
-                        else L.entry_ptr[chunk + 1])
+    cdef int64_t e, start = L.row_base[r >> L.row_shift] + L.row_off[r]
+    cdef int64_t end = L.row_base[(r + 1) >> L.row_shift] + L.row_off[r + 1]
     cdef const float* vals = L.vals
     cdef const uint8_t* c8
     cdef const uint16_t* c16
@@ -109,7 +106,7 @@ cdef inline void add_row(const ChunkLevel* L, intp_t chunk, intp_t r, double v,
 
 cdef inline void prefetch_row(const ChunkLevel* L, intp_t chunk,
                               intp_t r) noexcept nogil:
-    cdef int64_t e = L.entry_ptr[chunk] + L.row_ptr[r]
+    cdef int64_t e = L.row_base[r >> L.row_shift] + L.row_off[r]
     prefetch(&L.vals[e])
     prefetch(<const char*> L.child + e * L.child_bytes)
 
@@ -159,7 +156,7 @@ cdef inline void chunk_scores(const ChunkLevel* L, intp_t chunk, const QueryItem
             while r < hits[h].end and L.row_feat[r] < f:
                 r += 1
             if r < hits[h].end and L.row_feat[r] == f:
-                prefetch(&L.row_ptr[r])
+                prefetch(&L.row_off[r])
                 hits[n_found].row = r
                 hits[n_found].val = hits[h].val
                 n_found += 1

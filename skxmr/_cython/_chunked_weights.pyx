@@ -38,8 +38,8 @@ cnp.import_array()
 
 # The dtypes of one level's arrays (see skxmr._beam.chunk_level); the child
 # offsets take one of CHILD_DTYPES.
-LEVEL_DTYPES = (np.int64, np.int32, np.uint32, np.int64, np.float32, None,
-                np.int64, np.int32, np.uint32)
+LEVEL_DTYPES = (np.int64, np.int32, np.uint16, np.int64, np.int32, np.int64,
+                np.float32, None, np.int64, np.int32, np.uint32)
 CHILD_DTYPES = (np.uint8, np.uint16, np.int32)
 
 
@@ -59,7 +59,7 @@ cdef class ChunkedWeights:
     Parameters
     ----------
     levels : list of tuple
-        Per tree level, the 9 arrays of :func:`skxmr._beam.chunk_level`
+        Per tree level, the 11 arrays of :func:`skxmr._beam.chunk_level`
         (``LEVEL_DTYPES``, contiguous). They are trusted to be consistent (the
         builder guarantees it); only their dtypes and lengths are checked here.
     n_rows : int
@@ -79,8 +79,8 @@ cdef class ChunkedWeights:
             raise ValueError(f"invalid chunk width: {max_width}")
         for t in range(n):
             arrays = levels[t]
-            if len(arrays) != 9:
-                raise ValueError(f"level {t + 1}: expected 9 arrays")
+            if len(arrays) != 11:
+                raise ValueError(f"level {t + 1}: expected 11 arrays")
             for a, kind in zip(arrays, LEVEL_DTYPES):
                 if (not isinstance(a, np.ndarray) or a.ndim != 1
                         or not a.flags.c_contiguous
@@ -88,12 +88,14 @@ cdef class ChunkedWeights:
                             else a.dtype != kind)):
                     raise ValueError(f"level {t + 1}: arrays must be contiguous 1-D "
                                      "arrays of the layout's dtypes")
-            (chunk_ptr, row_feat, row_ptr, entry_ptr, vals, child, dir_ptr,
-             dir_shift, dirs) = arrays
+            (chunk_ptr, row_feat, row_off, row_base, row_shift, entry_ptr, vals,
+             child, dir_ptr, dir_shift, dirs) = arrays
             n_chunks = chunk_ptr.shape[0] - 1
             if (n_chunks < 1 or chunk_ptr[0] != 0
                     or chunk_ptr[n_chunks] != row_feat.shape[0]
-                    or row_ptr.shape[0] != row_feat.shape[0]
+                    or row_off.shape[0] != row_feat.shape[0] + 1
+                    or row_shift.shape[0] != 1 or not 0 <= row_shift[0] < 31
+                    or row_base.shape[0] != (row_feat.shape[0] >> row_shift[0]) + 1
                     or entry_ptr.shape[0] != n_chunks + 1 or entry_ptr[0] != 0
                     or entry_ptr[n_chunks] != vals.shape[0]
                     or child.shape[0] != vals.shape[0]):
@@ -111,14 +113,15 @@ cdef class ChunkedWeights:
             arrays = levels[t]
             self.levels[t].chunk_ptr = <const int64_t*> cnp.PyArray_DATA(arrays[0])
             self.levels[t].row_feat = <const int32_t*> cnp.PyArray_DATA(arrays[1])
-            self.levels[t].row_ptr = <const uint32_t*> cnp.PyArray_DATA(arrays[2])
-            self.levels[t].entry_ptr = <const int64_t*> cnp.PyArray_DATA(arrays[3])
-            self.levels[t].vals = <const float*> cnp.PyArray_DATA(arrays[4])
-            self.levels[t].child = <const void*> cnp.PyArray_DATA(arrays[5])
-            self.levels[t].child_bytes = arrays[5].dtype.itemsize
-            self.levels[t].dir_ptr = <const int64_t*> cnp.PyArray_DATA(arrays[6])
-            self.levels[t].dir_shift = <const int32_t*> cnp.PyArray_DATA(arrays[7])
-            self.levels[t].dir = <const uint32_t*> cnp.PyArray_DATA(arrays[8])
+            self.levels[t].row_off = <const uint16_t*> cnp.PyArray_DATA(arrays[2])
+            self.levels[t].row_base = <const int64_t*> cnp.PyArray_DATA(arrays[3])
+            self.levels[t].row_shift = int(arrays[4][0])
+            self.levels[t].vals = <const float*> cnp.PyArray_DATA(arrays[6])
+            self.levels[t].child = <const void*> cnp.PyArray_DATA(arrays[7])
+            self.levels[t].child_bytes = arrays[7].dtype.itemsize
+            self.levels[t].dir_ptr = <const int64_t*> cnp.PyArray_DATA(arrays[8])
+            self.levels[t].dir_shift = <const int32_t*> cnp.PyArray_DATA(arrays[9])
+            self.levels[t].dir = <const uint32_t*> cnp.PyArray_DATA(arrays[10])
             self.levels[t].n_chunks = arrays[0].shape[0] - 1
         self.n_levels = n
         self.n_rows = n_rows
@@ -252,3 +255,24 @@ def _build_chunks(const int64_t[::1] col_ptr,     # IN  (n_chunks + 1,) first co
             raise MemoryError("could not allocate the chunk-building scratch")
     return (np.asarray(chunk_ptr), np.asarray(row_feat), np.asarray(row_ptr),
             np.asarray(entry_base), vals, child)
+
+
+cdef extern from *:
+    """
+    #include <stdlib.h>
+    #if defined(__GLIBC__)
+    #include <malloc.h>
+    static int skxmr_release_free_heap(void) { return malloc_trim(0); }
+    #else
+    static int skxmr_release_free_heap(void) { return 0; }
+    #endif
+    """
+    int skxmr_release_free_heap() noexcept nogil
+
+
+def _release_free_heap():
+    """Give the heap's free pages back to the system (glibc ``malloc_trim``; a
+    no-op elsewhere). Building the layout and the batch workspace free tens of MB
+    that glibc would otherwise keep in the process."""
+    with nogil:
+        skxmr_release_free_heap()
