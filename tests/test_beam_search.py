@@ -509,6 +509,29 @@ def test_wide_dense_chunk_uses_smaller_row_groups():
         np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-6)
 
 
+def test_chunk_level_same_for_any_threads_and_weight_dtype():
+    """The layout does not depend on n_threads, and float64 weights give the
+    layout of their float32 rounding; float32 and float64 queries agree."""
+    from skxmr._beam import chunk_level
+
+    X, weights, tree = problem(31, [3, 11, 40], n=20, n_features=40)
+    for t, W in enumerate(weights):
+        counts = tree.children_counts(t)
+        one = chunk_level(W, counts, n_threads=1)
+        for other in (chunk_level(W, counts, n_threads=3),
+                      chunk_level(W.astype(np.float64), counts, n_threads=2)):
+            assert len(other) == len(one) == 11
+            for a, b in zip(one, other):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
+    searcher = BeamSearcher(weights, tree)
+    a = searcher.search(X.astype(np.float32), beam_size=3, top_k=5, n_threads=1)
+    b = searcher.search(X.astype(np.float32), beam_size=3, top_k=5, n_threads=2)
+    assert_same(a, b)
+    c = searcher.search(X.astype(np.float64), beam_size=3, top_k=5, n_threads=2)
+    np.testing.assert_array_equal(a[0], c[0])
+    np.testing.assert_allclose(a[1], c[1], rtol=1e-5)
+
+
 def test_chunk_level_edge_cases():
     """Empty columns, empty chunks, one-feature chunks and feature ids near the
     int32 limit."""
