@@ -19,10 +19,11 @@ import scipy.sparse as sp
 
 from skxmr._cython._beam_search import _beam_search_csr, _beam_search_dense
 from skxmr._cython._chunked_weights import (
-    ENTRY_DTYPE,
+    CHILD_DTYPES,
+    LEVEL_DTYPES,
     ChunkedWeights,
     _build_chunks,
-    _fill_slots,
+    _release_free_heap,
 )
 from skxmr._label_tree import LabelTree
 from skxmr._postprocess import check_post_processor
@@ -98,45 +99,101 @@ def chunk_level(W, children_counts, n_threads=1):
     Returns
     -------
     arrays : tuple
-        ``(chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots)``. Chunk ``j``
-        has the rows ``chunk_ptr[j]:chunk_ptr[j + 1]`` (int64), sorted by feature id
-        ``row_feat`` (int32); row ``r`` has the entries ``row_ptr[r]:row_ptr[r + 1]``
-        (int64) of ``entries`` (fields ``child``, the child offset within the
-        chunk, int32, and ``val``, the weight, float32), by increasing child
-        offset. Chunk ``j``'s hash table is ``slots[slot_ptr[j]:slot_ptr[j +
-        1]]`` (int32 pairs feature id, row within the chunk; -1 = empty), a power of
-        two at least twice its number of rows. Explicit zeros are dropped.
+        ``(chunk_ptr, row_feat, row_off, row_base, row_shift, entry_ptr, vals,
+        child, dir_ptr, dir_shift, dir)``. Chunk ``j`` has the rows
+        ``chunk_ptr[j]:chunk_ptr[j + 1]`` (int64), sorted by feature id
+        ``row_feat`` (int32), and the entries ``entry_ptr[j]:entry_ptr[j + 1]``
+        (int64) of ``vals`` (float32 weights) and ``child`` (child offsets within
+        the chunk: uint8, uint16 or int32, the narrowest that holds the widest
+        chunk). Row ``r`` has the entries ``start(r):start(r + 1)``, ``start(r) =
+        row_base[r >> s] + row_off[r]`` with ``s = row_shift[0]`` (int64 bases of
+        groups of ``2**s`` rows, uint16 offsets, ``s`` = 6 unless a group spans
+        2**16 entries), by increasing child offset. The directory: chunk ``j``'s
+        feature range ``row_feat[first] ..`` is cut into ``n_b = dir_ptr[j + 1] -
+        dir_ptr[j] - 1`` buckets of ``2**dir_shift[j]`` features, at most half as
+        many buckets as rows; the rows of bucket ``b`` are ``dir[dir_ptr[j] + b]``
+        to ``dir[dir_ptr[j] + b + 1]`` (uint32, relative to the chunk's first
+        row). Explicit zeros are dropped.
     """
     n_rows = W.shape[0]
     counts = np.asarray(children_counts, dtype=np.int64)
     col_ptr = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=col_ptr[1:])
-    chunk_ptr, row_feat, row_ptr, entries = _build_chunks(
-        col_ptr, np.asarray(W.indptr, dtype=np.int64),
-        np.asarray(W.indices, dtype=np.int32), np.asarray(W.data, dtype=np.float32),
-        n_rows, n_threads)
-    rows_per_chunk = np.diff(chunk_ptr)
-    table_size = np.left_shift(
-        1, np.ceil(np.log2(np.maximum(2 * rows_per_chunk, 1))).astype(np.int64))
-    slot_ptr = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(table_size, out=slot_ptr[1:])
-    slots = np.full((slot_ptr[-1], 2), -1, dtype=np.int32)
-    _fill_slots(chunk_ptr, row_feat, slot_ptr, slots, n_threads)
-    return chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots
+    max_width = int(counts.max()) if counts.size else 1
+    indptr = W.indptr if W.indptr.dtype == np.int64 else W.indptr.astype(np.int64)
+    chunk_ptr, row_feat, row_ptr, entry_ptr, vals, child = _build_chunks(
+        col_ptr, indptr, np.asarray(W.indices, dtype=np.int32),
+        np.asarray(W.data, dtype=np.float32), n_rows, max(1, max_width), n_threads)
+    del indptr
+    return (chunk_ptr, row_feat, *_row_offsets(chunk_ptr, row_ptr, entry_ptr),
+            entry_ptr, vals, child, *_bucket_directory(chunk_ptr, row_feat))
+
+
+def _row_starts(chunk_ptr, row_ptr, entry_ptr):
+    """Global first entry of every row, then the number of entries (int64)."""
+    starts = np.repeat(entry_ptr[:-1], np.diff(chunk_ptr))
+    starts += row_ptr
+    return np.append(starts, entry_ptr[-1])
+
+
+def _row_offsets(chunk_ptr, row_ptr, entry_ptr):
+    """``(row_off, row_base, row_shift)`` of :func:`chunk_level` from the builder's
+    chunk-relative uint32 row pointers: the largest group of ``2**s`` rows (s <=
+    6) whose entries span less than 2**16 from the group's first row."""
+    starts = _row_starts(chunk_ptr, row_ptr, entry_ptr)
+    for shift in range(6, -1, -1):
+        base = starts[::1 << shift]
+        off = starts - np.repeat(base, 1 << shift)[:starts.size]
+        if off.max(initial=0) < 2**16:
+            return (off.astype(np.uint16), base.copy(),
+                    np.array([shift], dtype=np.int32))
+    raise AssertionError("unreachable: a group of one row has offset 0")
+
+
+def _bucket_directory(chunk_ptr, row_feat):
+    """``(dir_ptr, dir_shift, dir)`` of :func:`chunk_level` (vectorised)."""
+    rows = np.diff(chunk_ptr)
+    n_chunks = rows.size
+    has = rows > 0
+    first = np.zeros(n_chunks, dtype=np.int64)
+    last = np.zeros(n_chunks, dtype=np.int64)
+    first[has] = row_feat[chunk_ptr[:-1][has]]
+    last[has] = row_feat[chunk_ptr[1:][has] - 1]
+    span = last - first
+    target = np.maximum(rows // 2, 1)  # at most this many buckets
+    shift = np.zeros(n_chunks, dtype=np.int64)
+    while True:
+        over = (span >> shift) + 1 > target
+        if not over.any():
+            break
+        shift[over] += 1
+    n_buckets = (span >> shift) + 1
+    dir_ptr = np.zeros(n_chunks + 1, dtype=np.int64)
+    np.cumsum(n_buckets + 1, out=dir_ptr[1:])
+    row_chunk = np.repeat(np.arange(n_chunks), rows)
+    bucket = (row_feat - first[row_chunk]) >> shift[row_chunk]
+    counts = np.bincount(dir_ptr[:-1][row_chunk] + bucket + 1,
+                         minlength=int(dir_ptr[-1]))
+    del row_chunk, bucket
+    ends = np.cumsum(counts)
+    ends -= np.repeat(ends[dir_ptr[:-1]], n_buckets + 1)
+    return dir_ptr, shift.astype(np.int32), ends.astype(np.uint32)
 
 
 def _check_chunked_level(level, counts, n_rows, t):
     """Validate one level of the chunked layout against the tree (see
     :func:`chunk_level`); raise ``ValueError`` naming what is wrong."""
-    kinds = (np.int64, np.int32, np.int64, ENTRY_DTYPE, np.int64, np.int32)
-    if len(level) != 6:
-        raise ValueError(f"chunked level {t}: expected 6 arrays, got {len(level)}.")
-    for a, kind in zip(level, kinds):
-        if not isinstance(a, np.ndarray) or a.dtype != kind:
-            raise ValueError(f"chunked level {t}: expected {kind} arrays.")
-    chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots = level
+    if len(level) != 11:
+        raise ValueError(f"chunked level {t}: expected 11 arrays, got {len(level)}.")
+    for a, kind in zip(level, LEVEL_DTYPES):
+        if not isinstance(a, np.ndarray) or a.ndim != 1 or (
+                a.dtype not in CHILD_DTYPES if kind is None else a.dtype != kind):
+            raise ValueError(f"chunked level {t}: expected 1-D arrays of dtypes "
+                             f"{LEVEL_DTYPES} (child: one of {CHILD_DTYPES}).")
+    (chunk_ptr, row_feat, row_off, row_base, row_shift, entry_ptr, vals, child,
+     dir_ptr, dir_shift, dirs) = level
     n_chunks = counts.size
-    n_rows_total, nnz = row_feat.shape[0], entries.shape[0]
+    n_rows_total, nnz = row_feat.shape[0], vals.shape[0]
 
     def bad(what):
         return ValueError(f"chunked level {t}: {what}.")
@@ -144,34 +201,35 @@ def _check_chunked_level(level, counts, n_rows, t):
     if (chunk_ptr.shape != (n_chunks + 1,) or chunk_ptr[0] != 0
             or chunk_ptr[-1] != n_rows_total or np.any(np.diff(chunk_ptr) < 0)):
         raise bad("chunk pointers do not match the tree or the rows")
-    if (row_ptr.shape != (n_rows_total + 1,) or row_ptr[0] != 0
-            or row_ptr[-1] != nnz or np.any(np.diff(row_ptr) <= 0)):
+    rows = np.diff(chunk_ptr)
+    if (entry_ptr.shape != (n_chunks + 1,) or entry_ptr[0] != 0
+            or entry_ptr[-1] != nnz or child.shape != (nnz,)
+            or np.any(np.diff(entry_ptr) < rows)):
+        raise bad("entry pointers are out of range")
+    shift = int(row_shift[0]) if row_shift.shape == (1,) else -1
+    if (not 0 <= shift <= 6 or row_off.shape != (n_rows_total + 1,)
+            or row_base.shape != ((n_rows_total >> shift) + 1,)):
         raise bad("row pointers are out of range")
+    starts = row_base[np.arange(n_rows_total + 1) >> shift] + row_off
+    # Every row has at least one entry and stays in its chunk.
+    if (starts[0] != 0 or starts[-1] != nnz or np.any(np.diff(starts) <= 0)
+            or not np.array_equal(starts[chunk_ptr], entry_ptr)):
+        raise bad("row pointers are out of range")
+    del starts
+    row_chunk = np.repeat(np.arange(n_chunks), rows)
     if n_rows_total and (row_feat.min() < 0 or row_feat.max() >= n_rows):
         raise bad("feature ids are out of range")
-    row_chunk = np.repeat(np.arange(n_chunks), np.diff(chunk_ptr))
     if n_rows_total > 1:
         same = row_chunk[1:] == row_chunk[:-1]
         if np.any(row_feat[1:][same] <= row_feat[:-1][same]):
             raise bad("feature ids are not sorted within a chunk")
-    entry_chunk = np.repeat(row_chunk, np.diff(row_ptr))
-    child = entries["child"]
+    entry_chunk = np.repeat(np.arange(n_chunks), np.diff(entry_ptr))
     if nnz and (child.min() < 0 or np.any(child >= counts[entry_chunk])):
         raise bad("child offsets are out of range")
-    sizes = np.diff(slot_ptr) if slot_ptr.shape == (n_chunks + 1,) else None
-    if (sizes is None or slot_ptr[0] != 0 or slots.ndim != 2 or slots.shape[1] != 2
-            or slot_ptr[-1] != slots.shape[0] or np.any(sizes < 1)
-            or np.any(sizes & (sizes - 1)) or np.any(sizes <= np.diff(chunk_ptr))):
-        raise bad("hash tables have the wrong sizes")
-    slot_chunk = np.repeat(np.arange(n_chunks), sizes)
-    used = slots[:, 0] >= 0
-    if np.any(slots[:, 0] < -1) or np.any(
-            slots[used, 1] >= np.diff(chunk_ptr)[slot_chunk[used]]) or np.any(
-            slots[used, 1] < 0):
-        raise bad("hash table entries are out of range")
-    if not np.array_equal(np.bincount(slot_chunk[used], minlength=n_chunks),
-                          np.diff(chunk_ptr)):
-        raise bad("hash tables do not hold their chunk's rows")
+    expected = _bucket_directory(chunk_ptr, row_feat)
+    if not all(a.shape == b.shape and np.array_equal(a, b)
+               for a, b in zip((dir_ptr, dir_shift, dirs), expected)):
+        raise bad("the bucket directory does not match the rows")
 
 
 class BeamSearcher:
@@ -179,7 +237,8 @@ class BeamSearcher:
 
     Validates the weights and the tree once and converts the weights to the chunked
     layout of ``_cython._chunked_weights`` (for each node, its children's weights
-    row-major over the features they use), kept in a C table, so that each search
+    row-major over the features they use, with a bucket directory), kept in a C
+    table, so that each search
     adds little Python overhead (useful for one-query calls). The searcher holds its
     own copy of the weights: later changes to ``weights`` do not affect it.
 
@@ -227,6 +286,8 @@ class BeamSearcher:
                 raise ValueError(f"weights have {n_rows} rows; need 1 .. 2**31 - 1.")
             levels.append(chunk_level(W, tree.children_counts(t - 1),
                                       _check_n_threads(n_threads)))
+            del W
+        _release_free_heap()  # the build's scratch, tens of MB on large models
         self.tree = tree
         self.bias = float(bias)
         self.n_features = n_rows - 1
@@ -342,8 +403,16 @@ class BeamSearcher:
             np.ascontiguousarray(X), self._table, lp, cp, perm, self.bias, beam,
             code, power, labels, scores, n_threads, self._block,
         )
+        self._after_batch(X.shape[0], beam, k)
         self._raise_bad(bad)
         return labels, scores
+
+    def _after_batch(self, n, beam, k):
+        """Return the batch workspace's pages to the system when it was large
+        (>= 4 MiB of candidates: glibc keeps freed memory in the heap once large
+        numpy arrays have raised its mmap threshold); about 1 ms."""
+        if n * max(beam, k) * self._table.max_width * 16 >= 4 * 2**20:
+            _release_free_heap()
 
     def _search_csr(self, data, indices, indptr, beam, k, code, power, n_threads):
         """Trusted: CSR arrays (float data; int32 or int64 indices and indptr of one
@@ -356,6 +425,8 @@ class BeamSearcher:
             np.ascontiguousarray(indptr), self._table, lp, cp, perm, self.bias,
             beam, code, power, labels, scores, n_threads, self._block,
         )
+        if indptr.shape[0] > 4:
+            self._after_batch(indptr.shape[0] - 1, beam, k)
         self._raise_bad(bad)
         return labels, scores
 

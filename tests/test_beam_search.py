@@ -423,6 +423,37 @@ def test_post_processor_registry():
 
 
 # ------------------------------------------------------------ chunked layout
+def _rebuild_blocks(level, n_rows, counts):
+    """Each chunk's dense block from the chunked layout, checking its invariants
+    (sorted rows, one per feature, children increasing, the directory finds every
+    row and only in its bucket)."""
+    (chunk_ptr, row_feat, row_off, row_base, row_shift, entry_ptr, vals, child,
+     dir_ptr, dir_shift, dirs) = level
+    s = int(row_shift[0])
+    starts = [int(row_base[r >> s]) + int(row_off[r]) for r in range(row_off.size)]
+    np.testing.assert_array_equal(np.array(starts)[chunk_ptr], entry_ptr)
+    blocks = []
+    for c in range(counts.size):
+        r0, r1 = chunk_ptr[c], chunk_ptr[c + 1]
+        feats = row_feat[r0:r1]
+        assert np.all(np.diff(feats) > 0)
+        block = np.zeros((n_rows, counts[c]), dtype=np.float32)
+        for r in range(r0, r1):
+            start, end = starts[r], starts[r + 1]
+            assert end > start and np.all(np.diff(child[start:end].astype(int)) > 0)
+            block[row_feat[r], child[start:end]] = vals[start:end]
+        blocks.append(block)
+        d = dirs[dir_ptr[c]:dir_ptr[c + 1]]
+        n_buckets = d.size - 1
+        assert n_buckets >= 1 and d[0] == 0 and d[-1] == r1 - r0
+        assert np.all(np.diff(d.astype(np.int64)) >= 0)
+        assert n_buckets <= max(1, (r1 - r0) // 2)
+        for i, f in enumerate(feats):
+            b = (int(f) - int(feats[0])) >> int(dir_shift[c])
+            assert d[b] <= i < d[b + 1]
+    return blocks
+
+
 def test_chunk_level_rebuilds_the_weights():
     """Every chunk's rows and entries hold exactly its columns' nonzeros."""
     from skxmr._beam import chunk_level
@@ -432,26 +463,137 @@ def test_chunk_level_rebuilds_the_weights():
     W = sp.random(n_rows, counts.sum(), density=0.4, format="csc", random_state=rng,
                   dtype=np.float32)
     W.data[::7] = 0  # explicit zeros are dropped
+    dense = W.toarray()
+    first = np.concatenate([[0], np.cumsum(counts)])
     for n_threads in (1, 2):
-        chunk_ptr, row_feat, row_ptr, entries, slot_ptr, slots = chunk_level(
-            W, counts, n_threads=n_threads)
-        dense = W.toarray()
-        first = np.concatenate([[0], np.cumsum(counts)])
-        assert entries.size == np.count_nonzero(dense)
-        for c in range(counts.size):
-            feats = row_feat[chunk_ptr[c]:chunk_ptr[c + 1]]
-            assert np.all(np.diff(feats) > 0)  # sorted, one row per feature
-            block = np.zeros((n_rows, counts[c]), dtype=np.float32)
-            for r in range(chunk_ptr[c], chunk_ptr[c + 1]):
-                e = entries[row_ptr[r]:row_ptr[r + 1]]
-                assert e.size > 0 and np.all(np.diff(e["child"]) > 0)
-                block[row_feat[r], e["child"]] = e["val"]
+        level = chunk_level(W, counts, n_threads=n_threads)
+        assert level[6].size == np.count_nonzero(dense)
+        assert level[2].dtype == np.uint16 and level[7].dtype == np.uint8
+        for c, block in enumerate(_rebuild_blocks(level, n_rows, counts)):
             np.testing.assert_array_equal(block, dense[:, first[c]:first[c + 1]])
-            # The hash table finds every row of the chunk.
-            table = slots[slot_ptr[c]:slot_ptr[c + 1]]
-            assert table.shape[0] >= 2 * feats.size
-            found = {f: r for f, r in table if f >= 0}
-            assert found == {f: i for i, f in enumerate(feats)}
+
+
+@pytest.mark.parametrize("width, dtype", [(256, np.uint8), (257, np.uint16),
+                                          (70000, np.int32)])
+def test_chunk_level_child_dtypes(width, dtype):
+    """Child offsets take the narrowest dtype that holds the widest chunk."""
+    from skxmr._beam import chunk_level
+
+    rng = np.random.default_rng(width)
+    counts = np.array([1, width])
+    W = sp.random(12, counts.sum(), density=0.05, format="csc", random_state=rng,
+                  dtype=np.float32).tolil()
+    W[3, counts.sum() - 1] = 2.5  # the last child of the wide chunk
+    level = chunk_level(W.tocsc(), counts)
+    assert level[7].dtype == dtype
+    blocks = _rebuild_blocks(level, 12, counts)
+    np.testing.assert_array_equal(np.hstack(blocks), W.toarray())
+
+
+def test_wide_dense_chunk_uses_smaller_row_groups():
+    """When 64 rows span 2**16 entries or more, the row groups shrink (uint16
+    offsets stay exact) and the search still equals brute force."""
+    rng = np.random.default_rng(8)
+    n_features, width = 70, 1200
+    tree = LabelTree.from_chain([np.ones((width, 1))])
+    W = sp.csc_matrix(rng.normal(size=(n_features + 1, width)).astype(np.float32))
+    searcher = BeamSearcher([W], tree)
+    level = searcher.chunked_levels[0]
+    assert int(level[4][0]) == 5  # 32 rows x 1200 entries < 2**16 <= 64 x 1200
+    assert level[7].dtype == np.uint16
+    X = random_X(rng, 9, n_features, density=0.9)
+    for post_processor in ("l3-hinge", "noop"):
+        got = searcher.search(X, beam_size=3, top_k=7, post_processor=post_processor)
+        expected = exhaustive_reference(X, [W], tree, post_processor, 1.0, 7)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-6)
+
+
+def test_chunk_level_same_for_any_threads_and_weight_dtype():
+    """The layout does not depend on n_threads, and float64 weights give the
+    layout of their float32 rounding; float32 and float64 queries agree."""
+    from skxmr._beam import chunk_level
+
+    X, weights, tree = problem(31, [3, 11, 40], n=20, n_features=40)
+    for t, W in enumerate(weights):
+        counts = tree.children_counts(t)
+        one = chunk_level(W, counts, n_threads=1)
+        for other in (chunk_level(W, counts, n_threads=3),
+                      chunk_level(W.astype(np.float64), counts, n_threads=2)):
+            assert len(other) == len(one) == 11
+            for a, b in zip(one, other):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
+    searcher = BeamSearcher(weights, tree)
+    a = searcher.search(X.astype(np.float32), beam_size=3, top_k=5, n_threads=1)
+    b = searcher.search(X.astype(np.float32), beam_size=3, top_k=5, n_threads=2)
+    assert_same(a, b)
+    c = searcher.search(X.astype(np.float64), beam_size=3, top_k=5, n_threads=2)
+    np.testing.assert_array_equal(a[0], c[0])
+    np.testing.assert_allclose(a[1], c[1], rtol=1e-5)
+
+
+def test_chunk_level_edge_cases():
+    """Empty columns, empty chunks, one-feature chunks and feature ids near the
+    int32 limit."""
+    from skxmr._beam import chunk_level
+
+    n_rows = 2**31 - 1
+    rows = np.array([0, 5, 5, 2**31 - 3, 2**31 - 2, 7])
+    cols = np.array([0, 0, 2, 2, 2, 5])
+    vals = np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)
+    W = sp.csc_matrix((vals, (rows, cols)), shape=(n_rows, 7))
+    counts = np.array([1, 2, 1, 2, 1])  # chunk 1 = columns 1-2, chunk 3 = 4-5
+    level = chunk_level(W, counts)
+    chunk_ptr, row_feat = level[0], level[1]
+    np.testing.assert_array_equal(np.diff(chunk_ptr), [2, 3, 0, 1, 0])
+    np.testing.assert_array_equal(row_feat[2:5], [5, 2**31 - 3, 2**31 - 2])
+    # Check blocks on the used rows only (dense blocks of 2**31 rows are too big).
+    (_, _, row_off, row_base, row_shift, entry_ptr, v, child, dir_ptr, dir_shift,
+     dirs) = level
+    np.testing.assert_array_equal(row_off, np.arange(7))  # one group
+    np.testing.assert_array_equal(row_base, [0])
+    np.testing.assert_array_equal(v, [1, 2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(child, [0, 0, 1, 1, 1, 1])
+    assert dir_ptr[-1] == dirs.size == 2 * 5  # one bucket a chunk here
+    for c in range(5):
+        d = dirs[dir_ptr[c]:dir_ptr[c + 1]]
+        assert d[0] == 0 and d[-1] == chunk_ptr[c + 1] - chunk_ptr[c]
+
+
+def test_searcher_with_features_near_int32_limit():
+    """Queries on features near 2**31 find their rows (shifts and buckets do not
+    overflow) and agree with brute force."""
+    n_features = 2**31 - 2
+    tree = LabelTree.from_chain([np.ones((2, 1)), np.eye(2)[[0, 0, 1]]])
+    rows = np.array([0, n_features - 1, n_features - 2, n_features, 3, n_features - 1])
+    cols = np.array([0, 0, 1, 1, 1, 1])
+    W1 = sp.csc_matrix((np.array([1, 2, 3, 0.5, 1, -1], dtype=np.float32),
+                        (rows, cols)), shape=(n_features + 1, 2))
+    W2 = sp.csc_matrix((np.array([2, 1, 3, 1], dtype=np.float32),
+                        (np.array([n_features - 1, 3, n_features - 2, 0]),
+                         np.array([0, 1, 2, 2]))), shape=(n_features + 1, 3))
+    X = sp.csr_matrix((np.array([1.0, 2.0, 0.5]),
+                       (np.zeros(3, int), np.array([3, n_features - 2,
+                                                    n_features - 1]))),
+                      shape=(1, n_features))
+    # The same model and query on 6 features (ids 0, 3, n-2, n-1, bias -> 0..4):
+    # same accumulation order, so bit-identical results.
+    small = {0: 0, 3: 1, n_features - 2: 2, n_features - 1: 3, n_features: 4}
+
+    def shrink(W):
+        C = W.tocoo()
+        return sp.csc_matrix((C.data, ([small[int(r)] for r in C.row], C.col)),
+                             shape=(5, W.shape[1]))
+
+    Xs = sp.csr_matrix((X.data, [small[int(c)] for c in X.indices], X.indptr),
+                       shape=(1, 4))
+    for post_processor in ("l3-hinge", "noop"):
+        got = BeamSearcher([W1, W2], tree).search(
+            X, beam_size=2, top_k=3, post_processor=post_processor)
+        expected = BeamSearcher([shrink(W1), shrink(W2)], tree).search(
+            Xs, beam_size=2, top_k=3, post_processor=post_processor)
+        assert_same(got, expected)
+        assert np.all(got[0] >= 0) and np.any(got[1] != 0)
 
 
 @pytest.mark.parametrize("dense", [False, True])
@@ -481,10 +623,14 @@ def test_searcher_from_chunked_levels():
     damages = [
         (0, lambda a: a.__setitem__(-1, a[-1] + 1)),           # chunk_ptr
         (1, lambda a: a.__setitem__(0, 10**6)),                # feature id
-        (2, lambda a: a.__setitem__(1, a[-1] + 5)),            # row_ptr
-        (3, lambda a: a["child"].__setitem__(0, 99)),          # child offset
-        (4, lambda a: a.__setitem__(1, a[1] + 1)),             # slot_ptr
-        (5, lambda a: a.__setitem__((slice(None), 1), 10**6)),  # slot rows
+        (2, lambda a: a.__setitem__(1, a[1] + 1000)),          # row_off
+        (3, lambda a: a.__setitem__(0, 1)),                    # row_base
+        (4, lambda a: a.__setitem__(0, 7)),                    # row_shift
+        (5, lambda a: a.__setitem__(-1, a[-1] + 1)),           # entry_ptr
+        (7, lambda a: a.__setitem__(0, 99)),                   # child offset
+        (8, lambda a: a.__setitem__(1, a[1] + 1)),             # dir_ptr
+        (9, lambda a: a.__setitem__(0, a[0] + 1)),             # dir_shift
+        (10, lambda a: a.__setitem__(1, 10**6)),               # dir
     ]
     for index, damage in damages:
         broken = [list(level) for level in levels]

@@ -25,7 +25,7 @@ Two drivers share these steps: one query at a time (``_search_one``, for fewer
 than ``SMALL_BATCH`` rows: no workspace to set up), and blocks of queries level by
 level (``_search_block``), where the (query, kept node) pairs of a block are sorted
 by chunk so that the threads score one chunk for many queries in a row while its
-rows and table are in cache. Both give the same results.
+rows and bucket directory are in cache. Both give the same results.
 
 A path score that is NaN (only possible with non-finite weights) counts as -inf.
 Column indices of X outside their range are skipped and counted; the Python wrapper
@@ -49,7 +49,7 @@ from skxmr._cython._postprocess cimport pp_initial, pp_path_score, pp_valid
 
 # Re-exported: the layout used to live here (other modules import it from here).
 from skxmr._cython._chunked_weights import (  # noqa: F401
-    ENTRY_DTYPE, ChunkedWeights, _build_chunks, _fill_slots)
+    ChunkedWeights, _build_chunks)
 
 cnp.import_array()
 
@@ -258,7 +258,7 @@ cdef void _search_one(const QueryItem* q, intp_t m,  # IN  sorted query items
 
 # Batch search: queries go level by level in blocks; at each level the (query, beam
 # node) pairs of a block are sorted by chunk, so the threads score one chunk for many
-# queries in a row while its rows and table are in cache.
+# queries in a row while its rows and directory are in cache.
 cdef struct Workspace:
     intp_t block          # queries per block
     intp_t capq           # max(beam, top_k): kept nodes per query
