@@ -28,6 +28,9 @@ Each line: fit and predict seconds, the seconds of encoding inside each (timed
 around the encoder calls), one-query latency (median of 10 new texts, one a call), P@1 and P@5, the
 paired standard error of the P@1 and P@5 differences to the first ``frozen``
 mode (per-row precisions, std / sqrt(n)), and the weights used.
+
+``--encode-speed N`` only times the encoder on N training texts: texts per
+second in float and int8 at 128 and 64 tokens, interleaved, best of 2 rounds.
 """
 
 import json
@@ -94,6 +97,30 @@ def build(mode, args):
     return XTransformerClassifier(**params)
 
 
+def encode_speed(texts, threads, rounds=2):
+    """Texts per second of the default encoder in float and int8, at 128 and 64
+    tokens, on the same texts: the four variants interleaved, ``rounds`` times
+    (so that the drift of a shared machine hits them alike); the best round."""
+    import torch
+
+    from skxmr._xtransformer._encoder import load_encoder, quantized_encoder
+
+    torch.set_num_threads(threads)
+    float_encoder = load_encoder(None, "cpu")
+    variants = {"float": float_encoder, "int8": quantized_encoder(float_encoder)}
+    best = {}
+    for _ in range(rounds):
+        for length in (128, 64):
+            for name, encoder in variants.items():
+                encoder.max_seq_length = length
+                start = time.perf_counter()
+                encoder.encode(texts, batch_size=32, convert_to_numpy=True,
+                               normalize_embeddings=True)
+                rate = len(texts) / (time.perf_counter() - start)
+                best[f"{name}-{length}"] = max(best.get(f"{name}-{length}", 0), rate)
+    return best
+
+
 def main():
     from benchmarks._common import data_folder, load_texts, parser_for
     from skxmr._xtransformer._embedding_cache import CACHE
@@ -108,8 +135,17 @@ def main():
     parser.add_argument("--modes", nargs="+", default=["tfidf", "frozen", "refit", "int8"],
                         choices=MODES)
     parser.add_argument("--out", default=None, help="append one JSON line per mode")
+    parser.add_argument("--encode-speed", type=int, default=0, metavar="N",
+                        help="only time the encoder (float/int8, 128/64 tokens) on the "
+                             "first N training texts, interleaved, and exit")
     args = parser.parse_args()
     texts, Y, test_texts, Y_test = load_texts(args.data)
+    if args.encode_speed:
+        rates = encode_speed(texts[:args.encode_speed], args.threads)
+        print(json.dumps({"dataset": data_folder(args.data).name, "texts":
+                          args.encode_speed, "threads": args.threads,
+                          "texts_per_s": rates, "load": os.getloadavg()[0]}))
+        return
     if args.split == "validation":  # training texts only
         order = np.random.RandomState(0).permutation(len(texts))
         fit_rows, val_rows = order[:args.n_fit], order[args.n_fit:args.n_fit + args.n_val]

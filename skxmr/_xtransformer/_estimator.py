@@ -714,12 +714,18 @@ class XTransformerClassifier(XMRClassifierBase):
             return blocks[0]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
+    #: Fewer texts than this are encoded on one torch thread: a short batch
+    #: gains nothing from a second thread, and on a busy CPU its per-layer
+    #: synchronisation made one query 5-10x slower (``benchmarks/RESULTS.md``).
+    _FEW_TEXTS = 8
+
     def _embed_texts(self, X):
         """Validated texts and their embeddings (the model must be fitted)."""
         check_is_fitted(self)
         texts = check_texts(X)
         import_sentence_transformers()
-        with torch_threads(effective_n_threads(self.n_jobs)):
+        n_threads = 1 if len(texts) < self._FEW_TEXTS else effective_n_threads(self.n_jobs)
+        with torch_threads(n_threads):
             return texts, self._embed(texts)
 
     def _features(self, X):
