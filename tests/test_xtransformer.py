@@ -933,8 +933,8 @@ def test_embedding_cache_evicts_least_recently_used():
 # ------------------------------------------------------- int8 encoder (issue 24)
 def test_quantize_embeds_with_an_int8_copy(tiny_encoder, debtags_small, tmp_path):
     texts, tags, test_texts, _ = debtags_small
-    float_model = _fit(tiny_encoder, debtags_small)
-    int8_model = _fit(tiny_encoder, debtags_small, quantize=True)
+    float_model = _fit(tiny_encoder, debtags_small, quantize=False)
+    int8_model = _fit(tiny_encoder, debtags_small)  # quantize=True is the default
     linear = [m for m in int8_model._int8_encoder.modules()
               if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
     assert linear, "no int8 Linear layer in the quantised copy"
@@ -952,6 +952,27 @@ def test_quantize_embeds_with_an_int8_copy(tiny_encoder, debtags_small, tmp_path
     got = restored.predict_topk(test_texts)
     np.testing.assert_array_equal(expected[0], got[0])
     np.testing.assert_allclose(expected[1], got[1], atol=1e-6)
+
+
+def test_few_texts_are_encoded_on_one_thread(tiny_encoder, debtags_small, monkeypatch):
+    import contextlib
+
+    from skxmr._xtransformer import _estimator
+
+    model = _fit(tiny_encoder, debtags_small, n_jobs=2)
+    asked = []
+
+    @contextlib.contextmanager
+    def recording(n_threads):
+        asked.append(n_threads)
+        yield
+
+    monkeypatch.setattr(_estimator, "torch_threads", recording)
+    test_texts = debtags_small[2]
+    one = model.predict_topk(test_texts[:1])
+    many = model.predict_topk(test_texts[:20])
+    assert asked == [1, 2]
+    np.testing.assert_array_equal(one[0], many[0][:1])
 
 
 # ------------------------------------------------ approximate neighbours (issue 24)
