@@ -2,7 +2,7 @@
 vectors (issue 24):
 
     python -m benchmarks.bench_ann [--n 100000 1000000] [--dim 384] [--threads 2]
-        [--queries 1000]
+        [--queries 1000] [--exact-only]
 
 For each bank size: the graph's build time and the memory it adds (resident
 set growth, and its serialised size: what ``skxmr.save`` stores beside the
@@ -10,7 +10,7 @@ bank), the time of ``--queries`` queries by HNSW and by the exact search, the
 median one-query latency of each (one thread for HNSW, as a single request),
 and the recall of the 20 nearest neighbours (the exact ones as truth). Vectors:
 2,000 random centres in ``--dim`` dimensions plus noise, L2-normalised, float32
-(drawn in chunks: a 10^6 bank is 1.5 GB).
+(drawn in chunks: a 10^6 bank is 1.5 GB). ``--exact-only`` skips the graph.
 """
 
 import argparse
@@ -36,6 +36,23 @@ def clustered_unit_vectors(n, d, rng, n_centres=2000, chunk=100_000):
         X[start:stop] += 0.7 * rng.standard_normal((stop - start, d)).astype(np.float32)
         X[start:stop] /= np.linalg.norm(X[start:stop], axis=1, keepdims=True)
     return X
+
+
+def measure_exact(n, d, n_queries):
+    """The exact search alone (no graph): its time and the memory of the bank."""
+    rng = np.random.RandomState(0)
+    X = clustered_unit_vectors(n + n_queries, d, rng)
+    bank, queries = X[:n], np.ascontiguousarray(X[n:])
+    start = time.perf_counter()
+    nearest_neighbors(queries, bank, 20)
+    exact_s = time.perf_counter() - start
+    one = []
+    for i in range(5):
+        start = time.perf_counter()
+        nearest_neighbors(queries[i:i + 1], bank, 20)
+        one.append(time.perf_counter() - start)
+    return {"n": n, "bank_mb": bank.nbytes / 2**20, "exact_s": exact_s,
+            "one_exact_ms": 1000 * float(np.median(one)), "peak_rss_mb": _peak_rss_mb()}
 
 
 def measure(n, d, n_queries, threads):
@@ -84,8 +101,16 @@ def main():
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--exact-only", action="store_true",
+                        help="time the exact search only (no graph is built)")
     args = parser.parse_args()
     for n in args.n:
+        if args.exact_only:
+            r = measure_exact(n, args.dim, args.queries)
+            print(f"bank {n}x{args.dim} ({r['bank_mb']:.0f} MB): {args.queries} queries "
+                  f"exact {r['exact_s']:.2f} s; one query {r['one_exact_ms']:.1f} ms; "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            continue
         r = measure(n, args.dim, args.queries, args.threads)
         print(f"bank {n}x{args.dim} ({r['bank_mb']:.0f} MB): build {r['build_s']:.1f} s, "
               f"graph +{r['graph_rss_mb']:.0f} MB RSS, stored index "

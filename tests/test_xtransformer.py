@@ -96,7 +96,10 @@ def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
     a brute-force neighbour search, on the label tree of the TF-IDF alone (the
     preliminary tree)."""
     texts, tags, test_texts, _ = debtags_small
-    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    # the encoder the model embeds with: by default the int8 copy (quantize=True)
+    # of the encoder, truncated at max_seq_length
+    encoder, int8 = frozen._encoding_model("cpu", False)
+    assert int8 and encoder.max_seq_length == frozen.encoder_.max_seq_length
     torch.set_num_threads(1)
     weight = np.float32(frozen.embedding_weight)
     assert weight != 1  # the default scales the embedding block
@@ -242,7 +245,7 @@ def test_rebuild_tree_builds_the_rankers_tree_on_the_concatenation(
         frozen, tiny_encoder, debtags_small):
     texts, tags = debtags_small[0], debtags_small[1]
     rebuilt = _fit(tiny_encoder, debtags_small, rebuild_tree=True, n_neighbors=0)
-    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    encoder = rebuilt._encoding_model("cpu", False)[0]  # the int8 copy it embeds with
     torch.set_num_threads(1)
     features = sp.hstack([
         sp.csr_matrix(np.float32(rebuilt.embedding_weight) * encoder.encode(
@@ -548,7 +551,7 @@ def test_bce_loss_and_sample_weight(tiny_encoder, debtags_small):
                                                                 sample_weight=weights)
     # The ranker gets the weights: it equals XR-Linear fitted with them on the
     # embeddings (the neighbour bank's weights: test_neighbor_bank_...).
-    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    encoder = half._encoding_model("cpu", False)[0]  # the int8 copy it embeds with
     features = np.float32(half.embedding_weight) * encoder.encode(
         texts, normalize_embeddings=True)
     reference = XRLinearClassifier(random_state=half.ranker_.random_state,
