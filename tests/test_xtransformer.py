@@ -96,7 +96,10 @@ def test_frozen_ranker_is_xrlinear_on_the_concatenation(frozen, tiny_encoder,
     a brute-force neighbour search, on the label tree of the TF-IDF alone (the
     preliminary tree)."""
     texts, tags, test_texts, _ = debtags_small
-    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    # the encoder the model embeds with: by default the int8 copy (quantize=True)
+    # of the encoder, truncated at max_seq_length
+    encoder, int8 = frozen._encoding_model("cpu", False)
+    assert int8 and encoder.max_seq_length == frozen.encoder_.max_seq_length
     torch.set_num_threads(1)
     weight = np.float32(frozen.embedding_weight)
     assert weight != 1  # the default scales the embedding block
@@ -242,7 +245,7 @@ def test_rebuild_tree_builds_the_rankers_tree_on_the_concatenation(
         frozen, tiny_encoder, debtags_small):
     texts, tags = debtags_small[0], debtags_small[1]
     rebuilt = _fit(tiny_encoder, debtags_small, rebuild_tree=True, n_neighbors=0)
-    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    encoder = rebuilt._encoding_model("cpu", False)[0]  # the int8 copy it embeds with
     torch.set_num_threads(1)
     features = sp.hstack([
         sp.csr_matrix(np.float32(rebuilt.embedding_weight) * encoder.encode(
@@ -548,7 +551,7 @@ def test_bce_loss_and_sample_weight(tiny_encoder, debtags_small):
                                                                 sample_weight=weights)
     # The ranker gets the weights: it equals XR-Linear fitted with them on the
     # embeddings (the neighbour bank's weights: test_neighbor_bank_...).
-    encoder = SentenceTransformer(tiny_encoder, device="cpu")
+    encoder = half._encoding_model("cpu", False)[0]  # the int8 copy it embeds with
     features = np.float32(half.embedding_weight) * encoder.encode(
         texts, normalize_embeddings=True)
     reference = XRLinearClassifier(random_state=half.ranker_.random_state,
@@ -933,8 +936,8 @@ def test_embedding_cache_evicts_least_recently_used():
 # ------------------------------------------------------- int8 encoder (issue 24)
 def test_quantize_embeds_with_an_int8_copy(tiny_encoder, debtags_small, tmp_path):
     texts, tags, test_texts, _ = debtags_small
-    float_model = _fit(tiny_encoder, debtags_small)
-    int8_model = _fit(tiny_encoder, debtags_small, quantize=True)
+    float_model = _fit(tiny_encoder, debtags_small, quantize=False)
+    int8_model = _fit(tiny_encoder, debtags_small)  # quantize=True is the default
     linear = [m for m in int8_model._int8_encoder.modules()
               if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
     assert linear, "no int8 Linear layer in the quantised copy"
@@ -952,6 +955,27 @@ def test_quantize_embeds_with_an_int8_copy(tiny_encoder, debtags_small, tmp_path
     got = restored.predict_topk(test_texts)
     np.testing.assert_array_equal(expected[0], got[0])
     np.testing.assert_allclose(expected[1], got[1], atol=1e-6)
+
+
+def test_few_texts_are_encoded_on_one_thread(tiny_encoder, debtags_small, monkeypatch):
+    import contextlib
+
+    from skxmr._xtransformer import _estimator
+
+    model = _fit(tiny_encoder, debtags_small, n_jobs=2)
+    asked = []
+
+    @contextlib.contextmanager
+    def recording(n_threads):
+        asked.append(n_threads)
+        yield
+
+    monkeypatch.setattr(_estimator, "torch_threads", recording)
+    test_texts = debtags_small[2]
+    one = model.predict_topk(test_texts[:1])
+    many = model.predict_topk(test_texts[:20])
+    assert asked == [1, 2]
+    np.testing.assert_array_equal(one[0], many[0][:1])
 
 
 # ------------------------------------------------ approximate neighbours (issue 24)

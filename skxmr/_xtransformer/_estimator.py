@@ -111,10 +111,14 @@ class XTransformerClassifier(XMRClassifierBase):
         concatenated features.
     batch_size : int, default=32
         Texts per batch when embedding and fine-tuning.
-    max_seq_length : int or None, default=128
+    max_seq_length : int or None, default=64
         Tokens kept per text (longer texts are truncated), capped at what the
         encoder's position embeddings allow; None keeps the encoder's own
-        setting. Shorter is faster, on a CPU nearly in proportion.
+        setting. Shorter is faster, on a CPU nearly in proportion: 64 tokens
+        with ``quantize=True`` encoded 3.1x more texts per CPU second than
+        128 tokens in float, and ranked as well on the held-out validation
+        sets (``benchmarks/RESULTS.md``, "XTransformer on a CPU"). Long
+        documents may want more.
     epochs : int, default=1
         Passes over the training texts per tree level when fine-tuning.
     max_steps : int or None, default=None
@@ -183,7 +187,12 @@ class XTransformerClassifier(XMRClassifierBase):
         then fitted on every row with it. Costs one ranker fit per setting
         (up to 6). Below 20 training rows the first setting is taken. The
         choice and every setting's score are in ``embedding_weight_``,
-        ``n_neighbors_``, ``neighbor_weight_`` and ``weight_search_``.
+        ``n_neighbors_``, ``neighbor_weight_`` and ``weight_search_``. On
+        two held-out validation sets "auto" chose ``embedding_weight=0.4``
+        both times and ranked the same as the fixed defaults on their test
+        rows (P@1 -0.16 and -0.07, P@5 +0.24 and -0.03, within one paired
+        standard error) for about 5x the fit time besides encoding, so the
+        fixed values stay the defaults (``benchmarks/RESULTS.md``).
     neighbor_search : {"auto", "exact", "hnsw"}, default="auto"
         How the nearest training texts are found. "exact": a product with
         every training embedding per text. "hnsw": an HNSW graph of the
@@ -191,14 +200,19 @@ class XTransformerClassifier(XMRClassifierBase):
         ``faiss-cpu``), the similarities of the candidates it finds then
         computed exactly; kept and saved with the model. "auto": HNSW for a
         bank of 50,000 rows or more when faiss is installed, else exact.
-    quantize : bool, default=False
+    quantize : bool, default=True
         Embed on the CPU with a copy of the encoder whose Linear layers run
         in int8 (PyTorch dynamic quantisation); ``encoder_`` stays in float
         (fine-tuning trains it in float, saving stores it in float) and the
-        copy is made again when needed. On 2,000 training texts of
-        debian-debtags and debian-deps (scored on 800 other training texts),
-        1.8x and 3x faster to fit, P@1 -0.37 and 0.00, P@5 -0.27 and -0.15
-        (``benchmarks/bench_xtransformer_cpu.py``). Ignored on a GPU.
+        copy is made again when needed. On the held-out validation set of
+        Debian Suggests (5,000 training texts, 1,241 scored), int8 ranked
+        as float did (P@1 -0.08, P@5 +0.01 at 128 tokens; +0.16 and +0.09
+        at 64 tokens, each within one paired standard error) and encoded
+        1.5x (128 tokens) more texts per CPU second; with 64 tokens, 3.1x
+        float at 128 (``benchmarks/RESULTS.md``, "XTransformer on a CPU").
+        The fine-tuned encoder (``fine_tune=True``) is quantised too, which
+        has not been measured: set False to embed with it in float. Ignored
+        on a GPU.
     cache_embeddings : bool, default=True
         Keep the embeddings of the texts encoded in this process in a cache
         shared by every model (at most 200,000 rows, least recently used
@@ -368,12 +382,12 @@ class XTransformerClassifier(XMRClassifierBase):
     }
 
     def __init__(self, encoder=None, *, fine_tune=False, vectorizer="tfidf",
-                 indexer=None, ranker=None, batch_size=32, max_seq_length=128,
+                 indexer=None, ranker=None, batch_size=32, max_seq_length=64,
                  epochs=1, max_steps=None, learning_rate=5e-5,
                  fine_tune_loss="squared_hinge", fine_tune_probe=True,
                  fine_tune_residual=True, embedding_weight=0.7,
                  n_neighbors=20, neighbor_weight=0.25, neighbor_search="auto",
-                 quantize=False, cache_embeddings=True, rebuild_tree=False,
+                 quantize=True, cache_embeddings=True, rebuild_tree=False,
                  device="auto", n_jobs=None, random_state=None, verbose=0):
         self.encoder = encoder
         self.fine_tune = fine_tune
@@ -714,12 +728,18 @@ class XTransformerClassifier(XMRClassifierBase):
             return blocks[0]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
+    #: Fewer texts than this are encoded on one torch thread: a short batch
+    #: gains nothing from a second thread, and on a busy CPU its per-layer
+    #: synchronisation made one query 5-10x slower (``benchmarks/RESULTS.md``).
+    _FEW_TEXTS = 8
+
     def _embed_texts(self, X):
         """Validated texts and their embeddings (the model must be fitted)."""
         check_is_fitted(self)
         texts = check_texts(X)
         import_sentence_transformers()
-        with torch_threads(effective_n_threads(self.n_jobs)):
+        n_threads = 1 if len(texts) < self._FEW_TEXTS else effective_n_threads(self.n_jobs)
+        with torch_threads(n_threads):
             return texts, self._embed(texts)
 
     def _features(self, X):
