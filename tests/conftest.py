@@ -133,3 +133,16 @@ def debtags_train():
     from skxmr.datasets import load_debian_debtags
 
     return load_debian_debtags(subset="train", return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def small_xrlinear():
+    """A small fitted XRLinearClassifier (900 generated rows) and 300 test rows."""
+    from skxmr import LabelIndexer, XRLinearClassifier
+    from skxmr.datasets import make_xmc_classification
+
+    X, Y = make_xmc_classification(1200, 300, 80, random_state=0)
+    model = XRLinearClassifier(LabelIndexer(branching_factor=4, max_leaf_size=8,
+                                            random_state=0),
+                               random_state=0, n_jobs=1).fit(X[:900], Y[:900])
+    return model, X[900:]

@@ -21,6 +21,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
+from _helpers import is_memmapped
 import skxmr
 from skxmr import LabelIndexer, LabelTree, ModelFormatError, XRLinearClassifier
 from skxmr._persistence import _codec, _container
@@ -100,14 +101,6 @@ def assert_same_predictions(model, restored, X):
     assert_same_output(model.decision_function(X), restored.decision_function(X))
 
 
-def _memmapped(a):
-    while a is not None:
-        if isinstance(a, np.memmap):
-            return True
-        a = a.base
-    return False
-
-
 # ------------------------------------------------------------------ round trips
 @pytest.mark.parametrize("form", ["sparse", "dense", "sets_str", "sets_int",
                                   "sets_np_int", "multiclass_int", "multiclass_str"])
@@ -143,7 +136,7 @@ def test_memory_mapped_load_uses_the_files_in_place(data, models, saved):
     restored = skxmr.load(saved["sets_str"], mmap_mode="r")
     for W in restored.coef_:
         for a in (W.data, W.indices, W.indptr):
-            assert _memmapped(a) and not a.flags.writeable
+            assert is_memmapped(a) and not a.flags.writeable
     # coef_ is the one source of truth: the search layout is not in the files,
     # the estimator builds it from the mapped coef_ at the first prediction, once
     assert getattr(restored, "_beam_searcher", None) is None
@@ -155,7 +148,7 @@ def test_memory_mapped_load_uses_the_files_in_place(data, models, saved):
     restored.predict_topk(X[:3])
     assert restored._searcher() is searcher  # not rebuilt by the next predict
     cow = skxmr.load(saved["sets_str"], mmap_mode="c")
-    assert _memmapped(cow.coef_[0].data) and cow.coef_[0].data.flags.writeable
+    assert is_memmapped(cow.coef_[0].data) and cow.coef_[0].data.flags.writeable
     assert_same_predictions(models["sets_str"], cow, X)
     with pytest.raises(ValueError, match="mmap_mode"):
         skxmr.load(saved["sets_str"], mmap_mode="r+")
@@ -163,9 +156,9 @@ def test_memory_mapped_load_uses_the_files_in_place(data, models, saved):
 
 def test_load_without_mmap_gives_plain_arrays(saved):
     restored = skxmr.load(saved["sparse"])
-    assert not any(_memmapped(a) for W in restored.coef_
+    assert not any(is_memmapped(a) for W in restored.coef_
                    for a in (W.data, W.indices, W.indptr))
-    assert not _memmapped(restored.tree_.level_ptr)
+    assert not is_memmapped(restored.tree_.level_ptr)
 
 
 CHILD = r"""
@@ -915,7 +908,7 @@ def test_replacing_a_mapped_model_never_rewrites_its_files(data, models, tmp_pat
     mapped = skxmr.load(path, mmap_mode="r")
     old = {n: (os.stat(path / n).st_ino, (path / n).read_bytes())
            for n in os.listdir(path)}
-    assert all(_memmapped(W.data) for W in mapped.coef_)
+    assert all(is_memmapped(W.data) for W in mapped.coef_)
     skxmr.save(models["dense"], path)
     skxmr.save(models["sets_str"], path)
     new_inodes = {os.stat(path / n).st_ino for n in os.listdir(path)}

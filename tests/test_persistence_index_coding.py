@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from _helpers import is_memmapped
 import skxmr
 from skxmr import LabelIndexer, ModelFormatError, XRLinearClassifier
 from skxmr._cython import _varint
@@ -254,15 +255,6 @@ def test_container_plain_stays_version_2(tmp_path):
 
 
 # =================================================================== models
-@pytest.fixture(scope="module")
-def fitted():
-    X, Y = make_xmc_classification(1200, 300, 80, random_state=0)
-    model = XRLinearClassifier(LabelIndexer(branching_factor=4, max_leaf_size=8,
-                                            random_state=0),
-                               random_state=0, n_jobs=1).fit(X[:900], Y[:900])
-    return model, X[900:]
-
-
 def _size(path):
     return sum(f.stat().st_size for f in Path(path).iterdir())
 
@@ -275,14 +267,6 @@ def _same_coef(A, B):
         np.testing.assert_array_equal(V.data, W.data)
 
 
-def _memmapped(a):
-    while a is not None:
-        if isinstance(a, np.memmap):
-            return True
-        a = a.base
-    return False
-
-
 def _same_predictions(a, b, X):
     la, sa = a.predict_topk(X, k=5)
     lb, sb = b.predict_topk(X, k=5)
@@ -291,8 +275,8 @@ def _same_predictions(a, b, X):
 
 
 @pytest.mark.parametrize("weights", ["float32", "float16", "int8"])
-def test_varint_model_equals_plain(fitted, weights, tmp_path):
-    model, X = fitted
+def test_varint_model_equals_plain(small_xrlinear, weights, tmp_path):
+    model, X = small_xrlinear
     plain, varint = tmp_path / "plain", tmp_path / "varint"
     skxmr.save(model, plain, weights=weights, index_coding="plain")
     skxmr.save(model, varint, weights=weights, index_coding="varint")
@@ -310,8 +294,8 @@ def test_varint_model_equals_plain(fitted, weights, tmp_path):
     assert meta["format_version"] == 3
 
 
-def test_auto_coding(fitted, tmp_path):
-    model, _ = fitted
+def test_auto_coding(small_xrlinear, tmp_path):
+    model, _ = small_xrlinear
     for weights, coding in (("float32", "plain"), ("float16", "varint"),
                             ("int8", "varint")):
         path = tmp_path / weights
@@ -326,15 +310,15 @@ def test_auto_coding(fitted, tmp_path):
     assert "coef.1.indices.npy" in os.listdir(tmp_path / "int8")
 
 
-def test_varint_with_mmap(fitted, tmp_path):
-    model, X = fitted
+def test_varint_with_mmap(small_xrlinear, tmp_path):
+    model, X = small_xrlinear
     path = tmp_path / "m"
     skxmr.save(model, path, index_coding="varint")
     for mode in ("r", "c"):
         loaded = skxmr.load(path, mmap_mode=mode)
         W = loaded.coef_[-1]
-        assert _memmapped(W.data)  # float32 values: mapped in place
-        assert not _memmapped(W.indices) and not _memmapped(W.indptr)  # decoded
+        assert is_memmapped(W.data)  # float32 values: mapped in place
+        assert not is_memmapped(W.indices) and not is_memmapped(W.indptr)  # decoded
         _same_predictions(model, loaded, X)
         # a mapped model (read-only arrays) saves again in either coding
         for coding in ("varint", "plain"):
@@ -358,8 +342,8 @@ def test_varint_ensemble(tmp_path):
         _same_predictions(a, b, X)
 
 
-def test_index_coding_errors(fitted, tmp_path):
-    model, _ = fitted
+def test_index_coding_errors(small_xrlinear, tmp_path):
+    model, _ = small_xrlinear
     for bad in ("zstd", None, True, "VARINT"):
         with pytest.raises(ValueError, match="index_coding must be one of"):
             skxmr.save(model, tmp_path / "bad", index_coding=bad)
@@ -401,8 +385,8 @@ def _first_gap(stream, new):
 
 
 @pytest.fixture
-def varint_copy(fitted, tmp_path):
-    model, _ = fitted
+def varint_copy(small_xrlinear, tmp_path):
+    model, _ = small_xrlinear
     path = tmp_path / "m"
     skxmr.save(model, path, weights="int8")
     return path

@@ -15,15 +15,6 @@ from skxmr import LabelIndexer, ModelFormatError, XRLinearClassifier
 from skxmr.datasets import make_xmc_classification
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    X, Y = make_xmc_classification(1200, 300, 80, random_state=0)
-    model = XRLinearClassifier(LabelIndexer(branching_factor=4, max_leaf_size=8,
-                                            random_state=0),
-                               random_state=0, n_jobs=1).fit(X[:900], Y[:900])
-    return model, X[900:]
-
-
 def _data_bytes(path):
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)
                if f.startswith("coef.") and f.endswith(".data.npy"))
@@ -42,8 +33,8 @@ def _int8_reference(W):
 
 
 @pytest.mark.parametrize("weights", ["float16", "int8"])
-def test_low_precision_round_trip(fitted, weights, tmp_path):
-    model, X = fitted
+def test_low_precision_round_trip(small_xrlinear, weights, tmp_path):
+    model, X = small_xrlinear
     full, low = tmp_path / "full", tmp_path / "low"
     skxmr.save(model, full)
     skxmr.save(model, low, weights=weights)
@@ -79,8 +70,8 @@ def test_low_precision_round_trip(fitted, weights, tmp_path):
     assert all((A != B).nnz == 0 for A, B in zip(again.coef_, loaded.coef_))
 
 
-def test_weights_errors(fitted, tmp_path):
-    model, _ = fitted
+def test_weights_errors(small_xrlinear, tmp_path):
+    model, _ = small_xrlinear
     for bad in ("float64", "fp16", None, 8):
         with pytest.raises(ValueError, match="weights must be one of"):
             skxmr.save(model, tmp_path / "bad", weights=bad)
@@ -91,8 +82,8 @@ def test_weights_errors(fitted, tmp_path):
     assert not os.path.exists(tmp_path / "bad")
 
 
-def test_float16_overflow_raises(fitted, tmp_path):
-    model, _ = fitted
+def test_float16_overflow_raises(small_xrlinear, tmp_path):
+    model, _ = small_xrlinear
     import copy
     big = copy.deepcopy(model)
     big.coef_[0] = big.coef_[0].copy()
@@ -102,8 +93,8 @@ def test_float16_overflow_raises(fitted, tmp_path):
     skxmr.save(big, tmp_path / "big8", weights="int8")  # int8 scales per column
 
 
-def test_int8_without_scale_is_a_format_error(fitted, tmp_path):
-    model, _ = fitted
+def test_int8_without_scale_is_a_format_error(small_xrlinear, tmp_path):
+    model, _ = small_xrlinear
     path = tmp_path / "low"
     skxmr.save(model, path, weights="int8")
     os.remove(path / "coef.1.scale.npy")
