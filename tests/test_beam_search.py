@@ -137,6 +137,14 @@ def test_wide_beam_equals_exhaustive(post_processor, shape):
                                                  1.0, top_k))
 
 
+def test_narrow_level_above_a_wide_one():
+    """Levels of 1 and 300 children (uint8 and uint16 child offsets, as an
+    indexer with max_leaf_size above the number of labels builds) search exactly."""
+    X, weights, tree = problem(7, (1, 300))
+    result = beam_search(X, weights, tree, beam_size=1, top_k=5)
+    assert_same(result, exhaustive_reference(X, weights, tree, "l3-hinge", 1.0, 5))
+
+
 @pytest.mark.parametrize("post_processor", ALL_PP)
 def test_saturated_scores_tie_by_label(post_processor):
     # Large weights: many hinge transforms saturate at exactly 1 (ties).

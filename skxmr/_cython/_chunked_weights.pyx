@@ -100,8 +100,11 @@ cdef class ChunkedWeights:
                     or entry_ptr[n_chunks] != vals.shape[0]
                     or child.shape[0] != vals.shape[0]):
                 raise ValueError(f"level {t + 1}: inconsistent chunk arrays")
-            if child.dtype.itemsize < np.dtype(child_dtype(max_width)).itemsize:
-                raise ValueError(f"level {t + 1}: child offsets too narrow")
+            # Each level's child offsets have the dtype of that level's widest
+            # chunk (at most max_width): only a dtype wider than the whole
+            # tree needs is suspicious.
+            if child.dtype.itemsize > np.dtype(child_dtype(max_width)).itemsize:
+                raise ValueError(f"level {t + 1}: child offsets wider than the tree")
             if (dir_ptr.shape[0] != n_chunks + 1 or dir_ptr[0] != 0
                     or dir_ptr[n_chunks] != dirs.shape[0]
                     or dir_shift.shape[0] != n_chunks):
