@@ -93,13 +93,20 @@ def test_zero_shot_scores_follow_the_documented_mapping(model, debtags_small):
     r_labels, r_scores = ranker_only.predict_topk(texts)
     k = r_labels.shape[1]
     for i in range(len(texts)):
-        pool = sorted([(s, 1, int(lab)) for lab, s in zip(r_labels[i], r_scores[i])]
-                      + [(float(expected[i, j]), 2, int(c)) for j, c in
-                         enumerate(model.zero_shot_columns_)], reverse=True)[:k]
+        ranked = sorted([(s, 1, int(lab)) for lab, s in zip(r_labels[i], r_scores[i])]
+                        + [(float(expected[i, j]), 2, int(c)) for j, c in
+                           enumerate(model.zero_shot_columns_)], reverse=True)
+        pool, kth = ranked[:k], ranked[k - 1][0]
         got = {int(c): dense[i, c] for c in np.flatnonzero(dense[i])}
-        assert set(got) == {c for _, _, c in pool}
-        for s, _, c in pool:
-            assert got[c] == pytest.approx(s, rel=1e-5, abs=1e-6)
+        assert len(got) == k
+        # The same top k, except that labels tied with the k-th within float
+        # noise (the embeddings are recomputed here; multithreaded encoding
+        # may move the last bits) may swap at the boundary.
+        near = {c for s, _, c in ranked if abs(s - kth) <= 1e-5 * max(1.0, abs(kth))}
+        assert set(got) - near == {c for _, _, c in pool} - near
+        score_of = {c: s for s, _, c in ranked}
+        for c, value in got.items():
+            assert value == pytest.approx(score_of[c], rel=1e-5, abs=1e-6)
 
 
 def test_merge_topk_pads_and_prefers_zero_shot_on_ties():
